@@ -1,0 +1,105 @@
+//! The plan as data: one [`Op`] per kernel write, each carrying everything needed to run it and
+//! the before/after values to show.
+
+use std::net::IpAddr;
+
+use lvsctl_model::{DestKey, DestSpec, Family, MarkRule, ServiceKey, ServiceSpec};
+use serde::{Deserialize, Serialize};
+
+/// Why an object is deleted or replaced; for display only, never read by the applier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// The object is not in the manifest.
+    NotInManifest,
+    /// The object is replaced by one whose identity differs (`field` names what changed).
+    Replaced { by: String, field: String },
+}
+
+/// One changed field, for display: `scheduler: wlc -> rr`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: String,
+    pub after: String,
+}
+
+/// One kernel write. The planner orders them; the applier walks them in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// Put an address lvsctl owns on the VIP interface (created as a dummy link if missing).
+    AddVip { interface: String, addr: IpAddr },
+    /// Remove an address lvsctl added earlier.
+    DeleteVip {
+        interface: String,
+        addr: IpAddr,
+        reason: Reason,
+    },
+    AddService {
+        key: ServiceKey,
+        spec: ServiceSpec,
+        /// Set when this service replaces one whose identity changed (`-/+`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaces: Option<ServiceKey>,
+    },
+    /// In-place edit (SET_SERVICE): connections and persistence templates survive.
+    UpdateService {
+        key: ServiceKey,
+        before: ServiceSpec,
+        after: ServiceSpec,
+        changes: Vec<FieldChange>,
+    },
+    /// Deletes the service and, with it, its real servers.
+    DeleteService {
+        key: ServiceKey,
+        spec: ServiceSpec,
+        reason: Reason,
+    },
+    AddDest {
+        service: ServiceKey,
+        key: DestKey,
+        spec: DestSpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaces: Option<DestKey>,
+    },
+    /// In-place edit (SET_DEST).
+    UpdateDest {
+        service: ServiceKey,
+        key: DestKey,
+        before: DestSpec,
+        after: DestSpec,
+        changes: Vec<FieldChange>,
+    },
+    DeleteDest {
+        service: ServiceKey,
+        key: DestKey,
+        spec: DestSpec,
+        reason: Reason,
+    },
+    /// Rewrite lvsctl's mangle chain for `family` atomically to exactly `rules`, and make sure
+    /// PREROUTING and OUTPUT jump to it. `added`/`removed` are the delta, for display.
+    WriteMarkChain {
+        family: Family,
+        rules: Vec<MarkRule>,
+        added: Vec<MarkRule>,
+        removed: Vec<MarkRule>,
+    },
+    /// Remove lvsctl's mangle chain for `family` and its jumps (nothing left to mark).
+    RemoveMarkChain {
+        family: Family,
+        removed: Vec<MarkRule>,
+    },
+}
+
+/// An ordered plan.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Plan {
+    pub ops: Vec<Op>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
