@@ -1,0 +1,238 @@
+//! Command-line definitions. Shared by the binary, the completions and the man page, so the
+//! three never disagree.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub const AFTER_HELP: &str = "\
+Exit codes:
+  0  success (plan: no changes)
+  1  error: invalid manifest, kernel error, failed step
+  2  plan --detailed-exitcode: the plan has changes
+  3  apply refused by a safety guard (nothing was changed)
+
+Examples:
+  lvsctl validate -f manifests/
+  lvsctl plan -f examples/pnmpp.yaml
+  lvsctl apply -f examples/pnmpp.yaml
+  lvsctl run -f /etc/lvsctl/ --metrics 127.0.0.1:9469";
+
+/// Declarative reconciler for Linux Virtual Server (IPVS) directors.
+///
+/// lvsctl keeps a director's IPVS services and real servers, the iptables mangle MARK rules
+/// that feed firewall-mark services, and the service VIPs exactly as a YAML manifest says.
+#[derive(Debug, Parser)]
+#[command(name = "lvsctl", version, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output on stderr (-q warnings only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// Colour plans and status: auto colours on a terminal unless NO_COLOR is set.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportFrom {
+    /// `ipvsadm -S -n` output (also what `ipvsadm-save -n` writes).
+    Ipvsadm,
+}
+
+/// Manifest inputs shared by every command that reads manifests.
+#[derive(Debug, Clone, Args)]
+pub struct ManifestArgs {
+    /// Manifest files or directories (every *.yaml / *.yml inside, in name order); several
+    /// are merged into one desired state.
+    #[arg(short = 'f', long = "file", required = true, num_args = 1.., value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// Read manifests even when other users can write them (lvsctl refuses by default: a
+    /// manifest decides what the director does).
+    #[arg(long)]
+    pub allow_insecure_manifest: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check manifests without touching the kernel (works as any user, on any machine).
+    #[command(after_help = "Example:\n  lvsctl validate -f manifests/ -f examples/pnmpp.yaml")]
+    Validate {
+        #[command(flatten)]
+        manifests: ManifestArgs,
+    },
+    /// Show what apply would change, without changing anything.
+    #[command(after_help = "Examples:\n  lvsctl plan -f examples/pnmpp.yaml\n  \
+        lvsctl plan -f manifests/ --state director-snapshot.json --detailed-exitcode\n  \
+        lvsctl plan -f manifests/ --output json")]
+    Plan {
+        #[command(flatten)]
+        manifests: ManifestArgs,
+        /// Plan against a snapshot saved by `lvsctl export --state` instead of the kernel.
+        #[arg(long, value_name = "SNAPSHOT")]
+        state: Option<PathBuf>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = PlanFormat::Text)]
+        output: PlanFormat,
+        /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Plan and apply in one pass, then check the kernel matches.
+    #[command(after_help = "Examples:\n  lvsctl apply -f examples/pnmpp.yaml\n  \
+        lvsctl apply -f manifests/ --dry-run\n  \
+        lvsctl apply -f manifests/ --max-changes 50")]
+    Apply {
+        #[command(flatten)]
+        manifests: ManifestArgs,
+        /// Print the plan and stop.
+        #[arg(long)]
+        dry_run: bool,
+        /// Allow a plan that deletes every service of a non-empty table.
+        #[arg(long)]
+        allow_destroy: bool,
+        /// Refuse plans that change more than N objects.
+        #[arg(long, value_name = "N")]
+        max_changes: Option<usize>,
+        /// How long to wait for another lvsctl holding the director lock.
+        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+        lock_timeout: std::time::Duration,
+    },
+    /// Print the director's current state as a manifest (or a snapshot for `plan --state`).
+    #[command(after_help = "Examples:\n  lvsctl export > director.yaml\n  \
+        lvsctl export --state > snapshot.json")]
+    Export {
+        /// Output format of the manifest.
+        #[arg(short, long, value_enum, default_value_t = ExportFormat::Yaml)]
+        output: ExportFormat,
+        /// Write a full state snapshot (JSON) for `lvsctl plan --state`.
+        #[arg(long)]
+        state: bool,
+    },
+    /// Turn existing configuration into a manifest.
+    #[command(
+        after_help = "Example:\n  ipvsadm -S -n > rules.txt && lvsctl import --from ipvsadm rules.txt"
+    )]
+    Import {
+        /// Format of the input.
+        #[arg(long, value_enum)]
+        from: ImportFrom,
+        /// Input file (`-` for standard input).
+        file: PathBuf,
+    },
+    /// Show services and real servers with connection counts, rates and health.
+    #[command(after_help = "Examples:\n  lvsctl status\n  lvsctl status --watch")]
+    Status {
+        /// Redraw every interval.
+        #[arg(long)]
+        watch: bool,
+        /// Redraw interval for --watch.
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+        interval: std::time::Duration,
+        /// Read health from the daemon's state file.
+        #[arg(long, value_name = "PATH", default_value = "/run/lvsctl/status.json")]
+        daemon_status: PathBuf,
+        /// Show a snapshot saved by `lvsctl export --state` instead of the kernel.
+        #[arg(long, value_name = "SNAPSHOT")]
+        state: Option<PathBuf>,
+    },
+    /// Run the daemon: watch manifests, health-check real servers, keep the director converged.
+    #[command(after_help = "Example:\n  lvsctl run -f /etc/lvsctl/ --metrics 127.0.0.1:9469")]
+    Run(RunArgs),
+    /// Prepare a DR real server: VIPs on lo, arp_ignore=1 and arp_announce=2.
+    #[command(after_help = "Example:\n  lvsctl realserver -f examples/realserver.yaml --dry-run")]
+    Realserver {
+        #[command(flatten)]
+        manifests: ManifestArgs,
+        /// Print what would change and stop.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print shell completions.
+    #[command(after_help = "Example:\n  lvsctl completions bash > /etc/bash_completion.d/lvsctl")]
+    Completions {
+        /// Shell to generate for.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (lvsctl.1 and one per command) into a directory.
+    #[command(after_help = "Example:\n  lvsctl man --out /usr/local/share/man/man1")]
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub manifests: ManifestArgs,
+    /// Full reconcile at least this often, repairing drift made behind lvsctl's back.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub resync_interval: std::time::Duration,
+    /// Serve Prometheus metrics on this address (loopback only unless you say otherwise).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Where to write health and reconcile status for `lvsctl status`.
+    #[arg(long, value_name = "PATH", default_value = "/run/lvsctl/status.json")]
+    pub status_file: PathBuf,
+    /// Drain real servers removed from the manifest (weight 0, delete when idle or after the
+    /// service's drain_timeout) instead of deleting them at once.
+    #[arg(long)]
+    pub drain: bool,
+    /// Allow a pass that deletes every service of a non-empty table.
+    #[arg(long)]
+    pub allow_destroy: bool,
+}
+
+/// Parses `500ms`, `3s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (expected e.g. 500ms, 3s, 2m, 1h)"))?;
+    let d = match unit {
+        "ms" => std::time::Duration::from_millis(n),
+        "s" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_secs(n * 60),
+        "h" => std::time::Duration::from_secs(n * 3600),
+        _ => return Err(format!("invalid duration {s:?} (units: ms, s, m, h)")),
+    };
+    Ok(d)
+}
