@@ -1,0 +1,192 @@
+//! Which iptables implementation to drive: `iptables-nft` (Debian's default) or
+//! `iptables-legacy`. Both can hold mangle rules at once and both reach IPVS, so the choice is
+//! about consistency: lvsctl uses the one the system's `iptables` command is, so an operator
+//! listing rules sees lvsctl's chain next to their own.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lvsctl_model::Family;
+
+use crate::MarkError;
+
+/// Environment variable that forces the backend: `nft` or `legacy`.
+pub const BACKEND_ENV: &str = "LVSCTL_IPTABLES";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IptablesBackend {
+    /// `iptables-nft`: the iptables syntax on nf_tables.
+    Nft,
+    /// `iptables-legacy`: the x_tables kernel interface, serialised by `/run/xtables.lock`.
+    Legacy,
+}
+
+/// A chosen backend and why it was chosen (for `lvsctl` to log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detected {
+    pub backend: IptablesBackend,
+    pub reason: String,
+}
+
+impl IptablesBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IptablesBackend::Nft => "nft",
+            IptablesBackend::Legacy => "legacy",
+        }
+    }
+
+    /// `nft` (or `nf_tables`) and `legacy`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.trim() {
+            "nft" | "nf_tables" => Some(IptablesBackend::Nft),
+            "legacy" => Some(IptablesBackend::Legacy),
+            _ => None,
+        }
+    }
+
+    /// The program that dumps a family's tables, e.g. `ip6tables-legacy-save`.
+    pub fn save_program(self, family: Family) -> &'static str {
+        match (self, family) {
+            (IptablesBackend::Nft, Family::Inet) => "iptables-nft-save",
+            (IptablesBackend::Nft, Family::Inet6) => "ip6tables-nft-save",
+            (IptablesBackend::Legacy, Family::Inet) => "iptables-legacy-save",
+            (IptablesBackend::Legacy, Family::Inet6) => "ip6tables-legacy-save",
+        }
+    }
+
+    /// The program that loads rules atomically, e.g. `iptables-nft-restore`.
+    pub fn restore_program(self, family: Family) -> &'static str {
+        match (self, family) {
+            (IptablesBackend::Nft, Family::Inet) => "iptables-nft-restore",
+            (IptablesBackend::Nft, Family::Inet6) => "ip6tables-nft-restore",
+            (IptablesBackend::Legacy, Family::Inet) => "iptables-legacy-restore",
+            (IptablesBackend::Legacy, Family::Inet6) => "ip6tables-legacy-restore",
+        }
+    }
+
+    /// Picks the backend: `$LVSCTL_IPTABLES` if set, else what `iptables --version` reports
+    /// (`(nf_tables)` or `(legacy)`; iptables before 1.8 printed neither and was legacy), else
+    /// nft if only the nft programs are installed.
+    pub fn detect() -> Result<Detected, MarkError> {
+        if let Ok(v) = std::env::var(BACKEND_ENV) {
+            let backend = IptablesBackend::from_name(&v).ok_or_else(|| {
+                MarkError::Backend(format!(
+                    "{BACKEND_ENV}={v:?} is not a backend (use nft or legacy)"
+                ))
+            })?;
+            return Ok(Detected {
+                backend,
+                reason: format!("{BACKEND_ENV}={v}"),
+            });
+        }
+        if let Some(iptables) = find_program("iptables") {
+            let out = Command::new(&iptables)
+                .arg("--version")
+                .output()
+                .map_err(|e| MarkError::Spawn {
+                    program: iptables.display().to_string(),
+                    source: e,
+                })?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            if let Some(found) = Self::from_version(&text) {
+                return Ok(Detected {
+                    backend: found,
+                    reason: format!("`iptables --version` says {:?}", text.trim()),
+                });
+            }
+        }
+        for backend in [IptablesBackend::Nft, IptablesBackend::Legacy] {
+            if find_program(backend.restore_program(Family::Inet)).is_some() {
+                return Ok(Detected {
+                    backend,
+                    reason: format!(
+                        "no usable `iptables` command; {} is installed",
+                        backend.restore_program(Family::Inet)
+                    ),
+                });
+            }
+        }
+        Err(MarkError::Backend(
+            "neither iptables-nft-restore nor iptables-legacy-restore is installed \
+             (install Debian package iptables)"
+                .into(),
+        ))
+    }
+
+    /// Reads `iptables v1.8.9 (nf_tables)` / `(legacy)` / `iptables v1.6.1`.
+    pub fn from_version(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if !text.starts_with("iptables v") && !text.starts_with("ip6tables v") {
+            return None;
+        }
+        if text.contains("(nf_tables)") {
+            Some(IptablesBackend::Nft)
+        } else {
+            // "(legacy)", or an iptables older than 1.8, which only had x_tables.
+            Some(IptablesBackend::Legacy)
+        }
+    }
+}
+
+impl fmt::Display for IptablesBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Finds a program on `PATH`, then in `/usr/sbin` and `/sbin` (not on every user's `PATH`).
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_strings() {
+        assert_eq!(
+            IptablesBackend::from_version("iptables v1.8.9 (nf_tables)\n"),
+            Some(IptablesBackend::Nft)
+        );
+        assert_eq!(
+            IptablesBackend::from_version("iptables v1.8.9 (legacy)"),
+            Some(IptablesBackend::Legacy)
+        );
+        assert_eq!(
+            IptablesBackend::from_version("iptables v1.6.1"),
+            Some(IptablesBackend::Legacy)
+        );
+        assert_eq!(IptablesBackend::from_version("bash: not found"), None);
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            IptablesBackend::from_name("nft"),
+            Some(IptablesBackend::Nft)
+        );
+        assert_eq!(
+            IptablesBackend::from_name("legacy"),
+            Some(IptablesBackend::Legacy)
+        );
+        assert_eq!(IptablesBackend::from_name("iptables"), None);
+        assert_eq!(
+            IptablesBackend::Legacy.restore_program(Family::Inet6),
+            "ip6tables-legacy-restore"
+        );
+    }
+}

@@ -1,0 +1,397 @@
+//! Running `*-save` and `*-restore`: the only I/O in this crate. Every change is one
+//! `iptables-restore --noflush` transaction, so the chain and its jumps change together or not
+//! at all, and nothing outside the chain is flushed.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use lvsctl_model::{Family, MarkRule};
+
+use crate::backend::{Detected, IptablesBackend, find_program};
+use crate::rule::restore_line;
+use crate::save::{HOOKS, ObservedChain, parse_save};
+use crate::{CHAIN, MarkError};
+
+/// How lvsctl runs iptables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub backend: IptablesBackend,
+    /// How long `-restore` waits for the xtables lock (legacy) before failing. Rounded up to
+    /// whole seconds, at least 1.
+    pub wait: Duration,
+    /// Lock file for iptables-legacy (`XTABLES_LOCKFILE`); `None` = its default
+    /// `/run/xtables.lock`. For tests and systems that moved the lock.
+    pub lock_file: Option<PathBuf>,
+}
+
+impl Config {
+    pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+
+    pub fn new(backend: IptablesBackend) -> Self {
+        Config {
+            backend,
+            wait: Self::DEFAULT_WAIT,
+            lock_file: None,
+        }
+    }
+
+    fn wait_secs(&self) -> u64 {
+        let s = self.wait.as_secs() + u64::from(self.wait.subsec_nanos() > 0);
+        s.max(1)
+    }
+}
+
+/// lvsctl's mangle chain in one network namespace (the caller's).
+#[derive(Debug, Clone)]
+pub struct Xtables {
+    config: Config,
+}
+
+impl Xtables {
+    pub fn new(config: Config) -> Self {
+        Xtables { config }
+    }
+
+    /// Detects the backend ([`IptablesBackend::detect`]) and uses the default wait.
+    pub fn detect() -> Result<(Self, Detected), MarkError> {
+        let d = IptablesBackend::detect()?;
+        Ok((Xtables::new(Config::new(d.backend)), d))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn backend(&self) -> IptablesBackend {
+        self.config.backend
+    }
+
+    /// The family's mangle table as `iptables-save -t mangle` prints it.
+    pub fn save_mangle(&self, family: Family) -> Result<String, MarkError> {
+        self.run(
+            self.config.backend.save_program(family),
+            &["-t", "mangle"],
+            None,
+        )
+    }
+
+    /// lvsctl's chain for `family`, or `None` when it does not exist. Rules lvsctl cannot read
+    /// are in [`ObservedChain::unparsed`], not dropped.
+    pub fn observe(&self, family: Family) -> Result<Option<ObservedChain>, MarkError> {
+        Ok(parse_save(&self.save_mangle(family)?))
+    }
+
+    /// Makes the chain hold exactly `rules` (in this order) and PREROUTING and OUTPUT each
+    /// jump to it exactly once, in one `-restore --noflush` transaction; then reads it back.
+    pub fn write_chain(&self, family: Family, rules: &[MarkRule]) -> Result<(), MarkError> {
+        let current = self.observe(family)?;
+        let input = write_input(family, rules, current.as_ref())?;
+        self.restore(family, &input)?;
+        let after = self.observe(family)?;
+        check_written(family, rules, after.as_ref())
+    }
+
+    /// Deletes the jumps (every copy), then flushes and deletes the chain, in one transaction.
+    /// Nothing to do when the chain does not exist. Refuses, changing nothing, when a rule lvsctl
+    /// did not add still refers to the chain.
+    pub fn remove_chain(&self, family: Family) -> Result<(), MarkError> {
+        let Some(current) = self.observe(family)? else {
+            return Ok(());
+        };
+        let input = remove_input(family, &current)?;
+        self.restore(family, &input).map(drop)
+    }
+
+    fn restore(&self, family: Family, input: &str) -> Result<String, MarkError> {
+        let wait = self.config.wait_secs().to_string();
+        self.run(
+            self.config.backend.restore_program(family),
+            &["-w", &wait, "--noflush"],
+            Some(input),
+        )
+    }
+
+    fn run(&self, program: &str, args: &[&str], input: Option<&str>) -> Result<String, MarkError> {
+        let path = find_program(program).ok_or_else(|| MarkError::Spawn {
+            program: program.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not found on PATH"),
+        })?;
+        let command = format!("{program} {}", args.join(" "));
+        let mut cmd = Command::new(&path);
+        cmd.args(args)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(lock) = &self.config.lock_file {
+            cmd.env("XTABLES_LOCKFILE", lock);
+        }
+        let spawn_err = |e| MarkError::Spawn {
+            program: path.display().to_string(),
+            source: e,
+        };
+        let mut child = cmd.spawn().map_err(spawn_err)?;
+        // Feed stdin from another thread so a large input cannot deadlock against full pipes.
+        let stdin = child.stdin.take();
+        let output = std::thread::scope(|s| {
+            if let (Some(mut w), Some(text)) = (stdin, input) {
+                s.spawn(move || {
+                    // A write error means the child exited early; its status says why.
+                    let _ = w.write_all(text.as_bytes());
+                });
+            }
+            child.wait_with_output()
+        })
+        .map_err(spawn_err)?;
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        if output.status.success() {
+            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+        }
+        // iptables exits 4 (RESOURCE_PROBLEM) when it gave up waiting for the lock.
+        if output.status.code() == Some(4) && stderr.contains("xtables lock") {
+            return Err(MarkError::LockTimeout {
+                command,
+                wait: Duration::from_secs(self.config.wait_secs()),
+                stderr,
+            });
+        }
+        let status = match output.status.code() {
+            Some(c) => format!("exit status {c}"),
+            None => "killed by a signal".to_owned(),
+        };
+        let hint = hint_for(&stderr, input);
+        Err(MarkError::Failed {
+            command,
+            status,
+            stderr,
+            hint,
+        })
+    }
+}
+
+/// The `-restore --noflush` input that rewrites the chain to `rules` and leaves exactly one
+/// jump per hook, given the chain as observed just before. Jumps are fixed inside the same
+/// transaction: a missing one is inserted first in its hook, extra copies are deleted. (A plain
+/// `-A PREROUTING -j LVSCTL-MARK` here would add a copy on every write: `--noflush` keeps the
+/// hook's existing rules.) If another writer changed the hooks in between, a `-D` fails and
+/// the whole transaction is refused, never half-applied.
+pub fn write_input(
+    family: Family,
+    rules: &[MarkRule],
+    current: Option<&ObservedChain>,
+) -> Result<String, MarkError> {
+    let mut out = format!("*mangle\n:{CHAIN} - [0:0]\n-F {CHAIN}\n");
+    for rule in rules {
+        if rule.family() != family {
+            return Err(MarkError::InvalidRule {
+                rule: rule.to_string(),
+                reason: format!("is not {family} (it cannot go into the {family} chain)"),
+            });
+        }
+        out.push_str(&restore_line(rule)?);
+        out.push('\n');
+    }
+    for hook in HOOKS {
+        let have = current.map_or(0, |c| jumps(c, hook));
+        if have == 0 {
+            out.push_str(&format!("-I {hook} 1 -j {CHAIN}\n"));
+        }
+        for _ in 1..have {
+            out.push_str(&format!("-D {hook} -j {CHAIN}\n"));
+        }
+    }
+    out.push_str("COMMIT\n");
+    Ok(out)
+}
+
+/// The input that removes the jumps (all copies) and the chain.
+pub fn remove_input(family: Family, current: &ObservedChain) -> Result<String, MarkError> {
+    if !current.foreign_references.is_empty() {
+        return Err(MarkError::ForeignReference {
+            family,
+            chain: CHAIN,
+            rules: current.foreign_references.clone(),
+        });
+    }
+    let mut out = String::from("*mangle\n");
+    for hook in HOOKS {
+        for _ in 0..jumps(current, hook) {
+            out.push_str(&format!("-D {hook} -j {CHAIN}\n"));
+        }
+    }
+    out.push_str(&format!("-F {CHAIN}\n-X {CHAIN}\nCOMMIT\n"));
+    Ok(out)
+}
+
+fn jumps(c: &ObservedChain, hook: &str) -> usize {
+    match hook {
+        "PREROUTING" => c.prerouting_jumps,
+        _ => c.output_jumps,
+    }
+}
+
+/// Compares what reads back with what was written (ports compared as sets, as iptables does).
+fn check_written(
+    family: Family,
+    rules: &[MarkRule],
+    after: Option<&ObservedChain>,
+) -> Result<(), MarkError> {
+    let fail = |detail: String| MarkError::ReadBack {
+        family,
+        chain: CHAIN,
+        detail,
+    };
+    let after = after.ok_or_else(|| fail("the chain does not exist".into()))?;
+    if !after.is_clean() {
+        return Err(fail(after.warnings().join("; ")));
+    }
+    let norm = |r: &MarkRule| {
+        let mut r = r.clone();
+        r.ports.sort_unstable();
+        r.ports.dedup();
+        r
+    };
+    let want: Vec<MarkRule> = rules.iter().map(norm).collect();
+    if after.rules != want {
+        return Err(fail(format!(
+            "expected {} rule(s), found [{}]",
+            want.len(),
+            after
+                .rules
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
+    Ok(())
+}
+
+/// What to tell the operator for a failed command, from its stderr. For a `-restore` input the
+/// offending line is quoted (iptables reports only its number).
+fn hint_for(stderr: &str, input: Option<&str>) -> String {
+    let mut hints = Vec::new();
+    if let (Some(input), Some(n)) = (input, error_line(stderr))
+        && let Some(line) = input.lines().nth(n.saturating_sub(1))
+    {
+        hints.push(format!("input line {n} was `{line}`"));
+    }
+    let lower = stderr.to_lowercase();
+    if lower.contains("permission denied") || lower.contains("must be root") {
+        hints.push("run lvsctl as root (it needs CAP_NET_ADMIN)".into());
+    } else if lower.contains("table does not exist") || lower.contains("can't initialize") {
+        hints.push(
+            "the kernel lacks the mangle table (load iptable_mangle/ip6table_mangle, or nf_tables \
+             for the nft backend)"
+                .into(),
+        );
+    } else if lower.contains("couldn't load match") || lower.contains("couldn't load target") {
+        hints.push(
+            "the kernel or iptables lacks an extension lvsctl uses (xt_multiport, xt_comment, \
+             xt_MARK)"
+                .into(),
+        );
+    } else if lower.contains("too many ports") {
+        hints.push("a rule has more than 15 ports".into());
+    }
+    if hints.is_empty() {
+        hints.push("see the iptables message above".into());
+    }
+    hints.join("; ")
+}
+
+fn error_line(stderr: &str) -> Option<usize> {
+    let tail = stderr.split("Error occurred at line:").nth(1)?;
+    tail.split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use lvsctl_model::{Fwmark, Protocol};
+
+    use super::*;
+
+    fn rule(vip: &str, ports: &[u16], mark: u32) -> MarkRule {
+        MarkRule {
+            vip: vip.parse().unwrap(),
+            protocol: Protocol::Tcp,
+            ports: ports.to_vec(),
+            mark: Fwmark::new(mark).unwrap(),
+            service: "web".into(),
+        }
+    }
+
+    #[test]
+    fn write_input_fresh_inserts_both_jumps() {
+        let text = write_input(Family::Inet, &[rule("10.0.0.1", &[80], 1)], None).unwrap();
+        assert_eq!(
+            text,
+            "*mangle\n:LVSCTL-MARK - [0:0]\n-F LVSCTL-MARK\n\
+             -A LVSCTL-MARK -d 10.0.0.1/32 -p tcp -m multiport --dports 80 -m comment \
+             --comment lvsctl:web -j MARK --set-mark 1\n\
+             -I PREROUTING 1 -j LVSCTL-MARK\n-I OUTPUT 1 -j LVSCTL-MARK\nCOMMIT\n"
+        );
+    }
+
+    #[test]
+    fn write_input_keeps_one_jump_and_drops_copies() {
+        let cur = ObservedChain {
+            prerouting_jumps: 3,
+            output_jumps: 1,
+            ..Default::default()
+        };
+        let text = write_input(Family::Inet, &[], Some(&cur)).unwrap();
+        assert_eq!(
+            text,
+            "*mangle\n:LVSCTL-MARK - [0:0]\n-F LVSCTL-MARK\n\
+             -D PREROUTING -j LVSCTL-MARK\n-D PREROUTING -j LVSCTL-MARK\nCOMMIT\n"
+        );
+    }
+
+    #[test]
+    fn write_input_refuses_the_other_family() {
+        let e = write_input(Family::Inet6, &[rule("10.0.0.1", &[80], 1)], None).unwrap_err();
+        assert!(e.to_string().contains("is not ipv6"), "{e}");
+    }
+
+    #[test]
+    fn remove_input_deletes_every_jump_or_refuses() {
+        let mut cur = ObservedChain {
+            prerouting_jumps: 2,
+            output_jumps: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            remove_input(Family::Inet, &cur).unwrap(),
+            "*mangle\n-D PREROUTING -j LVSCTL-MARK\n-D PREROUTING -j LVSCTL-MARK\n\
+             -D OUTPUT -j LVSCTL-MARK\n-F LVSCTL-MARK\n-X LVSCTL-MARK\nCOMMIT\n"
+        );
+        cur.foreign_references = vec!["-A FORWARD -i lo -j LVSCTL-MARK".into()];
+        let e = remove_input(Family::Inet, &cur).unwrap_err().to_string();
+        assert!(e.contains("-A FORWARD -i lo -j LVSCTL-MARK"), "{e}");
+    }
+
+    #[test]
+    fn hints_quote_the_failing_line() {
+        let stderr = "iptables-nft-restore v1.8.9 (nf_tables): too many ports specified\n\
+                      Error occurred at line: 2\nTry `iptables-nft-restore -h'";
+        let h = hint_for(stderr, Some("*mangle\n-A X -j Y\nCOMMIT\n"));
+        assert!(h.contains("input line 2 was `-A X -j Y`"), "{h}");
+        assert!(h.contains("more than 15 ports"), "{h}");
+    }
+
+    #[test]
+    fn wait_rounds_up() {
+        let mut c = Config::new(IptablesBackend::Nft);
+        c.wait = Duration::from_millis(1500);
+        assert_eq!(c.wait_secs(), 2);
+        c.wait = Duration::ZERO;
+        assert_eq!(c.wait_secs(), 1);
+    }
+}

@@ -1,0 +1,474 @@
+//! The mangle chain against the real kernel, each case in a fresh network namespace, each case
+//! run with both iptables backends (`nft` and `legacy`). Run as root:
+//! `cargo test -p lvsctl-mark --test netns`.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use lvsctl_mark::{CHAIN, Config, IptablesBackend, MarkError, Xtables};
+use lvsctl_model::{Family, Fwmark, MarkRule, Protocol};
+use support::in_netns;
+
+const BACKENDS: [IptablesBackend; 2] = [IptablesBackend::Nft, IptablesBackend::Legacy];
+
+/// A lock file of the test's own (under cargo's scratch dir for tests), so legacy runs never
+/// contend for the host's `/run/xtables.lock`: the lock is a file, shared across namespaces.
+fn private_lock() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "lvsctl-mark-test-{}-{}.lock",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&p, b"").unwrap();
+    p
+}
+
+fn xt(backend: IptablesBackend) -> Xtables {
+    Xtables::new(Config {
+        backend,
+        wait: Duration::from_secs(5),
+        lock_file: Some(private_lock()),
+    })
+}
+
+/// Runs `body` once per backend, each in its own namespace.
+fn each_backend(name: &str, body: fn(IptablesBackend)) {
+    for b in BACKENDS {
+        in_netns(&format!("{name}-{b}"), move || body(b));
+    }
+}
+
+fn program(backend: IptablesBackend, family: Family, suffix: &str) -> String {
+    let base = match family {
+        Family::Inet => "iptables",
+        Family::Inet6 => "ip6tables",
+    };
+    format!("{base}-{backend}{suffix}")
+}
+
+/// Runs `iptables-<backend> -w 5 ARGS` (the tests' own hand-made rules).
+fn ipt(backend: IptablesBackend, family: Family, args: &[&str]) {
+    let out = Command::new(program(backend, family, ""))
+        .arg("-w")
+        .arg("5")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every table as `iptables-save` prints it, without comment lines (they hold timestamps).
+fn save_all(backend: IptablesBackend, family: Family) -> Vec<String> {
+    let out = Command::new(program(backend, family, "-save"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `save_all` minus every line about lvsctl's chain: what lvsctl must never change.
+fn foreign(backend: IptablesBackend, family: Family) -> Vec<String> {
+    save_all(backend, family)
+        .into_iter()
+        .filter(|l| !l.contains(CHAIN))
+        .collect()
+}
+
+fn count(lines: &[String], wanted: &str) -> usize {
+    lines.iter().filter(|l| *l == wanted).count()
+}
+
+fn rule(vip: &str, protocol: Protocol, ports: &[u16], mark: u32, service: &str) -> MarkRule {
+    MarkRule {
+        vip: vip.parse().unwrap(),
+        protocol,
+        ports: ports.to_vec(),
+        mark: Fwmark::new(mark).unwrap(),
+        service: service.into(),
+    }
+}
+
+fn seed_rules() -> Vec<MarkRule> {
+    vec![
+        rule("192.168.6.101", Protocol::Tcp, &[22, 80], 10, "web-ssh"),
+        rule("192.168.6.102", Protocol::Udp, &[53], 0x20, "dns"),
+        rule("192.168.6.103", Protocol::Sctp, &[3868], 7, "diameter"),
+    ]
+}
+
+#[test]
+fn write_then_observe_round_trips() {
+    each_backend("round-trip", |b| {
+        let x = xt(b);
+        assert_eq!(x.observe(Family::Inet).unwrap(), None);
+        x.write_chain(Family::Inet, &seed_rules()).unwrap();
+        let obs = x.observe(Family::Inet).unwrap().unwrap();
+        assert_eq!(obs.rules, seed_rules());
+        assert!(obs.is_clean(), "{:?}", obs.warnings());
+        assert!(obs.to_mark_chain().hooked);
+        let saved = save_all(b, Family::Inet);
+        assert_eq!(count(&saved, "-A PREROUTING -j LVSCTL-MARK"), 1);
+        assert_eq!(count(&saved, "-A OUTPUT -j LVSCTL-MARK"), 1);
+        // The kernel lists --set-mark 10 back as --set-xmark; observe read it as mark 10.
+        assert!(
+            saved
+                .iter()
+                .any(|l| l.ends_with("--set-xmark 0xa/0xffffffff")),
+            "{saved:#?}"
+        );
+        // The IPv6 table was not touched.
+        assert_eq!(x.observe(Family::Inet6).unwrap(), None);
+    });
+}
+
+#[test]
+fn rewrite_replaces_exactly() {
+    each_backend("rewrite", |b| {
+        let x = xt(b);
+        x.write_chain(Family::Inet, &seed_rules()).unwrap();
+        let second = vec![
+            rule("10.0.0.1", Protocol::Tcp, &[443], 11, "tls"),
+            rule(
+                "192.168.6.101",
+                Protocol::Tcp,
+                &[22, 80, 8080],
+                10,
+                "web-ssh",
+            ),
+        ];
+        x.write_chain(Family::Inet, &second).unwrap();
+        let obs = x.observe(Family::Inet).unwrap().unwrap();
+        assert_eq!(obs.rules, second);
+        let ours: Vec<String> = save_all(b, Family::Inet)
+            .into_iter()
+            .filter(|l| l.starts_with("-A LVSCTL-MARK"))
+            .collect();
+        assert_eq!(ours.len(), 2, "{ours:#?}");
+        assert!(ours.iter().all(|l| !l.contains("192.168.6.102")));
+        // An empty list empties the chain but keeps it hooked.
+        x.write_chain(Family::Inet, &[]).unwrap();
+        let obs = x.observe(Family::Inet).unwrap().unwrap();
+        assert!(obs.rules.is_empty() && obs.is_clean());
+    });
+}
+
+#[test]
+fn foreign_rules_survive_write_rewrite_and_remove() {
+    each_backend("foreign", |b| {
+        let f = Family::Inet;
+        ipt(
+            b,
+            f,
+            &[
+                "-t",
+                "mangle",
+                "-A",
+                "PREROUTING",
+                "-s",
+                "1.2.3.4",
+                "-j",
+                "ACCEPT",
+            ],
+        );
+        ipt(
+            b,
+            f,
+            &[
+                "-t",
+                "mangle",
+                "-A",
+                "OUTPUT",
+                "-p",
+                "udp",
+                "-j",
+                "MARK",
+                "--set-mark",
+                "3",
+            ],
+        );
+        ipt(b, f, &["-t", "mangle", "-N", "FOREIGN"]);
+        ipt(
+            b,
+            f,
+            &[
+                "-t",
+                "mangle",
+                "-A",
+                "FOREIGN",
+                "-j",
+                "MARK",
+                "--set-mark",
+                "5",
+            ],
+        );
+        ipt(b, f, &["-t", "mangle", "-A", "PREROUTING", "-j", "FOREIGN"]);
+        ipt(
+            b,
+            f,
+            &[
+                "-t", "filter", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT",
+            ],
+        );
+        let before = foreign(b, f);
+        let x = xt(b);
+        x.write_chain(f, &seed_rules()).unwrap();
+        assert_eq!(foreign(b, f), before);
+        // The jumps come first in their hooks, ahead of the operator's rules.
+        let saved = save_all(b, f);
+        let first_pre = saved
+            .iter()
+            .find(|l| l.starts_with("-A PREROUTING"))
+            .unwrap();
+        assert_eq!(first_pre, "-A PREROUTING -j LVSCTL-MARK");
+        x.write_chain(f, &seed_rules()[..1]).unwrap();
+        assert_eq!(foreign(b, f), before);
+        x.remove_chain(f).unwrap();
+        assert_eq!(foreign(b, f), before);
+        assert_eq!(save_all(b, f), before, "nothing of lvsctl's is left");
+        assert_eq!(x.observe(f).unwrap(), None);
+        // Removing what is not there is fine.
+        x.remove_chain(f).unwrap();
+    });
+}
+
+#[test]
+fn jumps_are_never_duplicated_and_get_repaired() {
+    each_backend("jumps", |b| {
+        let f = Family::Inet;
+        let x = xt(b);
+        for _ in 0..5 {
+            x.write_chain(f, &seed_rules()).unwrap();
+        }
+        let saved = save_all(b, f);
+        assert_eq!(count(&saved, "-A PREROUTING -j LVSCTL-MARK"), 1);
+        assert_eq!(count(&saved, "-A OUTPUT -j LVSCTL-MARK"), 1);
+
+        // Someone adds copies of a jump and deletes the other: observe flags it, write repairs.
+        ipt(b, f, &["-t", "mangle", "-A", "PREROUTING", "-j", CHAIN]);
+        ipt(b, f, &["-t", "mangle", "-A", "PREROUTING", "-j", CHAIN]);
+        ipt(b, f, &["-t", "mangle", "-D", "OUTPUT", "-j", CHAIN]);
+        let obs = x.observe(f).unwrap().unwrap();
+        assert_eq!((obs.prerouting_jumps, obs.output_jumps), (3, 0));
+        assert!(!obs.to_mark_chain().hooked);
+        assert_eq!(obs.warnings().len(), 2, "{:?}", obs.warnings());
+        x.write_chain(f, &seed_rules()).unwrap();
+        let saved = save_all(b, f);
+        assert_eq!(count(&saved, "-A PREROUTING -j LVSCTL-MARK"), 1);
+        assert_eq!(count(&saved, "-A OUTPUT -j LVSCTL-MARK"), 1);
+        assert!(x.observe(f).unwrap().unwrap().is_clean());
+    });
+}
+
+#[test]
+fn remove_refuses_while_a_foreign_rule_refers_to_the_chain() {
+    each_backend("foreign-ref", |b| {
+        let f = Family::Inet;
+        let x = xt(b);
+        x.write_chain(f, &seed_rules()).unwrap();
+        ipt(
+            b,
+            f,
+            &["-t", "mangle", "-A", "FORWARD", "-i", "lo", "-j", CHAIN],
+        );
+        let before = save_all(b, f);
+        let err = x.remove_chain(f).unwrap_err();
+        assert!(matches!(err, MarkError::ForeignReference { .. }), "{err}");
+        assert!(
+            err.to_string().contains("-A FORWARD -i lo -j LVSCTL-MARK"),
+            "{err}"
+        );
+        assert_eq!(save_all(b, f), before, "a refused remove changes nothing");
+        // Writing still works and leaves the foreign reference alone.
+        x.write_chain(f, &seed_rules()[..1]).unwrap();
+        assert_eq!(count(&save_all(b, f), "-A FORWARD -i lo -j LVSCTL-MARK"), 1);
+    });
+}
+
+#[test]
+fn hand_written_rules_in_the_chain_are_read_or_reported() {
+    each_backend("hand-written", |b| {
+        let f = Family::Inet;
+        let x = xt(b);
+        x.write_chain(f, &[]).unwrap();
+        // The seed's form: --dport and --set-mark, added by hand with lvsctl's comment.
+        ipt(
+            b,
+            f,
+            &[
+                "-t",
+                "mangle",
+                "-A",
+                CHAIN,
+                "-d",
+                "192.168.6.101",
+                "-p",
+                "tcp",
+                "--dport",
+                "80",
+                "-m",
+                "comment",
+                "--comment",
+                "lvsctl:web-ssh",
+                "-j",
+                "MARK",
+                "--set-mark",
+                "10",
+            ],
+        );
+        // Something lvsctl would never write.
+        ipt(
+            b,
+            f,
+            &[
+                "-t", "mangle", "-A", CHAIN, "-s", "10.9.9.9", "-j", "ACCEPT",
+            ],
+        );
+        let obs = x.observe(f).unwrap().unwrap();
+        assert_eq!(
+            obs.rules,
+            vec![rule("192.168.6.101", Protocol::Tcp, &[80], 10, "web-ssh")]
+        );
+        assert_eq!(obs.unparsed.len(), 1, "{:?}", obs.unparsed);
+        assert!(obs.unparsed[0].line.contains("-s 10.9.9.9"));
+        assert!(
+            !obs.to_mark_chain().hooked,
+            "unreadable rules force a rewrite"
+        );
+        x.write_chain(f, &seed_rules()).unwrap();
+        let obs = x.observe(f).unwrap().unwrap();
+        assert!(obs.unparsed.is_empty());
+        assert_eq!(obs.rules, seed_rules());
+    });
+}
+
+#[test]
+fn ipv6_goes_through_ip6tables() {
+    each_backend("ipv6", |b| {
+        let x = xt(b);
+        let v6 = vec![
+            rule("2001:db8::1", Protocol::Tcp, &[22, 80], 10, "web-ssh"),
+            rule("2001:db8::2", Protocol::Udp, &[53], 11, "dns"),
+        ];
+        x.write_chain(Family::Inet6, &v6).unwrap();
+        x.write_chain(Family::Inet, &seed_rules()).unwrap();
+        assert_eq!(x.observe(Family::Inet6).unwrap().unwrap().rules, v6);
+        assert_eq!(
+            x.observe(Family::Inet).unwrap().unwrap().rules,
+            seed_rules()
+        );
+        let saved6 = save_all(b, Family::Inet6);
+        assert!(
+            saved6
+                .iter()
+                .any(|l| l.starts_with("-A LVSCTL-MARK -d 2001:db8::1/128")),
+            "{saved6:#?}"
+        );
+        // An IPv4 rule cannot go into the IPv6 chain.
+        assert!(x.write_chain(Family::Inet6, &seed_rules()).is_err());
+        x.remove_chain(Family::Inet6).unwrap();
+        assert_eq!(x.observe(Family::Inet6).unwrap(), None);
+        assert_eq!(
+            x.observe(Family::Inet).unwrap().unwrap().rules,
+            seed_rules()
+        );
+    });
+}
+
+#[test]
+fn multiport_takes_fifteen_ports_and_sixteen_is_refused_up_front() {
+    each_backend("multiport", |b| {
+        let x = xt(b);
+        let ports: Vec<u16> = (1..=15).map(|i| 1000 + i).collect();
+        let fifteen = vec![rule("10.1.1.1", Protocol::Tcp, &ports, 99, "many")];
+        x.write_chain(Family::Inet, &fifteen).unwrap();
+        assert_eq!(x.observe(Family::Inet).unwrap().unwrap().rules, fifteen);
+        let mut sixteen = ports.clone();
+        sixteen.push(2000);
+        let bad = vec![rule("10.1.1.1", Protocol::Tcp, &sixteen, 99, "many")];
+        let err = x.write_chain(Family::Inet, &bad).unwrap_err();
+        assert!(matches!(err, MarkError::InvalidRule { .. }), "{err}");
+        assert_eq!(
+            x.observe(Family::Inet).unwrap().unwrap().rules,
+            fifteen,
+            "a refused write changes nothing"
+        );
+    });
+}
+
+/// Takes `lock` the way iptables does (flock(2), exclusive) from this process; dropping the
+/// file releases it. No helper process is left behind.
+fn hold_lock(lock: &PathBuf) -> std::fs::File {
+    let f = std::fs::File::options().write(true).open(lock).unwrap();
+    f.lock().unwrap();
+    f
+}
+
+#[test]
+fn held_xtables_lock_means_bounded_wait_then_clear_error() {
+    in_netns("lock-legacy", || {
+        let lock = private_lock();
+        let x = Xtables::new(Config {
+            backend: IptablesBackend::Legacy,
+            wait: Duration::from_secs(1),
+            lock_file: Some(lock.clone()),
+        });
+        let holder = hold_lock(&lock);
+        let start = Instant::now();
+        let err = x.write_chain(Family::Inet, &seed_rules()).unwrap_err();
+        let took = start.elapsed();
+        drop(holder);
+        assert!(matches!(err, MarkError::LockTimeout { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("xtables lock for more than 1 s"), "{msg}");
+        assert!(msg.contains("iptables-legacy-restore"), "{msg}");
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+            "{took:?}"
+        );
+        // Nothing was written; once the lock is free the same call succeeds.
+        assert_eq!(x.observe(Family::Inet).unwrap(), None);
+        x.write_chain(Family::Inet, &seed_rules()).unwrap();
+    });
+    // nf_tables serialises in the kernel: iptables-nft ignores the xtables lock entirely.
+    in_netns("lock-nft", || {
+        let lock = private_lock();
+        let x = Xtables::new(Config {
+            backend: IptablesBackend::Nft,
+            wait: Duration::from_secs(1),
+            lock_file: Some(lock.clone()),
+        });
+        let holder = hold_lock(&lock);
+        let res = x.write_chain(Family::Inet, &seed_rules());
+        drop(holder);
+        res.unwrap();
+    });
+}
+
+#[test]
+fn detect_picks_a_backend_that_works_here() {
+    in_netns("detect", || {
+        let (x, detected) = Xtables::detect().unwrap();
+        assert!(!detected.reason.is_empty());
+        x.write_chain(Family::Inet, &seed_rules()).unwrap();
+        assert_eq!(
+            x.observe(Family::Inet).unwrap().unwrap().rules,
+            seed_rules()
+        );
+    });
+}
