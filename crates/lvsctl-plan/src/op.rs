@@ -77,6 +77,15 @@ pub enum Op {
         spec: DestSpec,
         reason: Reason,
     },
+    /// Quiesce a real server that is no longer desired but still has active connections: set
+    /// its weight to 0 (SET_DEST with `before` and weight 0) and delete it on a later pass, once
+    /// its connections are gone or its drain time is up.
+    DrainDest {
+        service: ServiceKey,
+        key: DestKey,
+        before: DestSpec,
+        active_conns: u32,
+    },
     /// Rewrite lvsctl's mangle chain for `family` atomically to exactly `rules`, and make sure
     /// PREROUTING and OUTPUT jump to it. `added`/`removed` are the delta, for display.
     WriteMarkChain {

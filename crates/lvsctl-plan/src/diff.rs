@@ -1,0 +1,604 @@
+//! The diff itself: walks the desired and observed [`State`]s in key order and emits the ops that
+//! turn one into the other, in the safe order the applier runs them in.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::iter::Peekable;
+use std::net::IpAddr;
+
+use lvsctl_model::{
+    DestKey, DestSpec, Family, MarkChain, MarkRule, Observed, Persistence, Protocol, Service,
+    ServiceCounters, ServiceKey, ServiceSpec, State, VipState,
+};
+
+use crate::{FieldChange, Op, Plan, Reason};
+
+/// Knobs of [`plan_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Keep real servers that are no longer desired but still have active connections: quiesce
+    /// them (weight 0) instead of deleting them, and delete them on a later pass.
+    pub drain: bool,
+    /// Real servers whose drain time is up: deleted even with active connections.
+    pub drain_expired: BTreeSet<(ServiceKey, DestKey)>,
+}
+
+/// Computes the ordered, minimal plan that turns `observed` into `desired`.
+///
+/// Pure and deterministic: the same inputs give the same plan, op for op. Equivalent to
+/// [`plan_with`] without draining.
+pub fn plan(desired: &State, observed: &State) -> Plan {
+    Planner::new(None).run(desired, observed)
+}
+
+/// [`plan`] with options; reads `observed.counters` to decide what to drain.
+pub fn plan_with(desired: &State, observed: &Observed, opts: &PlanOptions) -> Plan {
+    let drain = opts.drain.then_some(Drain {
+        counters: &observed.counters,
+        expired: &opts.drain_expired,
+    });
+    Planner::new(drain).run(desired, &observed.state)
+}
+
+struct Drain<'a> {
+    counters: &'a BTreeMap<ServiceKey, ServiceCounters>,
+    expired: &'a BTreeSet<(ServiceKey, DestKey)>,
+}
+
+impl Drain<'_> {
+    /// Active connections of a real server that must not be deleted yet, if any.
+    fn active(&self, service: &ServiceKey, dest: &DestKey) -> Option<u32> {
+        let n = self.counters.get(service)?.dests.get(dest)?.active_conns;
+        (n > 0 && !self.expired.contains(&(*service, *dest))).then_some(n)
+    }
+}
+
+/// One phase per step of the safe order; concatenated at the end.
+#[derive(Default)]
+struct Phases {
+    /// (1) VIPs present before services use them.
+    add_vips: Vec<Op>,
+    /// (2) Mark rules for traffic the desired chain no longer marks at all.
+    mark_pre: Vec<Op>,
+    /// (3) Services added or edited, in key order.
+    services: Vec<Op>,
+    /// (4a) New real servers, before old ones go.
+    add_dests: Vec<Op>,
+    /// (4b) Real servers edited in place, then the ones being drained.
+    update_dests: Vec<Op>,
+    /// (5) Real servers of surviving services.
+    delete_dests: Vec<Op>,
+    /// (6) Full mark chains, once the fwmark services they feed exist.
+    mark_write: Vec<Op>,
+    /// (7) Services (and with them their real servers), after the rules feeding them are gone.
+    delete_services: Vec<Op>,
+    /// (8) VIPs, once no service uses them.
+    delete_vips: Vec<Op>,
+}
+
+struct Planner<'a> {
+    drain: Option<Drain<'a>>,
+    phases: Phases,
+}
+
+/// Where a key was found by [`merge_walk`].
+enum Side<'a, K, V> {
+    Desired(&'a K, &'a V),
+    Observed(&'a K, &'a V),
+    Both(&'a K, &'a V, &'a V),
+}
+
+/// Walks two sorted maps together in key order, in one pass and without lookups.
+fn merge_walk<'a, K: Ord, V>(
+    desired: &'a BTreeMap<K, V>,
+    observed: &'a BTreeMap<K, V>,
+    mut f: impl FnMut(Side<'a, K, V>),
+) {
+    let mut d: Peekable<_> = desired.iter().peekable();
+    let mut o: Peekable<_> = observed.iter().peekable();
+    loop {
+        let side = match (d.peek(), o.peek()) {
+            (None, None) => return,
+            (Some(_), None) => d.next().map(|(k, v)| Side::Desired(k, v)),
+            (None, Some(_)) => o.next().map(|(k, v)| Side::Observed(k, v)),
+            (Some((dk, _)), Some((ok, _))) => match dk.cmp(ok) {
+                std::cmp::Ordering::Less => d.next().map(|(k, v)| Side::Desired(k, v)),
+                std::cmp::Ordering::Greater => o.next().map(|(k, v)| Side::Observed(k, v)),
+                std::cmp::Ordering::Equal => match (d.next(), o.next()) {
+                    (Some((k, dv)), Some((_, ov))) => Some(Side::Both(k, dv, ov)),
+                    _ => None,
+                },
+            },
+        };
+        match side {
+            Some(side) => f(side),
+            None => return,
+        }
+    }
+}
+
+impl<'a> Planner<'a> {
+    fn new(drain: Option<Drain<'a>>) -> Self {
+        Planner {
+            drain,
+            phases: Phases::default(),
+        }
+    }
+
+    fn run(mut self, desired: &State, observed: &State) -> Plan {
+        self.vips(desired.vips.as_ref(), observed.vips.as_ref());
+        self.services(&desired.services, &observed.services);
+        self.marks(&desired.marks, &observed.marks);
+        let p = self.phases;
+        let mut ops = Vec::with_capacity(
+            p.add_vips.len()
+                + p.mark_pre.len()
+                + p.services.len()
+                + p.add_dests.len()
+                + p.update_dests.len()
+                + p.delete_dests.len()
+                + p.mark_write.len()
+                + p.delete_services.len()
+                + p.delete_vips.len(),
+        );
+        for phase in [
+            p.add_vips,
+            p.mark_pre,
+            p.services,
+            p.add_dests,
+            p.update_dests,
+            p.delete_dests,
+            p.mark_write,
+            p.delete_services,
+            p.delete_vips,
+        ] {
+            ops.extend(phase);
+        }
+        Plan { ops }
+    }
+
+    fn vips(&mut self, desired: Option<&VipState>, observed: Option<&VipState>) {
+        // No VIP interface in the manifest: lvsctl does not manage addresses at all.
+        let Some(d) = desired else { return };
+        let add = |addr: &IpAddr| Op::AddVip {
+            interface: d.interface.clone(),
+            addr: *addr,
+        };
+        match observed {
+            None => self.phases.add_vips.extend(d.owned.iter().map(add)),
+            Some(o) if o.interface == d.interface => {
+                self.phases.add_vips.extend(
+                    d.owned
+                        .iter()
+                        // An address someone else put there is used as it is, never re-added.
+                        .filter(|a| !o.owned.contains(a) && !o.foreign.contains(a))
+                        .map(add),
+                );
+                self.phases.delete_vips.extend(
+                    o.owned
+                        .difference(&d.owned)
+                        .map(|addr| delete_vip(&o.interface, *addr)),
+                );
+            }
+            Some(o) => {
+                // The managed interface was renamed: move what lvsctl owns.
+                self.phases.add_vips.extend(d.owned.iter().map(add));
+                self.phases
+                    .delete_vips
+                    .extend(o.owned.iter().map(|addr| delete_vip(&o.interface, *addr)));
+            }
+        }
+    }
+
+    fn services(
+        &mut self,
+        desired: &BTreeMap<ServiceKey, Service>,
+        observed: &BTreeMap<ServiceKey, Service>,
+    ) {
+        // Index into `phases.services` of each AddService, to mark replacements afterwards.
+        let mut added: Vec<(ServiceKey, usize)> = Vec::new();
+        let mut deleted: Vec<(ServiceKey, &Service)> = Vec::new();
+        merge_walk(desired, observed, |side| match side {
+            Side::Both(key, d, o) => {
+                if d.spec != o.spec {
+                    self.phases.services.push(Op::UpdateService {
+                        key: *key,
+                        before: o.spec.clone(),
+                        after: d.spec.clone(),
+                        changes: service_changes(key.family(), &o.spec, &d.spec),
+                    });
+                }
+                self.dests(key, &d.dests, &o.dests);
+            }
+            Side::Desired(key, d) => {
+                added.push((*key, self.phases.services.len()));
+                self.phases.services.push(Op::AddService {
+                    key: *key,
+                    spec: d.spec.clone(),
+                    replaces: None,
+                });
+                self.phases
+                    .add_dests
+                    .extend(d.dests.iter().map(|(dk, ds)| Op::AddDest {
+                        service: *key,
+                        key: *dk,
+                        spec: *ds,
+                        replaces: None,
+                    }));
+            }
+            Side::Observed(key, o) => deleted.push((*key, o)),
+        });
+
+        let replaced = pair_services(desired, &added, &deleted);
+        for (old, (new_idx, _)) in &replaced {
+            if let Some(Op::AddService { replaces, .. }) = self.phases.services.get_mut(*new_idx) {
+                *replaces = Some(*old);
+            }
+        }
+        for (key, o) in deleted {
+            let reason = match replaced.get(&key) {
+                Some((idx, field)) => match self.phases.services.get(*idx) {
+                    Some(Op::AddService { key: by, .. }) => Reason::Replaced {
+                        by: by.to_string(),
+                        field: field.clone(),
+                    },
+                    _ => Reason::NotInManifest,
+                },
+                None => Reason::NotInManifest,
+            };
+            self.phases.delete_services.push(Op::DeleteService {
+                key,
+                spec: o.spec.clone(),
+                reason,
+            });
+        }
+    }
+
+    /// Real servers of a service present on both sides.
+    fn dests(
+        &mut self,
+        service: &ServiceKey,
+        desired: &BTreeMap<DestKey, DestSpec>,
+        observed: &BTreeMap<DestKey, DestSpec>,
+    ) {
+        let first_add = self.phases.add_dests.len();
+        let mut deleted: Vec<(&DestKey, &DestSpec)> = Vec::new();
+        merge_walk(desired, observed, |side| match side {
+            Side::Both(key, d, o) => {
+                if d != o {
+                    self.phases.update_dests.push(Op::UpdateDest {
+                        service: *service,
+                        key: *key,
+                        before: *o,
+                        after: *d,
+                        changes: dest_changes(o, d),
+                    });
+                }
+            }
+            Side::Desired(key, d) => self.phases.add_dests.push(Op::AddDest {
+                service: *service,
+                key: *key,
+                spec: *d,
+                replaces: None,
+            }),
+            Side::Observed(key, o) => deleted.push((key, o)),
+        });
+        if deleted.is_empty() {
+            return;
+        }
+
+        // A real server whose port alone changed, with no other candidate on that address, is
+        // shown as a replacement.
+        let mut by_addr: BTreeMap<IpAddr, (Vec<usize>, Vec<DestKey>)> = BTreeMap::new();
+        for (i, op) in self.phases.add_dests[first_add..].iter().enumerate() {
+            if let Op::AddDest { key, .. } = op {
+                by_addr.entry(key.addr).or_default().0.push(first_add + i);
+            }
+        }
+        for (key, _) in &deleted {
+            if let Some(entry) = by_addr.get_mut(&key.addr) {
+                entry.1.push(**key);
+            }
+        }
+        let mut replaced_by: BTreeMap<DestKey, DestKey> = BTreeMap::new();
+        for (adds, dels) in by_addr.values() {
+            if let ([idx], [old]) = (adds.as_slice(), dels.as_slice())
+                && let Some(Op::AddDest { key, replaces, .. }) = self.phases.add_dests.get_mut(*idx)
+            {
+                *replaces = Some(*old);
+                replaced_by.insert(*old, *key);
+            }
+        }
+
+        for (key, spec) in deleted {
+            if let Some(active) = self.drain.as_ref().and_then(|d| d.active(service, key)) {
+                if spec.weight != 0 {
+                    self.phases.update_dests.push(Op::DrainDest {
+                        service: *service,
+                        key: *key,
+                        before: *spec,
+                        active_conns: active,
+                    });
+                }
+                continue;
+            }
+            let reason = match replaced_by.get(key) {
+                Some(by) => Reason::Replaced {
+                    by: by.to_string(),
+                    field: "port".to_owned(),
+                },
+                None => Reason::NotInManifest,
+            };
+            self.phases.delete_dests.push(Op::DeleteDest {
+                service: *service,
+                key: *key,
+                spec: *spec,
+                reason,
+            });
+        }
+    }
+
+    fn marks(
+        &mut self,
+        desired: &BTreeMap<Family, MarkChain>,
+        observed: &BTreeMap<Family, MarkChain>,
+    ) {
+        merge_walk(desired, observed, |side| match side {
+            Side::Desired(family, d) => self.phases.mark_write.push(Op::WriteMarkChain {
+                family: *family,
+                rules: d.rules.clone(),
+                added: d.rules.clone(),
+                removed: Vec::new(),
+            }),
+            Side::Observed(family, o) => self.phases.mark_write.push(Op::RemoveMarkChain {
+                family: *family,
+                removed: o.rules.clone(),
+            }),
+            Side::Both(family, d, o) => self.mark_chain(*family, d, o),
+        });
+    }
+
+    /// A family with a chain on both sides. A desired chain is always hooked (the write adds
+    /// the jumps), so `d.hooked` is not read.
+    fn mark_chain(&mut self, family: Family, d: &MarkChain, o: &MarkChain) {
+        // Early removal only for traffic the desired chain stops marking altogether. A rule that
+        // is merely rewritten (ports added, mark or comment changed) stays until the full write
+        // swaps it atomically, so its traffic is never left unmarked in between.
+        let still_marked: BTreeSet<(IpAddr, Protocol, u16)> = d
+            .rules
+            .iter()
+            .flat_map(|r| r.ports.iter().map(move |p| (r.vip, r.protocol, *p)))
+            .collect();
+        let (gone, kept): (Vec<&MarkRule>, Vec<&MarkRule>) = o.rules.iter().partition(|r| {
+            !r.ports
+                .iter()
+                .any(|p| still_marked.contains(&(r.vip, r.protocol, *p)))
+        });
+
+        let (current, hooked): (Vec<MarkRule>, bool) = if gone.is_empty() {
+            (o.rules.clone(), o.hooked)
+        } else {
+            let kept: Vec<MarkRule> = kept.into_iter().cloned().collect();
+            self.phases.mark_pre.push(Op::WriteMarkChain {
+                family,
+                rules: kept.clone(),
+                added: Vec::new(),
+                removed: gone.into_iter().cloned().collect(),
+            });
+            (kept, true)
+        };
+
+        if current == d.rules && hooked {
+            return;
+        }
+        let want: BTreeSet<&MarkRule> = d.rules.iter().collect();
+        let have: BTreeSet<&MarkRule> = current.iter().collect();
+        self.phases.mark_write.push(Op::WriteMarkChain {
+            family,
+            rules: d.rules.clone(),
+            added: d
+                .rules
+                .iter()
+                .filter(|r| !have.contains(r))
+                .cloned()
+                .collect(),
+            removed: current
+                .iter()
+                .filter(|r| !want.contains(r))
+                .cloned()
+                .collect(),
+        });
+    }
+}
+
+fn delete_vip(interface: &str, addr: IpAddr) -> Op {
+    Op::DeleteVip {
+        interface: interface.to_owned(),
+        addr,
+        reason: Reason::NotInManifest,
+    }
+}
+
+/// Pairs deleted and added services whose identity alone changed, keyed by the deleted service:
+/// (index of the AddService in the services phase, the changed field).
+///
+/// Inet services pair when they are the only deleted and the only added service on one VIP
+/// (protocol or port changed); fwmark services pair when they are the only deleted and the only
+/// added fwmark service of one family with a given set of real servers (mark changed).
+fn pair_services(
+    desired: &BTreeMap<ServiceKey, Service>,
+    added: &[(ServiceKey, usize)],
+    deleted: &[(ServiceKey, &Service)],
+) -> BTreeMap<ServiceKey, (usize, String)> {
+    let mut out = BTreeMap::new();
+    if added.is_empty() || deleted.is_empty() {
+        return out;
+    }
+    type Group = (Vec<(ServiceKey, usize)>, Vec<ServiceKey>);
+    let mut inet: BTreeMap<IpAddr, Group> = BTreeMap::new();
+    let mut fwmark: BTreeMap<(Family, Vec<DestKey>), Group> = BTreeMap::new();
+    let dest_keys = |s: &Service| s.dests.keys().copied().collect::<Vec<_>>();
+    for (key, idx) in added {
+        match key {
+            ServiceKey::Inet { vip, .. } => inet.entry(*vip).or_default().0.push((*key, *idx)),
+            ServiceKey::Fwmark { family, .. } => {
+                let dests = desired.get(key).map(dest_keys).unwrap_or_default();
+                fwmark
+                    .entry((*family, dests))
+                    .or_default()
+                    .0
+                    .push((*key, *idx));
+            }
+        }
+    }
+    for (key, svc) in deleted {
+        match key {
+            ServiceKey::Inet { vip, .. } => inet.entry(*vip).or_default().1.push(*key),
+            ServiceKey::Fwmark { family, .. } => fwmark
+                .entry((*family, dest_keys(svc)))
+                .or_default()
+                .1
+                .push(*key),
+        }
+    }
+    for (adds, dels) in inet.values().chain(fwmark.values()) {
+        let ([(new, idx)], [old]) = (adds.as_slice(), dels.as_slice()) else {
+            continue;
+        };
+        let field = match (new, old) {
+            (
+                ServiceKey::Inet {
+                    protocol: np,
+                    port: nport,
+                    ..
+                },
+                ServiceKey::Inet {
+                    protocol: op,
+                    port: oport,
+                    ..
+                },
+            ) => match (np != op, nport != oport) {
+                (true, true) => "protocol and port",
+                (true, false) => "protocol",
+                _ => "port",
+            },
+            _ => "fwmark",
+        };
+        out.insert(*old, (*idx, field.to_owned()));
+    }
+    out
+}
+
+fn change(field: &str, before: String, after: String) -> FieldChange {
+    FieldChange {
+        field: field.to_owned(),
+        before,
+        after,
+    }
+}
+
+/// The fields of an in-place service edit, in a fixed order.
+pub(crate) fn service_changes(
+    family: Family,
+    before: &ServiceSpec,
+    after: &ServiceSpec,
+) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    if before.scheduler != after.scheduler {
+        out.push(change(
+            "scheduler",
+            before.scheduler.to_string(),
+            after.scheduler.to_string(),
+        ));
+    }
+    if before.flags != after.flags {
+        out.push(change("flags", flag_names(before), flag_names(after)));
+    }
+    let timeout = |p: Option<Persistence>| match p {
+        Some(p) => format!("{}s", p.timeout),
+        None => "off".to_owned(),
+    };
+    if before.persistence.map(|p| p.timeout) != after.persistence.map(|p| p.timeout) {
+        out.push(change(
+            "persistence",
+            timeout(before.persistence),
+            timeout(after.persistence),
+        ));
+    }
+    // The netmask is shown when it differs between two persistent specs, or when persistence is
+    // switched on or off with a netmask that is not the single-address default.
+    let full = family.max_prefix();
+    let show_mask = match (before.persistence, after.persistence) {
+        (Some(b), Some(a)) => b.netmask != a.netmask,
+        (Some(p), None) | (None, Some(p)) => p.netmask != full,
+        (None, None) => false,
+    };
+    if show_mask {
+        let mask = |p: Option<Persistence>| match p {
+            Some(p) => netmask(family, p.netmask),
+            None => "-".to_owned(),
+        };
+        out.push(change(
+            "netmask",
+            mask(before.persistence),
+            mask(after.persistence),
+        ));
+    }
+    if before.pe_name != after.pe_name {
+        let pe = |p: &Option<String>| p.clone().unwrap_or_else(|| "none".to_owned());
+        out.push(change("pe", pe(&before.pe_name), pe(&after.pe_name)));
+    }
+    out
+}
+
+/// `sh-fallback,sh-port`, or `none`.
+pub(crate) fn flag_names(spec: &ServiceSpec) -> String {
+    let names = spec.flags.names(&spec.scheduler);
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(",")
+    }
+}
+
+/// A persistence netmask as operators write it: dotted for IPv4, a prefix length for IPv6.
+pub(crate) fn netmask(family: Family, prefix: u8) -> String {
+    match family {
+        Family::Inet => {
+            let bits = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            std::net::Ipv4Addr::from(bits).to_string()
+        }
+        Family::Inet6 => format!("/{prefix}"),
+    }
+}
+
+/// The fields of an in-place real-server edit, in a fixed order.
+pub(crate) fn dest_changes(before: &DestSpec, after: &DestSpec) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    if before.forward != after.forward {
+        out.push(change(
+            "forward",
+            before.forward.to_string(),
+            after.forward.to_string(),
+        ));
+    }
+    for (field, b, a) in [
+        ("weight", before.weight, after.weight),
+        (
+            "upper_threshold",
+            before.upper_threshold,
+            after.upper_threshold,
+        ),
+        (
+            "lower_threshold",
+            before.lower_threshold,
+            after.lower_threshold,
+        ),
+    ] {
+        if b != a {
+            out.push(change(field, b.to_string(), a.to_string()));
+        }
+    }
+    out
+}
