@@ -1,0 +1,423 @@
+//! The `http` probe: a hand-rolled HTTP/1.1 `GET` over one TCP connection.
+//!
+//! A health check needs a status line, a few headers and at most a small body, so this reads no
+//! more than it must: it stops at a status mismatch, at the first sight of the expected text, and
+//! at `max_response_bytes`. One deadline covers connect, request and response, so a server that
+//! accepts and never answers, or trickles its answer byte by byte, fails at the deadline.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::{CheckError, HttpProbe};
+
+/// Where the exchange was when the deadline passed, for the error message.
+enum Progress {
+    Connecting,
+    Sending,
+    Head { received: usize },
+    Body { received: usize },
+}
+
+impl Progress {
+    fn describe(&self, addr: SocketAddr) -> String {
+        match self {
+            Progress::Connecting => format!("connecting to {addr}"),
+            Progress::Sending => "sending the request".to_owned(),
+            Progress::Head { received: 0 } => "waiting for the response".to_owned(),
+            Progress::Head { received } => {
+                format!("reading the response headers, {received} bytes so far")
+            }
+            Progress::Body { received } => format!("reading the body, {received} bytes so far"),
+        }
+    }
+}
+
+pub(crate) async fn check(
+    probe: &HttpProbe,
+    addr: SocketAddr,
+    deadline: Duration,
+) -> Result<(), CheckError> {
+    let request = build_request(probe, addr)?;
+    let mut progress = Progress::Connecting;
+    match tokio::time::timeout(deadline, exchange(probe, addr, &request, &mut progress)).await {
+        Ok(result) => result,
+        Err(_) => Err(CheckError::Timeout {
+            after: deadline,
+            during: progress.describe(addr),
+        }),
+    }
+}
+
+fn build_request(probe: &HttpProbe, addr: SocketAddr) -> Result<Vec<u8>, CheckError> {
+    // Anything that could end the request line or a header early would let manifest text
+    // inject headers; refuse it rather than send something else than what was asked.
+    let bad = |s: &str| s.is_empty() || s.bytes().any(|b| b.is_ascii_control() || b == b' ');
+    if !probe.path.starts_with('/') || bad(&probe.path) {
+        return Err(CheckError::Config(format!(
+            "http path {:?} must start with / and contain no spaces or control characters",
+            probe.path
+        )));
+    }
+    let host = match &probe.host {
+        Some(h) if bad(h) => {
+            return Err(CheckError::Config(format!(
+                "http host {h:?} must be non-empty without spaces or control characters"
+            )));
+        }
+        Some(h) => h.clone(),
+        None => default_host(addr),
+    };
+    Ok(format!(
+        "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lvsctl-health/{}\r\n\
+         Accept: */*\r\nConnection: close\r\n\r\n",
+        probe.path,
+        env!("CARGO_PKG_VERSION"),
+    )
+    .into_bytes())
+}
+
+fn default_host(addr: SocketAddr) -> String {
+    let ip = match addr {
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    };
+    if addr.port() == 80 {
+        ip
+    } else {
+        format!("{ip}:{}", addr.port())
+    }
+}
+
+async fn exchange(
+    probe: &HttpProbe,
+    addr: SocketAddr,
+    request: &[u8],
+    progress: &mut Progress,
+) -> Result<(), CheckError> {
+    let max = probe.max_response_bytes.max(64);
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|source| CheckError::Connect { addr, source })?;
+    *progress = Progress::Sending;
+    stream
+        .write_all(request)
+        .await
+        .map_err(|source| CheckError::Io {
+            during: "send request",
+            source,
+        })?;
+    *progress = Progress::Head { received: 0 };
+
+    let mut buf = Vec::with_capacity(1024);
+    let head_end = loop {
+        if let Some(end) = find_head_end(&buf) {
+            break end;
+        }
+        if buf.len() >= max {
+            return Err(CheckError::Protocol(format!(
+                "response headers exceed {max} bytes"
+            )));
+        }
+        if read_some(&mut stream, &mut buf, max).await? == 0 {
+            return Err(CheckError::Protocol(if buf.is_empty() {
+                "connection closed without a response".to_owned()
+            } else {
+                format!(
+                    "connection closed inside the response headers after {} bytes",
+                    buf.len()
+                )
+            }));
+        }
+        *progress = Progress::Head {
+            received: buf.len(),
+        };
+    };
+
+    let head = parse_head(&buf[..head_end])?;
+    let status_ok = if probe.status.is_empty() {
+        (200..300).contains(&head.status)
+    } else {
+        probe.status.contains(&head.status)
+    };
+    if !status_ok {
+        return Err(CheckError::Status {
+            got: head.status,
+            expected: expected_status(&probe.status),
+        });
+    }
+    let Some(expect) = probe.expect.as_deref() else {
+        return Ok(());
+    };
+    let expect = expect.as_bytes();
+
+    loop {
+        let raw = &buf[head_end..];
+        let (body, complete) = match head.framing {
+            Framing::Length(n) => {
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                (raw[..raw.len().min(n)].to_vec(), raw.len() >= n)
+            }
+            Framing::Chunked => decode_chunked(raw)?,
+            Framing::UntilClose => (raw.to_vec(), false),
+        };
+        if contains(&body, expect) {
+            return Ok(());
+        }
+        if complete {
+            return Err(body_mismatch(expect, body.len()));
+        }
+        if buf.len() >= max {
+            return Err(CheckError::Body(format!(
+                "no {:?} in the first {max} bytes of the response",
+                String::from_utf8_lossy(expect)
+            )));
+        }
+        if read_some(&mut stream, &mut buf, max).await? == 0 {
+            return match head.framing {
+                Framing::UntilClose => Err(body_mismatch(expect, body.len())),
+                _ => Err(CheckError::Protocol(format!(
+                    "connection closed inside the body after {} bytes",
+                    buf.len() - head_end
+                ))),
+            };
+        }
+        *progress = Progress::Body {
+            received: buf.len() - head_end,
+        };
+    }
+}
+
+fn body_mismatch(expect: &[u8], len: usize) -> CheckError {
+    CheckError::Body(format!(
+        "body does not contain {:?} ({len} bytes)",
+        String::from_utf8_lossy(expect)
+    ))
+}
+
+fn expected_status(accepted: &[u16]) -> String {
+    if accepted.is_empty() {
+        "2xx".to_owned()
+    } else {
+        accepted
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(" or ")
+    }
+}
+
+/// Reads what is available, never growing `buf` past `max`.
+async fn read_some(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> Result<usize, CheckError> {
+    let mut chunk = [0u8; 4096];
+    let room = max.saturating_sub(buf.len()).min(chunk.len());
+    let n = stream
+        .read(&mut chunk[..room])
+        .await
+        .map_err(|source| CheckError::Io {
+            during: "read response",
+            source,
+        })?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The end of the header block (just past the blank line); bare `\n` line ends are accepted.
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    let crlf = find(buf, b"\r\n\r\n").map(|i| i + 4);
+    let lf = find(buf, b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Head {
+    status: u16,
+    framing: Framing,
+}
+
+fn parse_head(head: &[u8]) -> Result<Head, CheckError> {
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    let code = parts.next().unwrap_or_default();
+    if !version.starts_with("HTTP/1.") {
+        return Err(CheckError::Protocol(format!(
+            "status line {:?} is not HTTP/1.x",
+            truncate(status_line, 60)
+        )));
+    }
+    let status = match code.parse::<u16>() {
+        Ok(s) if code.len() == 3 && (100..600).contains(&s) => s,
+        _ => {
+            return Err(CheckError::Protocol(format!(
+                "status line {:?} has no valid status code",
+                truncate(status_line, 60)
+            )));
+        }
+    };
+    let mut framing = Framing::UntilClose;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            if value.to_ascii_lowercase().ends_with("chunked") {
+                framing = Framing::Chunked;
+            }
+        } else if name.eq_ignore_ascii_case("content-length") && framing != Framing::Chunked {
+            let n = value.parse::<u64>().map_err(|_| {
+                CheckError::Protocol(format!("invalid content-length {:?}", truncate(value, 30)))
+            })?;
+            framing = Framing::Length(n);
+        }
+    }
+    Ok(Head { status, framing })
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Decodes as much of a chunked body as has arrived; `true` once the last chunk was seen.
+/// Partial chunk data is included so the expected text is found as early as possible.
+fn decode_chunked(raw: &[u8]) -> Result<(Vec<u8>, bool), CheckError> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    loop {
+        let Some(nl) = raw[i..].iter().position(|&b| b == b'\n') else {
+            return Ok((out, false));
+        };
+        let line = String::from_utf8_lossy(&raw[i..i + nl]);
+        let size_text = line.trim_end_matches('\r');
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| {
+            CheckError::Protocol(format!("invalid chunk size {:?}", truncate(size_text, 20)))
+        })?;
+        i += nl + 1;
+        if size == 0 {
+            return Ok((out, true));
+        }
+        let available = raw.len() - i;
+        if available < size {
+            out.extend_from_slice(&raw[i..]);
+            return Ok((out, false));
+        }
+        out.extend_from_slice(&raw[i..i + size]);
+        i += size;
+        if raw[i..].starts_with(b"\r\n") {
+            i += 2;
+        } else if raw[i..].starts_with(b"\n") {
+            i += 1;
+        } else if raw.len() - i < 2 {
+            return Ok((out, false));
+        } else {
+            return Err(CheckError::Protocol(
+                "chunk not followed by CRLF".to_owned(),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn head_parsing() {
+        let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n").unwrap();
+        assert_eq!(
+            h,
+            Head {
+                status: 200,
+                framing: Framing::Length(2)
+            }
+        );
+        let h = parse_head(b"HTTP/1.0 503 Service Unavailable\n\n").unwrap();
+        assert_eq!(h.status, 503);
+        assert_eq!(h.framing, Framing::UntilClose);
+        let h = parse_head(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(h.framing, Framing::Chunked);
+        assert!(parse_head(b"SSH-2.0-OpenSSH_9.6\r\n\r\n").is_err());
+        assert!(parse_head(b"HTTP/1.1 2000 OK\r\n\r\n").is_err());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn head_end() {
+        assert_eq!(find_head_end(b"HTTP/1.1 200 OK\r\n\r\nbody"), Some(19));
+        assert_eq!(find_head_end(b"HTTP/1.1 200 OK\n\nbody"), Some(17));
+        assert_eq!(find_head_end(b"HTTP/1.1 200 OK\r\n"), None);
+    }
+
+    #[test]
+    fn chunked_decoding() {
+        let (b, done) = decode_chunked(b"2\r\nOK\r\n3;ext=1\r\n!!!\r\n0\r\n\r\n").unwrap();
+        assert_eq!(b, b"OK!!!");
+        assert!(done);
+        let (b, done) = decode_chunked(b"5\r\nhel").unwrap();
+        assert_eq!(b, b"hel");
+        assert!(!done);
+        let (b, done) = decode_chunked(b"2\r\nOK").unwrap();
+        assert_eq!(b, b"OK");
+        assert!(!done);
+        assert!(decode_chunked(b"zz\r\n").is_err());
+        assert!(decode_chunked(b"ffffffffffffffffffffff\r\n").is_err());
+        assert!(decode_chunked(b"1\r\naXY").is_err());
+    }
+
+    #[test]
+    fn request_refuses_header_injection() {
+        let addr: SocketAddr = "10.0.0.1:8080".parse().unwrap();
+        let mut p = HttpProbe::get("/x\r\nX-Evil: 1");
+        assert!(matches!(
+            build_request(&p, addr),
+            Err(CheckError::Config(_))
+        ));
+        p.path = "/.health.html".into();
+        p.host = Some("a\r\nb".into());
+        assert!(matches!(
+            build_request(&p, addr),
+            Err(CheckError::Config(_))
+        ));
+        p.host = None;
+        let req = String::from_utf8(build_request(&p, addr).unwrap()).unwrap();
+        assert!(req.starts_with("GET /.health.html HTTP/1.1\r\nHost: 10.0.0.1:8080\r\n"));
+        assert!(req.ends_with("\r\n\r\n"));
+        let v6: SocketAddr = "[2001:db8::1]:80".parse().unwrap();
+        assert_eq!(default_host(v6), "[2001:db8::1]");
+    }
+}

@@ -1,0 +1,520 @@
+//! The scheduler: one task per check, each on its own timer, so a hanging real server only ever
+//! delays its own next check. Results become up/down through rise/fall counting; every change is
+//! sent to the daemon as a [`Transition`].
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use lvsctl_model::{DestKey, ServiceKey};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::{CheckError, Probe, Prober};
+
+/// One real server of one service: what a check is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Target {
+    pub service: ServiceKey,
+    pub server: DestKey,
+}
+
+/// How one real server is checked.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CheckConfig {
+    pub probe: Probe,
+    /// Time between the starts of two checks.
+    pub interval: Duration,
+    /// Total deadline of one check.
+    pub timeout: Duration,
+    /// Consecutive passes that bring a down server back.
+    pub rise: u32,
+    /// Consecutive failures that take an up server out.
+    pub fall: u32,
+}
+
+/// Health of a real server as the daemon acts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Up,
+    Down,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Up => "up",
+            Status::Down => "down",
+        }
+    }
+}
+
+/// Everything known about one checked real server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthState {
+    pub status: Status,
+    /// False until a check agreed with `status`. A server starts in the state the kernel has
+    /// (present = up, absent = down) and unconfirmed: an unconfirmed down server comes up on its
+    /// first pass, an up one still needs `fall` failures to go down, so startup never flaps.
+    pub confirmed: bool,
+    pub consecutive_ok: u32,
+    pub consecutive_fail: u32,
+    /// Why the last check failed; `None` after a pass.
+    pub last_error: Option<String>,
+    pub last_check: Option<SystemTime>,
+    pub last_duration: Option<Duration>,
+    /// When `status` last changed (or the server started being checked).
+    pub since: SystemTime,
+    pub checks: u64,
+    pub failures: u64,
+    /// `http`, `tcp` or `exec`.
+    pub kind: &'static str,
+}
+
+/// A real server changed state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub target: Target,
+    pub from: Status,
+    pub to: Status,
+    /// The failure that took it down, or what brought it up.
+    pub reason: String,
+}
+
+struct Entry {
+    state: HealthState,
+    /// Bumped whenever the check is restarted; a result from an older task is ignored.
+    generation: u64,
+}
+
+struct Running {
+    config: CheckConfig,
+    task: JoinHandle<()>,
+}
+
+type Shared = Arc<Mutex<HashMap<Target, Entry>>>;
+
+/// Runs checks and keeps their state. Dropping it stops every check.
+pub struct Monitor {
+    prober: Arc<dyn Prober>,
+    shared: Shared,
+    running: HashMap<Target, Running>,
+    transitions: mpsc::UnboundedSender<Transition>,
+    spread: Duration,
+    next_generation: u64,
+}
+
+impl Monitor {
+    /// A monitor with no checks, and the receiver of its transitions. First checks are spread
+    /// over up to one second (less for shorter intervals) so thousands of them do not start at
+    /// the same instant.
+    pub fn new(prober: Arc<dyn Prober>) -> (Monitor, mpsc::UnboundedReceiver<Transition>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let monitor = Monitor {
+            prober,
+            shared: Arc::default(),
+            running: HashMap::new(),
+            transitions: tx,
+            spread: Duration::from_secs(1),
+            next_generation: 0,
+        };
+        (monitor, rx)
+    }
+
+    /// Changes how far apart first checks are spread (zero: all start at once).
+    pub fn with_spread(mut self, spread: Duration) -> Self {
+        self.spread = spread;
+        self
+    }
+
+    /// Makes the running checks exactly `wanted`. A target whose check is unchanged keeps its
+    /// task and state; a changed check restarts with its current up/down kept but unconfirmed
+    /// (so a failed server stays out until the new check passes); a new target starts in
+    /// `initial`; targets not wanted any more are stopped and forgotten. Must run inside a tokio
+    /// runtime.
+    pub fn reconcile(&mut self, wanted: impl IntoIterator<Item = (Target, CheckConfig, Status)>) {
+        let wanted: HashMap<Target, (CheckConfig, Status)> =
+            wanted.into_iter().map(|(t, c, s)| (t, (c, s))).collect();
+        let gone: Vec<Target> = self
+            .running
+            .keys()
+            .filter(|t| !wanted.contains_key(t))
+            .copied()
+            .collect();
+        {
+            let mut shared = lock(&self.shared);
+            for target in gone {
+                if let Some(r) = self.running.remove(&target) {
+                    r.task.abort();
+                }
+                shared.remove(&target);
+            }
+        }
+        for (target, (config, initial)) in wanted {
+            if let Some(r) = self.running.get(&target)
+                && r.config == config
+            {
+                continue;
+            }
+            self.next_generation += 1;
+            let generation = self.next_generation;
+            {
+                let mut shared = lock(&self.shared);
+                match shared.get_mut(&target) {
+                    Some(entry) => {
+                        entry.generation = generation;
+                        let s = &mut entry.state;
+                        s.confirmed = false;
+                        s.consecutive_ok = 0;
+                        s.consecutive_fail = 0;
+                        s.kind = config.probe.kind();
+                    }
+                    None => {
+                        shared.insert(
+                            target,
+                            Entry {
+                                state: HealthState {
+                                    status: initial,
+                                    confirmed: false,
+                                    consecutive_ok: 0,
+                                    consecutive_fail: 0,
+                                    last_error: None,
+                                    last_check: None,
+                                    last_duration: None,
+                                    since: SystemTime::now(),
+                                    checks: 0,
+                                    failures: 0,
+                                    kind: config.probe.kind(),
+                                },
+                                generation,
+                            },
+                        );
+                    }
+                }
+            }
+            let task = tokio::spawn(check_loop(
+                target,
+                config.clone(),
+                Arc::clone(&self.prober),
+                Arc::clone(&self.shared),
+                self.transitions.clone(),
+                first_delay(&target, config.interval, self.spread),
+                generation,
+            ));
+            if let Some(old) = self.running.insert(target, Running { config, task }) {
+                old.task.abort();
+            }
+        }
+    }
+
+    /// Current up/down of a checked target; `None` when it is not checked.
+    pub fn status(&self, target: &Target) -> Option<Status> {
+        lock(&self.shared).get(target).map(|e| e.state.status)
+    }
+
+    /// Every checked target's state, in key order.
+    pub fn snapshot(&self) -> BTreeMap<Target, HealthState> {
+        lock(&self.shared)
+            .iter()
+            .map(|(t, e)| (*t, e.state.clone()))
+            .collect()
+    }
+
+    /// How many checks are running.
+    pub fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        for r in self.running.values() {
+            r.task.abort();
+        }
+    }
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, HashMap<Target, Entry>> {
+    // A panic while holding the lock cannot leave an entry half-written in a way that matters
+    // more than losing health checking altogether.
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A stable per-target offset in `[0, min(interval, spread))`.
+fn first_delay(target: &Target, interval: Duration, spread: Duration) -> Duration {
+    let window = interval.min(spread).as_millis();
+    if window == 0 {
+        return Duration::ZERO;
+    }
+    let mut h = DefaultHasher::new();
+    target.hash(&mut h);
+    let offset = u64::try_from(u128::from(h.finish()) % window).unwrap_or(0);
+    Duration::from_millis(offset)
+}
+
+async fn check_loop(
+    target: Target,
+    config: CheckConfig,
+    prober: Arc<dyn Prober>,
+    shared: Shared,
+    transitions: mpsc::UnboundedSender<Transition>,
+    first_delay: Duration,
+    generation: u64,
+) {
+    let interval = config.interval.max(Duration::from_millis(10));
+    let mut ticker = tokio::time::interval_at(Instant::now() + first_delay, interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The prober enforces the deadline with a precise message; this is only a backstop against
+    // a prober that ignores it.
+    let cutoff = config.timeout + Duration::from_millis(500);
+    loop {
+        ticker.tick().await;
+        let started = Instant::now();
+        let result = match tokio::time::timeout(cutoff, prober.probe(&target, &config)).await {
+            Ok(r) => r,
+            Err(_) => Err(CheckError::Timeout {
+                after: config.timeout,
+                during: "the check did not finish".to_owned(),
+            }),
+        };
+        let took = started.elapsed();
+        match &result {
+            Ok(()) => {
+                tracing::trace!(service = %target.service, server = %target.server, ?took, "check passed")
+            }
+            Err(e) => {
+                tracing::debug!(service = %target.service, server = %target.server, ?took, error = %e, "check failed")
+            }
+        }
+        let transition = record(&shared, &target, &config, generation, result, took);
+        if let Some(t) = transition
+            && transitions.send(t).is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Applies one result with rise/fall counting; returns the transition it caused, if any.
+fn record(
+    shared: &Shared,
+    target: &Target,
+    config: &CheckConfig,
+    generation: u64,
+    result: Result<(), CheckError>,
+    took: Duration,
+) -> Option<Transition> {
+    let mut shared = lock(shared);
+    let entry = shared.get_mut(target)?;
+    if entry.generation != generation {
+        return None;
+    }
+    let s = &mut entry.state;
+    s.checks += 1;
+    s.last_check = Some(SystemTime::now());
+    s.last_duration = Some(took);
+    let before = s.status;
+    let reason = match result {
+        Ok(()) => {
+            s.consecutive_ok = s.consecutive_ok.saturating_add(1);
+            s.consecutive_fail = 0;
+            s.last_error = None;
+            if s.status == Status::Down && (!s.confirmed || s.consecutive_ok >= config.rise.max(1))
+            {
+                s.status = Status::Up;
+            }
+            s.confirmed = s.confirmed || s.status == Status::Up;
+            if s.consecutive_ok == 1 {
+                "passed its first check".to_owned()
+            } else {
+                format!("passed {} checks in a row", s.consecutive_ok)
+            }
+        }
+        Err(e) => {
+            s.failures += 1;
+            s.consecutive_fail = s.consecutive_fail.saturating_add(1);
+            s.consecutive_ok = 0;
+            let message = e.to_string();
+            s.last_error = Some(message.clone());
+            if s.status == Status::Up && s.consecutive_fail >= config.fall.max(1) {
+                s.status = Status::Down;
+            }
+            s.confirmed = s.confirmed || s.status == Status::Down;
+            message
+        }
+    };
+    if s.status == before {
+        return None;
+    }
+    s.since = SystemTime::now();
+    Some(Transition {
+        target: *target,
+        from: before,
+        to: s.status,
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::{ProbeFuture, TcpProbe};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn target(n: u8) -> Target {
+        Target {
+            service: "tcp/10.0.0.1:80".parse().unwrap(),
+            server: format!("10.0.1.{n}:80").parse().unwrap(),
+        }
+    }
+
+    fn config(rise: u32, fall: u32) -> CheckConfig {
+        CheckConfig {
+            probe: Probe::Tcp(TcpProbe { port: None }),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            rise,
+            fall,
+        }
+    }
+
+    /// Passes while `ok` is set.
+    struct Switch(Arc<AtomicBool>);
+    impl Prober for Switch {
+        fn probe(&self, _: &Target, _: &CheckConfig) -> ProbeFuture {
+            let ok = self.0.load(Ordering::SeqCst);
+            Box::pin(async move {
+                if ok {
+                    Ok(())
+                } else {
+                    Err(CheckError::Other("switched off".into()))
+                }
+            })
+        }
+    }
+
+    fn fresh(status: Status) -> Shared {
+        let shared: Shared = Arc::default();
+        lock(&shared).insert(
+            target(1),
+            Entry {
+                state: HealthState {
+                    status,
+                    confirmed: false,
+                    consecutive_ok: 0,
+                    consecutive_fail: 0,
+                    last_error: None,
+                    last_check: None,
+                    last_duration: None,
+                    since: SystemTime::now(),
+                    checks: 0,
+                    failures: 0,
+                    kind: "tcp",
+                },
+                generation: 1,
+            },
+        );
+        shared
+    }
+
+    fn fail() -> Result<(), CheckError> {
+        Err(CheckError::Other("refused".into()))
+    }
+
+    #[test]
+    fn rise_and_fall_counting() {
+        let shared = fresh(Status::Up);
+        let c = config(2, 3);
+        let t = target(1);
+        let z = Duration::ZERO;
+        // Unconfirmed up: a failure below `fall` keeps it up.
+        assert_eq!(record(&shared, &t, &c, 1, fail(), z), None);
+        assert_eq!(record(&shared, &t, &c, 1, fail(), z), None);
+        let down = record(&shared, &t, &c, 1, fail(), z).unwrap();
+        assert_eq!((down.from, down.to), (Status::Up, Status::Down));
+        assert_eq!(down.reason, "refused");
+        // Confirmed down: needs `rise` passes.
+        assert_eq!(record(&shared, &t, &c, 1, Ok(()), z), None);
+        assert_eq!(record(&shared, &t, &c, 1, fail(), z), None);
+        assert_eq!(record(&shared, &t, &c, 1, Ok(()), z), None);
+        let up = record(&shared, &t, &c, 1, Ok(()), z).unwrap();
+        assert_eq!((up.from, up.to), (Status::Down, Status::Up));
+        // A result of an outdated task is ignored.
+        assert_eq!(record(&shared, &t, &c, 0, fail(), z), None);
+        let st = &lock(&shared)[&t].state;
+        assert_eq!(st.checks, 7);
+        assert_eq!(st.failures, 4);
+    }
+
+    #[test]
+    fn unconfirmed_down_comes_up_on_first_pass() {
+        let shared = fresh(Status::Down);
+        let c = config(3, 3);
+        let t = target(1);
+        let up = record(&shared, &t, &c, 1, Ok(()), Duration::ZERO).unwrap();
+        assert_eq!(up.to, Status::Up);
+        assert!(lock(&shared)[&t].state.confirmed);
+    }
+
+    #[test]
+    fn unconfirmed_down_stays_down_on_failure() {
+        let shared = fresh(Status::Down);
+        let c = config(3, 3);
+        let t = target(1);
+        assert_eq!(record(&shared, &t, &c, 1, fail(), Duration::ZERO), None);
+        assert!(lock(&shared)[&t].state.confirmed);
+        assert_eq!(record(&shared, &t, &c, 1, Ok(()), Duration::ZERO), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_keeps_state_of_unchanged_checks() {
+        let ok = Arc::new(AtomicBool::new(false));
+        let (monitor, mut rx) = Monitor::new(Arc::new(Switch(Arc::clone(&ok))));
+        let mut monitor = monitor.with_spread(Duration::ZERO);
+        let c = config(2, 2);
+        monitor.reconcile([(target(1), c.clone(), Status::Up)]);
+        let t = rx.recv().await.unwrap();
+        assert_eq!(t.to, Status::Down);
+        // Reloading with the same check (and whatever "initial") keeps it down.
+        monitor.reconcile([(target(1), c.clone(), Status::Up)]);
+        assert_eq!(monitor.status(&target(1)), Some(Status::Down));
+        // A changed check keeps it down until the new check passes.
+        let mut c2 = c.clone();
+        c2.interval = Duration::from_secs(2);
+        monitor.reconcile([(target(1), c2.clone(), Status::Up)]);
+        assert_eq!(monitor.status(&target(1)), Some(Status::Down));
+        ok.store(true, Ordering::SeqCst);
+        let t = rx.recv().await.unwrap();
+        assert_eq!((t.target, t.to), (target(1), Status::Up));
+        // Removing the target forgets it.
+        monitor.reconcile(std::iter::empty());
+        assert_eq!(monitor.status(&target(1)), None);
+        assert!(monitor.is_empty());
+    }
+
+    #[test]
+    fn first_delays_are_spread_and_bounded() {
+        let d: Vec<Duration> = (1..=50)
+            .map(|n| first_delay(&target(n), Duration::from_secs(5), Duration::from_secs(1)))
+            .collect();
+        assert!(d.iter().all(|x| *x < Duration::from_secs(1)));
+        let distinct: std::collections::BTreeSet<_> = d.iter().collect();
+        assert!(distinct.len() > 25);
+        assert_eq!(
+            first_delay(&target(1), Duration::from_secs(5), Duration::ZERO),
+            Duration::ZERO
+        );
+    }
+}

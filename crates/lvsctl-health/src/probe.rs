@@ -1,0 +1,152 @@
+//! What a check does against one real server, and how it fails.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::monitor::{CheckConfig, Target};
+
+/// An HTTP/1.1 `GET` probe.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HttpProbe {
+    /// Port to connect to; `None` = the real server's own port.
+    pub port: Option<u16>,
+    /// Request target, e.g. `/.health.html`.
+    pub path: String,
+    /// `Host` header; `None` = the real server's address (and port when not 80).
+    pub host: Option<String>,
+    /// Accepted status codes; empty = any 2xx.
+    pub status: Vec<u16>,
+    /// Text the body must contain, e.g. `OK`.
+    pub expect: Option<String>,
+    /// The most response bytes read (headers and body) before the check gives up.
+    pub max_response_bytes: usize,
+}
+
+impl HttpProbe {
+    /// Default bound on the response: enough for any health page, small enough that a server
+    /// streaming garbage costs nothing.
+    pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+    /// A probe of `path` expecting any 2xx, with the defaults for everything else.
+    pub fn get(path: impl Into<String>) -> Self {
+        HttpProbe {
+            port: None,
+            path: path.into(),
+            host: None,
+            status: Vec::new(),
+            expect: None,
+            max_response_bytes: Self::DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+/// A TCP connect probe.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TcpProbe {
+    /// Port to connect to; `None` = the real server's own port.
+    pub port: Option<u16>,
+}
+
+/// A command probe: `argv[0]` is run directly (looked up in `PATH`, never through a shell) with
+/// `LVSCTL_RS_ADDR`, `LVSCTL_RS_PORT` and `LVSCTL_SERVICE` in its environment. Exit status 0
+/// passes; the command (and its process group) is killed at the deadline.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExecProbe {
+    pub argv: Vec<String>,
+}
+
+/// One kind of check.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Probe {
+    Http(HttpProbe),
+    Tcp(TcpProbe),
+    Exec(ExecProbe),
+}
+
+impl Probe {
+    /// `http`, `tcp` or `exec`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Probe::Http(_) => "http",
+            Probe::Tcp(_) => "tcp",
+            Probe::Exec(_) => "exec",
+        }
+    }
+}
+
+/// Why a check failed. Messages are short and say what was seen, for logs and `lvsctl status`.
+#[derive(Debug, Error)]
+pub enum CheckError {
+    #[error("connect to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{during}: {source}")]
+    Io {
+        during: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The total deadline passed; `during` says what the check was waiting for.
+    #[error("no answer within {after:?} ({during})")]
+    Timeout { after: Duration, during: String },
+    #[error("unexpected http status {got} (expected {expected})")]
+    Status { got: u16, expected: String },
+    #[error("{0}")]
+    Body(String),
+    #[error("invalid http response: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Exec(String),
+    /// The check itself is unusable (e.g. a header with a line break); fails every time.
+    #[error("invalid check: {0}")]
+    Config(String),
+    /// A failure reported by a prober outside this crate.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A boxed probe future, so [`Prober`] can be used as a trait object.
+pub type ProbeFuture = Pin<Box<dyn Future<Output = Result<(), CheckError>> + Send + 'static>>;
+
+/// Runs one check of one real server. The real one is [`NetProber`]; tests substitute their own.
+pub trait Prober: Send + Sync + 'static {
+    /// Checks `target` once; the future must finish within about `config.timeout` (the monitor
+    /// also cuts it off there).
+    fn probe(&self, target: &Target, config: &CheckConfig) -> ProbeFuture;
+}
+
+/// Probes real servers over the network and by running commands.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NetProber;
+
+impl Prober for NetProber {
+    fn probe(&self, target: &Target, config: &CheckConfig) -> ProbeFuture {
+        let target = *target;
+        let probe = config.probe.clone();
+        let deadline = config.timeout;
+        Box::pin(async move { run_probe(&probe, &target, deadline).await })
+    }
+}
+
+/// Runs `probe` against `target` once; everything (connect, request, response, process) must
+/// finish within `deadline`.
+pub async fn run_probe(
+    probe: &Probe,
+    target: &Target,
+    deadline: Duration,
+) -> Result<(), CheckError> {
+    let addr =
+        |port: Option<u16>| SocketAddr::new(target.server.addr, port.unwrap_or(target.server.port));
+    match probe {
+        Probe::Http(p) => crate::http::check(p, addr(p.port), deadline).await,
+        Probe::Tcp(p) => crate::tcp::check(addr(p.port), deadline).await,
+        Probe::Exec(p) => crate::exec::check(p, target, deadline).await,
+    }
+}
