@@ -88,9 +88,10 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for DaemonAttr {
                 v,
                 "IPVS_DAEMON_ATTR_MCAST_GROUP",
             )?)),
-            IPVS_DAEMON_ATTR_MCAST_GROUP6 => DaemonAttr::McastGroup6(Ipv6Addr::from(
-                fixed::<16>(v, "IPVS_DAEMON_ATTR_MCAST_GROUP6")?,
-            )),
+            IPVS_DAEMON_ATTR_MCAST_GROUP6 => DaemonAttr::McastGroup6(Ipv6Addr::from(fixed::<16>(
+                v,
+                "IPVS_DAEMON_ATTR_MCAST_GROUP6",
+            )?)),
             IPVS_DAEMON_ATTR_MCAST_PORT => {
                 DaemonAttr::McastPort(u16_ne(v, "IPVS_DAEMON_ATTR_MCAST_PORT")?)
             }

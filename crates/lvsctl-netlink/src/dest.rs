@@ -119,20 +119,14 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for DestAttr {
             IPVS_DEST_ATTR_PERSIST_CONNS => {
                 DestAttr::PersistConns(u32_ne(v, "IPVS_DEST_ATTR_PERSIST_CONNS")?)
             }
-            IPVS_DEST_ATTR_STATS => {
-                DestAttr::Stats(nested(v, "IPVS_DEST_ATTR_STATS")?)
-            }
+            IPVS_DEST_ATTR_STATS => DestAttr::Stats(nested(v, "IPVS_DEST_ATTR_STATS")?),
             IPVS_DEST_ATTR_ADDR_FAMILY => {
                 DestAttr::AddrFamily(u16_ne(v, "IPVS_DEST_ATTR_ADDR_FAMILY")?)
             }
-            IPVS_DEST_ATTR_STATS64 => {
-                DestAttr::Stats64(nested(v, "IPVS_DEST_ATTR_STATS64")?)
-            }
+            IPVS_DEST_ATTR_STATS64 => DestAttr::Stats64(nested(v, "IPVS_DEST_ATTR_STATS64")?),
             IPVS_DEST_ATTR_TUN_TYPE => DestAttr::TunType(u8_of(v, "IPVS_DEST_ATTR_TUN_TYPE")?),
             IPVS_DEST_ATTR_TUN_PORT => DestAttr::TunPort(u16_be(v, "IPVS_DEST_ATTR_TUN_PORT")?),
-            IPVS_DEST_ATTR_TUN_FLAGS => {
-                DestAttr::TunFlags(u16_ne(v, "IPVS_DEST_ATTR_TUN_FLAGS")?)
-            }
+            IPVS_DEST_ATTR_TUN_FLAGS => DestAttr::TunFlags(u16_ne(v, "IPVS_DEST_ATTR_TUN_FLAGS")?),
             _ => DestAttr::Other(DefaultNla::parse(buf)?),
         })
     }

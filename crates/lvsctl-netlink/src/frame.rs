@@ -27,7 +27,13 @@ fn align4(n: usize) -> usize {
 
 /// Appends `msg` to `buf` as one netlink message and returns its length. `flags` are the
 /// `NLM_F_*` header flags (e.g. `NLM_F_REQUEST | NLM_F_ACK`).
-pub fn encode_ipvs(buf: &mut Vec<u8>, family_id: u16, flags: u16, seq: u32, msg: IpvsMessage) -> usize {
+pub fn encode_ipvs(
+    buf: &mut Vec<u8>,
+    family_id: u16,
+    flags: u16,
+    seq: u32,
+    msg: IpvsMessage,
+) -> usize {
     let mut genl = GenlMessage::from_payload(msg);
     genl.set_resolved_family_id(family_id);
     let mut nl = NetlinkMessage::from(genl);

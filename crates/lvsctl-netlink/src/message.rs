@@ -199,13 +199,9 @@ impl IpvsAttr {
             });
         }
         Ok(match buf.kind() {
-            IPVS_CMD_ATTR_SERVICE => {
-                IpvsAttr::Service(nested(v, "IPVS_CMD_ATTR_SERVICE")?)
-            }
+            IPVS_CMD_ATTR_SERVICE => IpvsAttr::Service(nested(v, "IPVS_CMD_ATTR_SERVICE")?),
             IPVS_CMD_ATTR_DEST => IpvsAttr::Dest(nested(v, "IPVS_CMD_ATTR_DEST")?),
-            IPVS_CMD_ATTR_DAEMON => {
-                IpvsAttr::Daemon(nested(v, "IPVS_CMD_ATTR_DAEMON")?)
-            }
+            IPVS_CMD_ATTR_DAEMON => IpvsAttr::Daemon(nested(v, "IPVS_CMD_ATTR_DAEMON")?),
             IPVS_CMD_ATTR_TIMEOUT_TCP => {
                 IpvsAttr::TimeoutTcp(u32_ne(v, "IPVS_CMD_ATTR_TIMEOUT_TCP")?)
             }

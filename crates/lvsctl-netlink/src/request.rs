@@ -36,7 +36,9 @@ pub enum IpvsRequest {
     /// NEW_DAEMON: start a sync daemon.
     NewDaemon(DaemonRaw),
     /// DEL_DAEMON: stop the sync daemon in `state` (1 master, 2 backup).
-    DelDaemon { state: u32 },
+    DelDaemon {
+        state: u32,
+    },
 }
 
 impl IpvsRequest {

@@ -122,7 +122,9 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for StatsAttr {
     fn parse(buf: &NlaBuffer<&'a T>) -> Result<Self, DecodeError> {
         let v = buf.value();
         Ok(match buf.kind() {
-            IPVS_STATS_ATTR_CONNS => StatsAttr::Conns(StatValue::parse(v, "IPVS_STATS_ATTR_CONNS")?),
+            IPVS_STATS_ATTR_CONNS => {
+                StatsAttr::Conns(StatValue::parse(v, "IPVS_STATS_ATTR_CONNS")?)
+            }
             IPVS_STATS_ATTR_INPKTS => {
                 StatsAttr::InPkts(StatValue::parse(v, "IPVS_STATS_ATTR_INPKTS")?)
             }
@@ -136,11 +138,15 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for StatsAttr {
                 StatsAttr::OutBytes(StatValue::parse(v, "IPVS_STATS_ATTR_OUTBYTES")?)
             }
             IPVS_STATS_ATTR_CPS => StatsAttr::Cps(StatValue::parse(v, "IPVS_STATS_ATTR_CPS")?),
-            IPVS_STATS_ATTR_INPPS => StatsAttr::InPps(StatValue::parse(v, "IPVS_STATS_ATTR_INPPS")?),
+            IPVS_STATS_ATTR_INPPS => {
+                StatsAttr::InPps(StatValue::parse(v, "IPVS_STATS_ATTR_INPPS")?)
+            }
             IPVS_STATS_ATTR_OUTPPS => {
                 StatsAttr::OutPps(StatValue::parse(v, "IPVS_STATS_ATTR_OUTPPS")?)
             }
-            IPVS_STATS_ATTR_INBPS => StatsAttr::InBps(StatValue::parse(v, "IPVS_STATS_ATTR_INBPS")?),
+            IPVS_STATS_ATTR_INBPS => {
+                StatsAttr::InBps(StatValue::parse(v, "IPVS_STATS_ATTR_INBPS")?)
+            }
             IPVS_STATS_ATTR_OUTBPS => {
                 StatsAttr::OutBps(StatValue::parse(v, "IPVS_STATS_ATTR_OUTBPS")?)
             }
