@@ -1,0 +1,417 @@
+//! VIP addresses on an interface over rtnetlink: list, add (creating a dummy link if needed),
+//! delete, and the ownership rule: an address is lvsctl's when its address protocol
+//! (`IFA_PROTO`) is [`ADDR_PROTO`]. Everything else on the interface is foreign and left alone.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use lvsctl_model::{Family, VipState};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressHeaderFlags, AddressMessage, AddressProtocol, AddressScope,
+};
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use crate::VipError;
+use crate::netlink::{NlError, RtSocket};
+
+/// The address protocol lvsctl stamps on every address it adds (`ip addr ... proto 76` in
+/// iproute2 releases newer than 6.1; 76 is 'L'). The kernel defines only 0-3 (unspec, kernel_lo,
+/// kernel_ra, kernel_ll), so no kernel-made address carries it.
+pub const ADDR_PROTO: u8 = 76;
+
+const ENODEV: i32 = 19;
+const EOPNOTSUPP: i32 = 95;
+const EPERM: i32 = 1;
+const EEXIST: i32 = 17;
+
+/// An interface as lvsctl needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub name: String,
+    pub index: u32,
+    /// Administratively up (`IFF_UP`).
+    pub up: bool,
+}
+
+/// One address on an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfAddr {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+    /// `IFA_PROTO`, 0 when the kernel sent none.
+    pub proto: u8,
+    /// IPv4 label (`lo:0`), if any.
+    pub label: Option<String>,
+}
+
+impl IfAddr {
+    /// Added by lvsctl.
+    pub fn owned(&self) -> bool {
+        self.proto == ADDR_PROTO
+    }
+}
+
+/// What [`Vips::add_vip`] had to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AddOutcome {
+    /// The interface did not exist and was created as a dummy link.
+    pub created_link: bool,
+    /// The interface was down and was brought up.
+    pub brought_up: bool,
+    /// The address was added (false: lvsctl's address was already there).
+    pub added: bool,
+}
+
+/// A NETLINK_ROUTE connection in the caller's network namespace (the namespace of the thread
+/// that opened it).
+pub struct Vips {
+    sock: RtSocket,
+}
+
+impl Vips {
+    pub fn open() -> Result<Self, VipError> {
+        Ok(Vips {
+            sock: RtSocket::open().map_err(VipError::Socket)?,
+        })
+    }
+
+    /// The interface called `name`, or `None`.
+    pub fn link(&mut self, name: &str) -> Result<Option<Link>, VipError> {
+        check_ifname(name)?;
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        match self.sock.request(RouteNetlinkMessage::GetLink(msg), 0) {
+            Ok(replies) => {
+                for r in replies {
+                    if let RouteNetlinkMessage::NewLink(l) = r {
+                        return Ok(Some(Link {
+                            name: name.to_owned(),
+                            index: l.header.index,
+                            up: l.header.flags.contains(LinkFlags::Up),
+                        }));
+                    }
+                }
+                Err(VipError::Protocol {
+                    op: format!("look up interface {name}"),
+                    detail: "the kernel answered without the link".into(),
+                })
+            }
+            Err(e) if e.errno() == Some(ENODEV) => Ok(None),
+            Err(e) => Err(kernel(format!("look up interface {name}"), e)),
+        }
+    }
+
+    /// Creates a dummy interface `name` (down) and returns it.
+    pub fn create_dummy(&mut self, name: &str) -> Result<Link, VipError> {
+        check_ifname(name)?;
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        msg.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Dummy,
+            )]));
+        let op = format!("create dummy interface {name}");
+        self.sock
+            .request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+            .map_err(|e| kernel(op.clone(), e))?;
+        self.link(name)?.ok_or_else(|| VipError::Protocol {
+            op,
+            detail: "the interface is missing right after it was created".into(),
+        })
+    }
+
+    /// Sets `IFF_UP` on the link.
+    pub fn set_up(&mut self, link: &Link) -> Result<(), VipError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = link.index;
+        msg.header.flags = LinkFlags::Up;
+        msg.header.change_mask = LinkFlags::Up;
+        self.sock
+            .request(RouteNetlinkMessage::SetLink(msg), 0)
+            .map_err(|e| kernel(format!("bring up interface {}", link.name), e))?;
+        Ok(())
+    }
+
+    /// Every IPv4 and IPv6 address on the interface, or `None` when it does not exist.
+    pub fn addresses(&mut self, interface: &str) -> Result<Option<Vec<IfAddr>>, VipError> {
+        let Some(link) = self.link(interface)? else {
+            return Ok(None);
+        };
+        self.addresses_of(&link).map(Some)
+    }
+
+    fn addresses_of(&mut self, link: &Link) -> Result<Vec<IfAddr>, VipError> {
+        let mut req = AddressMessage::default();
+        // With strict checking on, the kernel filters the dump by this index; older kernels
+        // dump everything, so filter here too.
+        req.header.index = link.index;
+        let replies = self
+            .sock
+            .request(RouteNetlinkMessage::GetAddress(req), NLM_F_DUMP)
+            .map_err(|e| kernel(format!("list addresses of {}", link.name), e))?;
+        let mut out = Vec::new();
+        for r in replies {
+            let RouteNetlinkMessage::NewAddress(m) = r else {
+                continue;
+            };
+            if m.header.index != link.index {
+                continue;
+            }
+            let (mut local, mut address, mut proto, mut label) = (None, None, 0u8, None);
+            for a in m.attributes {
+                match a {
+                    AddressAttribute::Local(ip) => local = Some(ip),
+                    AddressAttribute::Address(ip) => address = Some(ip),
+                    AddressAttribute::Protocol(p) => proto = u8::from(p),
+                    AddressAttribute::Label(l) => label = Some(l),
+                    _ => {}
+                }
+            }
+            // IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer on
+            // point-to-point links); IPv6 usually sends only IFA_ADDRESS.
+            if let Some(addr) = local.or(address) {
+                out.push(IfAddr {
+                    addr,
+                    prefix_len: m.header.prefix_len,
+                    proto,
+                    label,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The VIP state of `interface`: addresses lvsctl added (`owned`) and all others
+    /// (`foreign`). `None` when the interface does not exist.
+    pub fn observe(&mut self, interface: &str) -> Result<Option<VipState>, VipError> {
+        let Some(addrs) = self.addresses(interface)? else {
+            return Ok(None);
+        };
+        let mut owned = BTreeSet::new();
+        let mut foreign = BTreeSet::new();
+        for a in addrs {
+            if a.owned() {
+                owned.insert(a.addr);
+            } else {
+                foreign.insert(a.addr);
+            }
+        }
+        Ok(Some(VipState {
+            interface: interface.to_owned(),
+            owned,
+            foreign,
+        }))
+    }
+
+    /// Puts `addr` on `interface` as /32 or /128, marked as lvsctl's. Creates the interface as
+    /// a dummy link if it does not exist, and brings it up if it is down. Idempotent for an
+    /// address lvsctl already added; refuses ([`VipError::NotOwned`]) when the address is there
+    /// but not lvsctl's.
+    pub fn add_vip(&mut self, interface: &str, addr: IpAddr) -> Result<AddOutcome, VipError> {
+        let mut outcome = AddOutcome::default();
+        let link = match self.link(interface)? {
+            Some(l) => l,
+            None => {
+                outcome.created_link = true;
+                self.create_dummy(interface)?
+            }
+        };
+        if !link.up {
+            self.set_up(&link)?;
+            outcome.brought_up = true;
+        }
+        if let Some(found) = self
+            .addresses_of(&link)?
+            .into_iter()
+            .find(|a| a.addr == addr)
+        {
+            return if found.owned() {
+                Ok(outcome)
+            } else {
+                Err(VipError::NotOwned {
+                    interface: interface.to_owned(),
+                    addr,
+                })
+            };
+        }
+        let prefix = Family::of(&addr).max_prefix();
+        let op = format!("add {addr}/{prefix} to {interface}");
+        let mut msg = address_message(&link, addr);
+        msg.attributes
+            .push(AddressAttribute::Protocol(AddressProtocol::from(
+                ADDR_PROTO,
+            )));
+        if addr.is_ipv6() {
+            // A VIP must answer at once: skip duplicate address detection (tentative state).
+            msg.header.flags = AddressHeaderFlags::Nodad;
+        }
+        self.sock
+            .request(
+                RouteNetlinkMessage::NewAddress(msg),
+                NLM_F_CREATE | NLM_F_EXCL,
+            )
+            .map_err(|e| kernel(op.clone(), e))?;
+        // Kernels before IFA_PROTO accept the request and drop the attribute: the address
+        // would then look foreign and be stuck forever. Check, and undo if so.
+        let stored = self
+            .addresses_of(&link)?
+            .into_iter()
+            .find(|a| a.addr == addr);
+        match stored {
+            Some(a) if a.owned() => {
+                outcome.added = true;
+                Ok(outcome)
+            }
+            Some(_) => {
+                self.sock
+                    .request(
+                        RouteNetlinkMessage::DelAddress(address_message(&link, addr)),
+                        0,
+                    )
+                    .map_err(|e| kernel(format!("remove {addr} again from {interface}"), e))?;
+                Err(VipError::OwnershipUnsupported {
+                    interface: interface.to_owned(),
+                    addr,
+                })
+            }
+            None => Err(VipError::Protocol {
+                op,
+                detail: "the kernel acknowledged the address but does not list it".into(),
+            }),
+        }
+    }
+
+    /// Removes `addr` from `interface` if lvsctl added it. Returns whether it removed
+    /// something (false: the address or the interface is not there). Refuses
+    /// ([`VipError::NotOwned`]) for an address lvsctl did not add.
+    pub fn delete_vip(&mut self, interface: &str, addr: IpAddr) -> Result<bool, VipError> {
+        let Some(link) = self.link(interface)? else {
+            return Ok(false);
+        };
+        let Some(found) = self
+            .addresses_of(&link)?
+            .into_iter()
+            .find(|a| a.addr == addr)
+        else {
+            return Ok(false);
+        };
+        if !found.owned() {
+            return Err(VipError::NotOwned {
+                interface: interface.to_owned(),
+                addr,
+            });
+        }
+        let mut msg = address_message(&link, addr);
+        msg.header.prefix_len = found.prefix_len;
+        self.sock
+            .request(RouteNetlinkMessage::DelAddress(msg), 0)
+            .map_err(|e| {
+                kernel(
+                    format!("remove {addr}/{} from {interface}", found.prefix_len),
+                    e,
+                )
+            })?;
+        Ok(true)
+    }
+}
+
+/// The request body naming one host address on `link` (used to add and delete).
+fn address_message(link: &Link, addr: IpAddr) -> AddressMessage {
+    let mut msg = AddressMessage::default();
+    msg.header.family = match addr {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    msg.header.prefix_len = Family::of(&addr).max_prefix();
+    msg.header.index = link.index;
+    msg.header.scope = AddressScope::Universe;
+    if addr.is_ipv4() {
+        msg.attributes.push(AddressAttribute::Local(addr));
+    }
+    msg.attributes.push(AddressAttribute::Address(addr));
+    msg
+}
+
+fn kernel(op: String, e: NlError) -> VipError {
+    match e {
+        NlError::Decode(detail) => VipError::Protocol { op, detail },
+        other => {
+            let errno = other.errno().unwrap_or(0);
+            let hint = match errno {
+                EPERM => "; run as root (lvsctl needs CAP_NET_ADMIN)",
+                EOPNOTSUPP if op.starts_with("create dummy") => {
+                    "; the kernel has no dummy link type: load the dummy module or create the \
+                     interface yourself (any type works)"
+                }
+                EEXIST => "; something else added it at the same moment, run again",
+                _ => "",
+            };
+            VipError::Kernel {
+                op,
+                errno,
+                message: other.describe(),
+                hint: hint.to_owned(),
+            }
+        }
+    }
+}
+
+/// The kernel's rules for interface names (`dev_valid_name`): 1-15 bytes, no '/', ':' or
+/// whitespace, not "." or "..".
+pub fn check_ifname(name: &str) -> Result<(), VipError> {
+    let bad = |reason: &str| {
+        Err(VipError::InvalidInterface {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    if name.is_empty() || name.len() > 15 {
+        return bad("must be 1 to 15 bytes");
+    }
+    if name == "." || name == ".." {
+        return bad("reserved name");
+    }
+    if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+    {
+        return bad("contains '/', ':', whitespace or a control character");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names() {
+        assert!(check_ifname("lvs0").is_ok());
+        assert!(check_ifname("eth0.100").is_ok());
+        for bad in ["", ".", "..", "a/b", "lo:0", "a b", "sixteen-chars-xx"] {
+            assert!(check_ifname(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn address_message_shape() {
+        let link = Link {
+            name: "lo".into(),
+            index: 1,
+            up: true,
+        };
+        let m4 = address_message(&link, "10.0.0.1".parse().unwrap_or(IpAddr::from([0; 4])));
+        assert_eq!(m4.header.prefix_len, 32);
+        assert_eq!(m4.header.family, AddressFamily::Inet);
+        assert_eq!(m4.attributes.len(), 2);
+        let m6 = address_message(
+            &link,
+            IpAddr::from([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+        );
+        assert_eq!(m6.header.prefix_len, 128);
+        assert_eq!(m6.header.family, AddressFamily::Inet6);
+        assert_eq!(m6.attributes.len(), 1);
+    }
+}
