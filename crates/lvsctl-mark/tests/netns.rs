@@ -472,3 +472,40 @@ fn detect_picks_a_backend_that_works_here() {
         );
     });
 }
+
+#[test]
+fn a_stale_write_is_refused_whole() {
+    each_backend("stale", |b| {
+        let f = Family::Inet;
+        let x = xt(b);
+        x.write_chain(f, &seed_rules()).unwrap();
+        ipt(b, f, &["-t", "mangle", "-A", "PREROUTING", "-j", CHAIN]);
+        // Input planned while PREROUTING held two jumps...
+        let stale = x.observe(f).unwrap().unwrap();
+        assert_eq!(stale.prerouting_jumps, 2);
+        let input = lvsctl_mark::write_input(f, &seed_rules()[..1], Some(&stale)).unwrap();
+        // ...but someone removes both before it runs.
+        ipt(b, f, &["-t", "mangle", "-D", "PREROUTING", "-j", CHAIN]);
+        ipt(b, f, &["-t", "mangle", "-D", "PREROUTING", "-j", CHAIN]);
+        let before = save_all(b, f);
+        let mut child = Command::new(program(b, f, "-restore"))
+            .args(["-w", "5", "--noflush"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        assert!(!child.wait().unwrap().success(), "the -D must fail");
+        // Nothing changed: not even the chain's rules, which came earlier in the input.
+        assert_eq!(save_all(b, f), before);
+        // The next write_chain observes afresh and repairs.
+        x.write_chain(f, &seed_rules()[..1]).unwrap();
+        assert!(x.observe(f).unwrap().unwrap().is_clean());
+    });
+}
