@@ -4,6 +4,7 @@
 //! Everything that arrives as text (addresses, ports, schedulers, durations) is parsed once, at
 //! the edge, into the types below; the planner and the kernel backend only see these types.
 
+pub mod manifest;
 pub mod state;
 
 pub use state::*;

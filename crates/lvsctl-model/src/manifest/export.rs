@@ -1,0 +1,279 @@
+//! `lvsctl export`: a [`State`] written back as manifest text that [`super::parse`] reads into
+//! the same state. What a manifest cannot express (kernel-only forwarding methods, MARK rules
+//! without a fwmark service, ...) is written as a `# skipped:` comment instead of being lost
+//! silently.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::read::MAX_NAME_LEN;
+use crate::state::{
+    DestKey, DestSpec, Family, Forward, MarkRule, Persistence, ServiceKey, State, TunnelType,
+};
+
+/// Writes `state` as a manifest. Service names come from the MARK rules' comments for fwmark
+/// services when usable, and are generated otherwise (`tcp-192-168-6-101-80`, `fwmark-10`).
+pub fn manifest_from_state(state: &State) -> String {
+    let mut out = String::new();
+    let mut skipped: Vec<String> = Vec::new();
+
+    // MARK rules grouped by the fwmark service they feed.
+    let mut rules_of: BTreeMap<ServiceKey, Vec<&MarkRule>> = BTreeMap::new();
+    for (family, chain) in &state.marks {
+        if !chain.hooked && !chain.rules.is_empty() {
+            skipped.push(format!(
+                "the {family} MARK chain is not hooked into PREROUTING/OUTPUT; a manifest always hooks it"
+            ));
+        }
+        for rule in &chain.rules {
+            let key = ServiceKey::Fwmark {
+                mark: rule.mark,
+                family: rule.family(),
+            };
+            if rule.family() != *family || !state.services.contains_key(&key) {
+                skipped.push(format!("MARK rule {rule}: no {key} service to feed"));
+                continue;
+            }
+            rules_of.entry(key).or_default().push(rule);
+        }
+    }
+
+    let names = service_names(state, &rules_of);
+
+    if let Some(v) = &state.vips {
+        let _ = writeln!(out, "director:");
+        let _ = writeln!(out, "  vip_interface: {}", v.interface);
+        let derived: BTreeSet<IpAddr> = state
+            .services
+            .keys()
+            .flat_map(|k| match k {
+                ServiceKey::Inet { vip, .. } => vec![*vip],
+                ServiceKey::Fwmark { .. } => rules_of
+                    .get(k)
+                    .map(|rs| rs.iter().map(|r| r.vip).collect())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        for extra in v.owned.difference(&derived) {
+            skipped.push(format!(
+                "VIP {extra} on {} belongs to no service; a manifest keeps only service VIPs",
+                v.interface
+            ));
+        }
+    }
+
+    if state.services.is_empty() {
+        let _ = writeln!(out, "services: []");
+    } else {
+        let _ = writeln!(out, "services:");
+    }
+    for (key, svc) in &state.services {
+        let name = names.get(key).map_or("unnamed", String::as_str);
+        let _ = writeln!(out, "  - name: {name}");
+        match key {
+            ServiceKey::Inet {
+                protocol,
+                vip,
+                port,
+            } => {
+                let _ = writeln!(out, "    protocol: {protocol}");
+                let _ = writeln!(out, "    vip: {}", addr(*vip));
+                let _ = writeln!(out, "    port: {port}");
+            }
+            ServiceKey::Fwmark { mark, family } => {
+                let _ = writeln!(out, "    fwmark: {mark}");
+                if *family == Family::Inet6 {
+                    let _ = writeln!(out, "    family: ipv6");
+                }
+            }
+        }
+        let spec = &svc.spec;
+        let _ = writeln!(out, "    scheduler: {}", spec.scheduler);
+        let flags: Vec<String> = spec
+            .flags
+            .names(&spec.scheduler)
+            .into_iter()
+            .filter(|f| f != "ops")
+            .collect();
+        if !flags.is_empty() {
+            let _ = writeln!(out, "    flags: [{}]", flags.join(", "));
+        }
+        if spec.flags.one_packet {
+            let _ = writeln!(out, "    one_packet: true");
+        }
+        if let Some(p) = &spec.persistence {
+            let _ = writeln!(
+                out,
+                "    persistence: {}",
+                persistence(p, key.family(), spec.pe_name.as_deref())
+            );
+        } else if let Some(pe) = &spec.pe_name {
+            skipped.push(format!(
+                "{key}: persistence engine {pe:?} without persistence"
+            ));
+        }
+        if let Some(rules) = rules_of.get(key) {
+            let _ = writeln!(out, "    match:");
+            for r in rules {
+                let ports: Vec<String> = r.ports.iter().map(u16::to_string).collect();
+                let _ = writeln!(
+                    out,
+                    "      - {{vip: {}, protocol: {}, ports: [{}]}}",
+                    addr(r.vip),
+                    r.protocol,
+                    ports.join(", ")
+                );
+            }
+        }
+        if svc.dests.is_empty() {
+            let _ = writeln!(out, "    real_servers: []");
+        } else {
+            let _ = writeln!(out, "    real_servers:");
+        }
+        for (dk, ds) in &svc.dests {
+            match real_server(dk, ds) {
+                Some(line) => {
+                    let _ = writeln!(out, "      - {line}");
+                }
+                None => skipped.push(format!(
+                    "{key}: real server {dk} uses forwarding method {}, which lvsctl does not configure",
+                    ds.forward.name()
+                )),
+            }
+        }
+    }
+
+    let mut head = String::from("# lvsctl manifest exported from a director state\n");
+    for s in &skipped {
+        let _ = writeln!(head, "# skipped: {s}");
+    }
+    head + &out
+}
+
+/// Unique names: fwmark services take the name their MARK rules carry when it is a valid
+/// service name; everything else is named after its identity.
+fn service_names(
+    state: &State,
+    rules_of: &BTreeMap<ServiceKey, Vec<&MarkRule>>,
+) -> BTreeMap<ServiceKey, String> {
+    let mut names = BTreeMap::new();
+    let mut used = BTreeSet::new();
+    for key in state.services.keys() {
+        let Some(rules) = rules_of.get(key) else {
+            continue;
+        };
+        let first = rules.first().map(|r| r.service.as_str()).unwrap_or("");
+        if valid_name(first) && rules.iter().all(|r| r.service == first) && used.insert(first) {
+            names.insert(*key, first.to_owned());
+        }
+    }
+    let mut used: BTreeSet<String> = used.into_iter().map(str::to_owned).collect();
+    for key in state.services.keys() {
+        if names.contains_key(key) {
+            continue;
+        }
+        let base = generated_name(key);
+        let mut name = base.clone();
+        let mut n = 2;
+        while used.contains(&name) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        used.insert(name.clone());
+        names.insert(*key, name);
+    }
+    names
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_NAME_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// `tcp-192-168-6-101-80`, `udp-2001-db8--1-53`, `fwmark-10`, `fwmark-10-ipv6`.
+fn generated_name(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Inet {
+            protocol,
+            vip,
+            port,
+        } => {
+            let a = vip.to_string().replace(['.', ':'], "-");
+            format!("{protocol}-{a}-{port}")
+        }
+        ServiceKey::Fwmark {
+            mark,
+            family: Family::Inet,
+        } => format!("fwmark-{mark}"),
+        ServiceKey::Fwmark {
+            mark,
+            family: Family::Inet6,
+        } => format!("fwmark-{mark}-ipv6"),
+    }
+}
+
+/// IPv6 addresses are quoted: a plain scalar starting with `::` reads badly in flow mappings.
+fn addr(a: IpAddr) -> String {
+    match a {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"{v6}\""),
+    }
+}
+
+fn persistence(p: &Persistence, family: Family, engine: Option<&str>) -> String {
+    if p.netmask == family.max_prefix() && engine.is_none() {
+        return p.timeout.to_string();
+    }
+    let mut parts = vec![format!("timeout: {}", p.timeout)];
+    if p.netmask != family.max_prefix() {
+        let mask = match family {
+            Family::Inet => {
+                let bits = u32::MAX.checked_shl(32 - u32::from(p.netmask)).unwrap_or(0);
+                Ipv4Addr::from(bits).to_string()
+            }
+            Family::Inet6 => p.netmask.to_string(),
+        };
+        parts.push(format!("netmask: {mask}"));
+    }
+    if let Some(e) = engine {
+        parts.push(format!("engine: {e}"));
+    }
+    format!("{{{}}}", parts.join(", "))
+}
+
+fn real_server(key: &DestKey, spec: &DestSpec) -> Option<String> {
+    let mut parts = vec![
+        format!("address: {}", addr(key.addr)),
+        format!("port: {}", key.port),
+        format!("forward: {}", spec.forward.name()),
+    ];
+    match spec.forward {
+        Forward::Dr | Forward::Nat => {}
+        Forward::Tunnel { tunnel, flags } => {
+            let mut t = match tunnel {
+                TunnelType::Ipip => vec!["type: ipip".to_owned()],
+                TunnelType::Gue { port } => vec!["type: gue".to_owned(), format!("port: {port}")],
+                TunnelType::Gre => vec!["type: gre".to_owned()],
+            };
+            if flags.csum {
+                t.push("csum: true".to_owned());
+            }
+            if flags.remcsum {
+                t.push("remcsum: true".to_owned());
+            }
+            parts.push(format!("tunnel: {{{}}}", t.join(", ")));
+        }
+        Forward::Local | Forward::Bypass => return None,
+    }
+    parts.push(format!("weight: {}", spec.weight));
+    if spec.upper_threshold != 0 {
+        parts.push(format!("upper_threshold: {}", spec.upper_threshold));
+    }
+    if spec.lower_threshold != 0 {
+        parts.push(format!("lower_threshold: {}", spec.lower_threshold));
+    }
+    Some(format!("{{{}}}", parts.join(", ")))
+}

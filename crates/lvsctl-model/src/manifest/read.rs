@@ -1,0 +1,2455 @@
+//! Reading one manifest file: the YAML tree checked against the manifest's schema, field by
+//! field, with every problem reported and reading carried on past it. Rules that only involve
+//! one service live here; rules across services and files live in `check`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::diag::{Location, Sink};
+use super::yaml::{self, Key, Node, Pos, Resolved, Value, quote};
+use super::{
+    CheckKind, DEFAULT_DRAIN_TIMEOUT, DEFAULT_FALL, DEFAULT_HTTP_STATUS, DEFAULT_INTERVAL,
+    DEFAULT_RISE, DEFAULT_SCHEDULER, DEFAULT_TIMEOUT, HealthCheck, HttpCheck, MatchDef, OnFailure,
+    RealServerDef, RealServerSide, Selector, ServiceDef, SorryServer, duration,
+};
+use crate::state::{
+    DestKey, DestSpec, Family, Forward, Fwmark, Persistence, Protocol, Scheduler, ServiceFlags,
+    ServiceKey, ServiceSpec, TunnelFlags, TunnelType,
+};
+
+const TOP_KEYS: &[&str] = &["director", "services", "realserver"];
+const DIRECTOR_KEYS: &[&str] = &["vip_interface", "unmanaged", "sysctl", "timeouts"];
+const SYSCTL_KEYS: &[&str] = &["expire_nodest_conn", "expire_quiescent_template"];
+const TIMEOUT_KEYS: &[&str] = &["tcp", "tcpfin", "udp"];
+const SELECTOR_KEYS: &[&str] = &["cidr", "fwmark", "fwmarks", "protocol", "port", "family"];
+const SERVICE_KEYS: &[&str] = &[
+    "name",
+    "protocol",
+    "vip",
+    "port",
+    "fwmark",
+    "family",
+    "match",
+    "scheduler",
+    "flags",
+    "one_packet",
+    "persistence",
+    "real_servers",
+    "health",
+    "drain_timeout",
+    "sorry_server",
+];
+const MATCH_KEYS: &[&str] = &["vip", "protocol", "ports", "port"];
+const PERSISTENCE_KEYS: &[&str] = &["timeout", "netmask", "engine"];
+const RS_KEYS: &[&str] = &[
+    "address",
+    "port",
+    "forward",
+    "weight",
+    "upper_threshold",
+    "lower_threshold",
+    "tunnel",
+    "health",
+];
+const TUNNEL_KEYS: &[&str] = &["type", "port", "csum", "remcsum"];
+const HEALTH_KEYS: &[&str] = &[
+    "http",
+    "tcp",
+    "exec",
+    "interval",
+    "timeout",
+    "rise",
+    "fall",
+    "on_failure",
+];
+const HTTP_KEYS: &[&str] = &["port", "path", "status", "expect", "host", "deadline"];
+const TCP_KEYS: &[&str] = &["port"];
+const EXEC_KEYS: &[&str] = &["command"];
+const SORRY_KEYS: &[&str] = &["address", "port", "forward"];
+const REALSERVER_KEYS: &[&str] = &["vips", "interface", "arp"];
+
+/// Longest service name (a DNS label; also keeps the MARK rule comment short).
+pub(crate) const MAX_NAME_LEN: usize = 63;
+/// Interface names are at most IFNAMSIZ - 1 bytes.
+const MAX_IFNAME_LEN: usize = 15;
+/// The kernel keeps IPVS timeouts as jiffies in an int: seconds * HZ (up to 1000) must fit.
+const MAX_IPVS_TIMEOUT_SECS: u64 = i32::MAX as u64 / 1000;
+const MAX_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
+const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+const MAX_RISE_FALL: i128 = 1000;
+const MAX_DRAIN_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+/// A director setting and where it was made, for conflicts between files.
+#[derive(Debug, Clone)]
+pub(crate) struct Setting<T> {
+    pub value: T,
+    pub loc: Location,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DirectorPart {
+    pub vip_interface: Option<Setting<String>>,
+    /// Selector, its location and path.
+    pub unmanaged: Vec<(Selector, Location, String)>,
+    pub expire_nodest_conn: Option<Setting<bool>>,
+    pub expire_quiescent_template: Option<Setting<bool>>,
+    pub tcp: Option<Setting<Duration>>,
+    pub tcpfin: Option<Setting<Duration>>,
+    pub udp: Option<Setting<Duration>>,
+}
+
+/// A match port with where it is written and its field path.
+pub(crate) type PortAt = (u16, Location, String);
+
+/// One service as read, with the extra positions cross-service checks point at.
+#[derive(Debug, Clone)]
+pub(crate) struct ParsedService {
+    pub def: ServiceDef,
+    pub path: String,
+    pub name_loc: Location,
+    /// Where the identity is written (the vip, or the fwmark).
+    pub key_loc: Location,
+    pub key_path: String,
+    /// Per match entry: each port with its location and path.
+    pub match_ports: Vec<Vec<PortAt>>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RealServerPart {
+    /// `None`: default from the services.
+    pub vips: Option<BTreeSet<IpAddr>>,
+    pub interface: String,
+    pub arp: bool,
+    pub location: Location,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct FileRead {
+    pub director: Option<DirectorPart>,
+    pub services: Vec<ParsedService>,
+    pub has_services_key: bool,
+    pub realserver: Option<RealServerPart>,
+    /// Whether the file was readable as a manifest mapping at all.
+    pub usable: bool,
+}
+
+pub(crate) fn read_file(src: usize, name: &str, bytes: &[u8], sink: &mut Sink) -> FileRead {
+    let mut r = Reader {
+        file: Arc::from(name),
+        src,
+        sink,
+    };
+    let text = match yaml::decode(bytes) {
+        Ok(t) => t,
+        Err(d) => {
+            r.err(d.pos, &d.path, d.message);
+            return FileRead::default();
+        }
+    };
+    let (root, diags) = yaml::parse_document(text);
+    for d in diags {
+        r.err(d.pos, &d.path, d.message);
+    }
+    let Some(root) = root else {
+        if r.sink.is_empty() || text.trim().is_empty() {
+            r.err(Pos { line: 1, column: 1 }, "", EMPTY.to_owned());
+        }
+        return FileRead::default();
+    };
+    if root.is_null() {
+        r.err(root.pos, "", EMPTY.to_owned());
+        return FileRead::default();
+    }
+    r.top(&root)
+}
+
+const EMPTY: &str = "file is empty; a manifest is a mapping with services: (and optionally \
+                     director: and realserver:)";
+
+struct Reader<'a> {
+    file: Arc<str>,
+    src: usize,
+    sink: &'a mut Sink,
+}
+
+/// A mapping whose keys have been checked against a schema.
+struct Fields<'n> {
+    pos: Pos,
+    path: String,
+    entries: &'n [(Key, Node)],
+}
+
+impl<'n> Fields<'n> {
+    /// The value of `key`; an explicit null counts as absent.
+    fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.text == key)
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_null())
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn key_pos(&self, key: &str) -> Pos {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.text == key)
+            .map_or(self.pos, |(k, _)| k.pos)
+    }
+
+    fn p(&self, key: &str) -> String {
+        join(&self.path, key)
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn index(path: &str, i: usize) -> String {
+    format!("{path}[{i}]")
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The closest of `candidates` to `word`, if close enough to be a plausible typo.
+pub(crate) fn nearest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    let word_l = word.to_ascii_lowercase();
+    candidates
+        .iter()
+        .map(|c| (distance(&word_l, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3) && *d < c.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn hint(word: &str, candidates: &[&str]) -> String {
+    match nearest(word, candidates) {
+        Some(c) => format!(" (did you mean {c:?}?)"),
+        None => format!(" (expected one of: {})", candidates.join(", ")),
+    }
+}
+
+impl Reader<'_> {
+    fn loc(&self, pos: Pos) -> Location {
+        Location {
+            file: self.file.clone(),
+            line: pos.line,
+            column: pos.column,
+        }
+    }
+
+    fn err(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
+        let file = self.file.clone();
+        self.sink
+            .push_at(self.src, &file, pos.line, pos.column, path, message.into());
+    }
+
+    fn wrong_type(&mut self, node: &Node, path: &str, expected: &str) {
+        let found = node.describe();
+        self.err(
+            node.pos,
+            path,
+            format!("expected {expected}, found {found}"),
+        );
+    }
+
+    fn map<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        what: &str,
+        allowed: &[&str],
+    ) -> Option<Fields<'n>> {
+        let Value::Map(entries) = &node.value else {
+            self.wrong_type(node, path, what);
+            return None;
+        };
+        for (k, _) in entries {
+            if !allowed.contains(&k.text.as_str()) {
+                let h = hint(&k.text, allowed);
+                self.err(
+                    k.pos,
+                    &join(path, &k.text),
+                    format!("unknown key {}{h}", quote(&k.text)),
+                );
+            }
+        }
+        Some(Fields {
+            pos: node.pos,
+            path: path.to_owned(),
+            entries,
+        })
+    }
+
+    fn seq<'n>(&mut self, node: &'n Node, path: &str, what: &str) -> Option<&'n [Node]> {
+        match &node.value {
+            Value::Seq(items) => Some(items),
+            _ => {
+                self.wrong_type(node, path, what);
+                None
+            }
+        }
+    }
+
+    fn string<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n str> {
+        if let Value::Scalar(s) = &node.value {
+            match s.resolve() {
+                Resolved::Str(t) => return Some(t),
+                // `port_name: 8080`-like numbers are fine as text.
+                Resolved::Int(_) | Resolved::Float => return Some(&s.text),
+                Resolved::Null | Resolved::Bool(_) => {}
+            }
+        }
+        self.wrong_type(node, path, "a string");
+        None
+    }
+
+    fn int(&mut self, node: &Node, path: &str, lo: i128, hi: i128) -> Option<i128> {
+        if let Value::Scalar(s) = &node.value {
+            match s.resolve() {
+                Resolved::Int(Some(v)) if (lo..=hi).contains(&v) => return Some(v),
+                Resolved::Int(_) => {
+                    self.err(
+                        node.pos,
+                        path,
+                        format!("{} is out of range {lo}..={hi}", s.text),
+                    );
+                    return None;
+                }
+                Resolved::Str(t) if !s.plain && t.trim().parse::<i128>().is_ok() => {
+                    self.err(
+                        node.pos,
+                        path,
+                        format!(
+                            "expected an integer, found string {}; remove the quotes",
+                            quote(t)
+                        ),
+                    );
+                    return None;
+                }
+                _ => {}
+            }
+        }
+        self.wrong_type(node, path, "an integer");
+        None
+    }
+
+    fn u16(&mut self, node: &Node, path: &str) -> Option<u16> {
+        self.int(node, path, 0, i128::from(u16::MAX))
+            .and_then(|v| u16::try_from(v).ok())
+    }
+
+    fn u32_in(&mut self, node: &Node, path: &str, lo: u32, hi: u32) -> Option<u32> {
+        self.int(node, path, i128::from(lo), i128::from(hi))
+            .and_then(|v| u32::try_from(v).ok())
+    }
+
+    fn bool(&mut self, node: &Node, path: &str) -> Option<bool> {
+        if let Value::Scalar(s) = &node.value
+            && let Resolved::Bool(b) = s.resolve()
+        {
+            return Some(b);
+        }
+        self.wrong_type(node, path, "true or false");
+        None
+    }
+
+    fn ip(&mut self, node: &Node, path: &str) -> Option<IpAddr> {
+        let text = self.string(node, path)?;
+        match text.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
+                let v4 = v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED);
+                self.err(
+                    node.pos,
+                    path,
+                    format!(
+                        "{} is an IPv4-mapped IPv6 address; write it as {v4}",
+                        quote(text)
+                    ),
+                );
+                None
+            }
+            Ok(a) => Some(a),
+            Err(_) => {
+                let extra = if text.contains('/') {
+                    " (write the address alone, without a prefix length)"
+                } else if text.contains(':') && text.contains('.') && !text.contains("::") {
+                    " (write the port in its own port: field)"
+                } else {
+                    ""
+                };
+                self.err(
+                    node.pos,
+                    path,
+                    format!("{} is not an IPv4 or IPv6 address{extra}", quote(text)),
+                );
+                None
+            }
+        }
+    }
+
+    /// An address packets are sent to or from: no unspecified, multicast or broadcast address.
+    fn unicast(&mut self, node: &Node, path: &str, what: &str) -> Option<IpAddr> {
+        let a = self.ip(node, path)?;
+        let problem = match a {
+            IpAddr::V4(v4) if v4.is_unspecified() => Some("the unspecified address"),
+            IpAddr::V4(v4) if v4.is_broadcast() => Some("the broadcast address"),
+            IpAddr::V4(v4) if v4.is_multicast() => Some("a multicast address"),
+            IpAddr::V6(v6) if v6.is_unspecified() => Some("the unspecified address"),
+            IpAddr::V6(v6) if v6.is_multicast() => Some("a multicast address"),
+            _ => None,
+        };
+        if let Some(p) = problem {
+            self.err(
+                node.pos,
+                path,
+                format!("{a} is {p}; a {what} needs a unicast address"),
+            );
+            return None;
+        }
+        Some(a)
+    }
+
+    fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
+        if let Value::Scalar(s) = &node.value {
+            match s.resolve() {
+                Resolved::Str(t) => match duration::parse(t) {
+                    Ok(d) => return Some(d),
+                    Err(m) => {
+                        self.err(node.pos, path, m);
+                        return None;
+                    }
+                },
+                Resolved::Int(_) => {
+                    self.err(
+                        node.pos,
+                        path,
+                        format!(
+                            "{} needs a unit (write e.g. {}s or {}ms)",
+                            s.text, s.text, s.text
+                        ),
+                    );
+                    return None;
+                }
+                _ => {}
+            }
+        }
+        self.wrong_type(node, path, "a duration such as 3s or 500ms");
+        None
+    }
+
+    /// Seconds for kernel timeouts: an integer (seconds) or a whole-second duration.
+    fn seconds(&mut self, node: &Node, path: &str, lo: u64, hi: u64) -> Option<u64> {
+        let secs = match &node.value {
+            Value::Scalar(s) if matches!(s.resolve(), Resolved::Int(_)) => match s.resolve() {
+                Resolved::Int(Some(v)) if v >= 0 => u64::try_from(v).unwrap_or(u64::MAX),
+                _ => {
+                    self.err(
+                        node.pos,
+                        path,
+                        format!("{} is out of range {lo}..={hi} seconds", s.text),
+                    );
+                    return None;
+                }
+            },
+            Value::Scalar(s) if matches!(s.resolve(), Resolved::Str(_)) => {
+                let d = self.duration(node, path)?;
+                if d.subsec_nanos() != 0 {
+                    self.err(
+                        node.pos,
+                        path,
+                        format!(
+                            "{} is not a whole number of seconds (the kernel counts in seconds)",
+                            duration::format(d)
+                        ),
+                    );
+                    return None;
+                }
+                d.as_secs()
+            }
+            _ => {
+                self.wrong_type(
+                    node,
+                    path,
+                    "whole seconds (e.g. 120) or a duration (e.g. 2m)",
+                );
+                return None;
+            }
+        };
+        if !(lo..=hi).contains(&secs) {
+            let shown = match &node.value {
+                Value::Scalar(s) if matches!(s.resolve(), Resolved::Int(_)) => s.text.clone(),
+                _ => format!("{secs}s"),
+            };
+            self.err(
+                node.pos,
+                path,
+                format!("{shown} is out of range {lo}..={hi} seconds"),
+            );
+            return None;
+        }
+        Some(secs)
+    }
+
+    fn protocol(&mut self, node: &Node, path: &str) -> Option<Protocol> {
+        let t = self.string(node, path)?;
+        match t.parse::<Protocol>() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                let h = hint(t, &["tcp", "udp", "sctp"]);
+                self.err(node.pos, path, format!("unknown protocol {}{h}", quote(t)));
+                None
+            }
+        }
+    }
+
+    fn family(&mut self, node: &Node, path: &str) -> Option<Family> {
+        match self.string(node, path)? {
+            "ipv4" => Some(Family::Inet),
+            "ipv6" => Some(Family::Inet6),
+            t => {
+                let h = hint(t, &["ipv4", "ipv6"]);
+                self.err(node.pos, path, format!("unknown family {}{h}", quote(t)));
+                None
+            }
+        }
+    }
+
+    fn ifname(&mut self, node: &Node, path: &str) -> Option<String> {
+        let t = self.string(node, path)?;
+        let bad = t.is_empty()
+            || t.len() > MAX_IFNAME_LEN
+            || t == "."
+            || t == ".."
+            || t.chars()
+                .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+        if bad {
+            self.err(
+                node.pos,
+                path,
+                format!(
+                    "{} is not a valid interface name (1..={MAX_IFNAME_LEN} bytes, no '/', ':' or spaces)",
+                    quote(t)
+                ),
+            );
+            return None;
+        }
+        Some(t.to_owned())
+    }
+
+    // ------------------------------------------------------------------------------------------
+
+    fn top(&mut self, root: &Node) -> FileRead {
+        let Value::Map(_) = &root.value else {
+            let found = root.describe();
+            self.err(
+                root.pos,
+                "",
+                format!(
+                    "a manifest must be a mapping with services: (and optionally director: and \
+                     realserver:), found {found}"
+                ),
+            );
+            return FileRead::default();
+        };
+        let mut out = FileRead {
+            usable: true,
+            ..FileRead::default()
+        };
+        let Some(f) = self.map(root, "", "a mapping", TOP_KEYS) else {
+            return out;
+        };
+        if let Some(d) = f.get("director") {
+            out.director = self.director(d, "director");
+        }
+        if f.entries.iter().any(|(k, _)| k.text == "services") {
+            out.has_services_key = true;
+        }
+        if let Some(list) = f.get("services")
+            && let Some(items) = self.seq(list, "services", "a list of services")
+        {
+            for (i, item) in items.iter().enumerate() {
+                if let Some(svc) = self.service(item, &index("services", i)) {
+                    out.services.push(svc);
+                }
+            }
+        }
+        if let Some(rs) = f.get("realserver") {
+            out.realserver = self.realserver(rs, "realserver");
+        }
+        out
+    }
+
+    fn director(&mut self, node: &Node, path: &str) -> Option<DirectorPart> {
+        let f = self.map(
+            node,
+            path,
+            "a mapping (the director: section)",
+            DIRECTOR_KEYS,
+        )?;
+        let mut d = DirectorPart::default();
+        if let Some(n) = f.get("vip_interface") {
+            d.vip_interface = self.ifname(n, &f.p("vip_interface")).map(|value| Setting {
+                value,
+                loc: self.loc(n.pos),
+            });
+        }
+        if let Some(n) = f.get("unmanaged") {
+            let p = f.p("unmanaged");
+            if let Some(items) = self.seq(n, &p, "a list of selectors") {
+                for (i, item) in items.iter().enumerate() {
+                    let ip = index(&p, i);
+                    if let Some(s) = self.selector(item, &ip) {
+                        d.unmanaged.push((s, self.loc(item.pos), ip));
+                    }
+                }
+            }
+        }
+        if let Some(n) = f.get("sysctl") {
+            let p = f.p("sysctl");
+            if let Some(s) = self.map(n, &p, "a mapping", SYSCTL_KEYS) {
+                for (key, slot) in [
+                    ("expire_nodest_conn", &mut d.expire_nodest_conn),
+                    (
+                        "expire_quiescent_template",
+                        &mut d.expire_quiescent_template,
+                    ),
+                ] {
+                    if let Some(v) = s.get(key) {
+                        *slot = self.bool(v, &s.p(key)).map(|value| Setting {
+                            value,
+                            loc: self.loc(v.pos),
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(n) = f.get("timeouts") {
+            let p = f.p("timeouts");
+            if let Some(t) = self.map(n, &p, "a mapping", TIMEOUT_KEYS) {
+                for (key, slot) in [
+                    ("tcp", &mut d.tcp),
+                    ("tcpfin", &mut d.tcpfin),
+                    ("udp", &mut d.udp),
+                ] {
+                    if let Some(v) = t.get(key) {
+                        *slot = self
+                            .seconds(v, &t.p(key), 1, MAX_IPVS_TIMEOUT_SECS)
+                            .map(|s| Setting {
+                                value: Duration::from_secs(s),
+                                loc: self.loc(v.pos),
+                            });
+                    }
+                }
+            }
+        }
+        Some(d)
+    }
+
+    fn selector(&mut self, node: &Node, path: &str) -> Option<Selector> {
+        let f = self.map(
+            node,
+            path,
+            "a selector mapping such as {cidr: 10.96.0.0/12} or {fwmark: 100}",
+            SELECTOR_KEYS,
+        )?;
+        let kinds: Vec<&str> = ["cidr", "fwmark", "fwmarks"]
+            .into_iter()
+            .filter(|k| f.has(k))
+            .collect();
+        match kinds.as_slice() {
+            [] => {
+                self.err(
+                    f.pos,
+                    path,
+                    "a selector needs one of cidr, fwmark or fwmarks".to_owned(),
+                );
+                None
+            }
+            ["cidr"] => {
+                if f.has("family") {
+                    self.err(
+                        f.key_pos("family"),
+                        &f.p("family"),
+                        "family is only for fwmark selectors (a cidr has its own family)",
+                    );
+                }
+                let n = f.get("cidr")?;
+                let (addr, prefix) = self.cidr(n, &f.p("cidr"))?;
+                let protocol = match f.get("protocol") {
+                    Some(p) => Some(self.protocol(p, &f.p("protocol"))?),
+                    None => None,
+                };
+                let port = match f.get("port") {
+                    Some(p) => Some(self.u16(p, &f.p("port"))?),
+                    None => None,
+                };
+                Some(Selector::Cidr {
+                    addr,
+                    prefix,
+                    protocol,
+                    port,
+                })
+            }
+            [kind] => {
+                for k in ["protocol", "port"] {
+                    if f.has(k) {
+                        self.err(
+                            f.key_pos(k),
+                            &f.p(k),
+                            format!("{k} is only for cidr selectors (a fwmark service has no {k})"),
+                        );
+                    }
+                }
+                let n = f.get(kind)?;
+                let (first, last) = if *kind == "fwmark" {
+                    let m = self.fwmark(n, &f.p("fwmark"))?;
+                    (m, m)
+                } else {
+                    self.mark_range(n, &f.p("fwmarks"))?
+                };
+                let family = match f.get("family") {
+                    Some(x) => Some(self.family(x, &f.p("family"))?),
+                    None => None,
+                };
+                Some(Selector::Fwmarks {
+                    first,
+                    last,
+                    family,
+                })
+            }
+            many => {
+                self.err(
+                    f.pos,
+                    path,
+                    format!(
+                        "a selector has exactly one of cidr, fwmark or fwmarks, found {}",
+                        many.join(" and ")
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn cidr(&mut self, node: &Node, path: &str) -> Option<(IpAddr, u8)> {
+        let t = self.string(node, path)?;
+        let (a, p) = t.split_once('/').unwrap_or((t, ""));
+        let Ok(addr) = a.parse::<IpAddr>() else {
+            self.err(
+                node.pos,
+                path,
+                format!("{} is not a CIDR such as 10.96.0.0/12", quote(t)),
+            );
+            return None;
+        };
+        let max = Family::of(&addr).max_prefix();
+        let prefix = if p.is_empty() {
+            max
+        } else {
+            match p.parse::<u8>() {
+                Ok(v) if v <= max => v,
+                _ => {
+                    self.err(
+                        node.pos,
+                        path,
+                        format!("{} has an invalid prefix length (0..={max})", quote(t)),
+                    );
+                    return None;
+                }
+            }
+        };
+        let network = mask_addr(addr, prefix);
+        if network != addr {
+            self.err(
+                node.pos,
+                path,
+                format!(
+                    "{} has host bits set (did you mean {network}/{prefix}?)",
+                    quote(t)
+                ),
+            );
+            return None;
+        }
+        Some((addr, prefix))
+    }
+
+    fn fwmark(&mut self, node: &Node, path: &str) -> Option<u32> {
+        if let Value::Scalar(s) = &node.value
+            && s.resolve() == Resolved::Int(Some(0))
+        {
+            self.err(
+                node.pos,
+                path,
+                "fwmark 0 means \"no mark\" to the kernel; use 1..=4294967295",
+            );
+            return None;
+        }
+        self.u32_in(node, path, 1, u32::MAX)
+    }
+
+    fn mark_range(&mut self, node: &Node, path: &str) -> Option<(u32, u32)> {
+        let t = self.string(node, path)?;
+        let parsed = t.split_once('-').and_then(|(a, b)| {
+            Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?))
+        });
+        match parsed {
+            Some((a, b)) if a >= 1 && a <= b => Some((a, b)),
+            _ => {
+                self.err(
+                    node.pos,
+                    path,
+                    format!(
+                        "{} is not a mark range such as \"1000-1999\" (1 <= first <= last <= 4294967295)",
+                        quote(t)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn realserver(&mut self, node: &Node, path: &str) -> Option<RealServerPart> {
+        let f = self.map(
+            node,
+            path,
+            "a mapping (the realserver: section)",
+            REALSERVER_KEYS,
+        )?;
+        let mut ok = true;
+        let vips = match f.get("vips") {
+            Some(n) => {
+                let p = f.p("vips");
+                let mut set = BTreeSet::new();
+                match self.seq(n, &p, "a list of addresses") {
+                    Some(items) => {
+                        for (i, item) in items.iter().enumerate() {
+                            let ip = index(&p, i);
+                            match self.unicast(item, &ip, "VIP") {
+                                Some(a) => {
+                                    if !set.insert(a) {
+                                        self.err(item.pos, &ip, format!("{a} is listed twice"));
+                                    }
+                                }
+                                None => ok = false,
+                            }
+                        }
+                    }
+                    None => ok = false,
+                }
+                Some(set)
+            }
+            None => None,
+        };
+        let interface = match f.get("interface") {
+            Some(n) => self.ifname(n, &f.p("interface")),
+            None => Some("lo".to_owned()),
+        };
+        let arp = match f.get("arp") {
+            Some(n) => self.bool(n, &f.p("arp")),
+            None => Some(true),
+        };
+        let (Some(interface), Some(arp), true) = (interface, arp, ok) else {
+            return None;
+        };
+        Some(RealServerPart {
+            vips,
+            interface,
+            arp,
+            location: self.loc(f.pos),
+        })
+    }
+
+    // ------------------------------------------------------------------------------------------
+
+    fn service(&mut self, node: &Node, path: &str) -> Option<ParsedService> {
+        let f = self.map(node, path, "a service mapping", SERVICE_KEYS)?;
+        let name = self.service_name(&f);
+        let name_loc = self.loc(f.get("name").map_or(f.pos, |n| n.pos));
+
+        let (key, key_node, key_path) = if let Some(n) = f.get("fwmark") {
+            for k in ["protocol", "vip", "port"] {
+                if f.has(k) {
+                    self.err(
+                        f.key_pos(k),
+                        &f.p(k),
+                        format!(
+                            "{k} is not used by a fwmark service; it receives whatever the MARK \
+                             rules mark (put vip, protocol and ports under match)"
+                        ),
+                    );
+                }
+            }
+            let mark = self.fwmark(n, &f.p("fwmark")).and_then(Fwmark::new);
+            let family = match f.get("family") {
+                Some(x) => self.family(x, &f.p("family")),
+                None => Some(Family::Inet),
+            };
+            let key = match (mark, family) {
+                (Some(mark), Some(family)) => Some(ServiceKey::Fwmark { mark, family }),
+                _ => None,
+            };
+            (key, n, f.p("fwmark"))
+        } else {
+            for k in ["family", "match"] {
+                if f.has(k) {
+                    let msg = if k == "match" {
+                        "match is only for fwmark services; add fwmark: N to group ports with \
+                         MARK rules"
+                    } else {
+                        "family is only for fwmark services (an address service takes its \
+                         vip's family)"
+                    };
+                    self.err(f.key_pos(k), &f.p(k), msg);
+                }
+            }
+            let protocol = match f.get("protocol") {
+                Some(n) => self.protocol(n, &f.p("protocol")),
+                None => Some(Protocol::Tcp),
+            };
+            let vip_node = f.get("vip");
+            let vip = match vip_node {
+                Some(n) => self.unicast(n, &f.p("vip"), "VIP"),
+                None => {
+                    self.err(
+                        f.pos,
+                        &f.p("vip"),
+                        "missing; a service needs vip and port (or fwmark)",
+                    );
+                    None
+                }
+            };
+            let port = match f.get("port") {
+                Some(n) => self.u16(n, &f.p("port")),
+                None => {
+                    self.err(
+                        f.pos,
+                        &f.p("port"),
+                        "missing; a service needs a port (0 = every port, with persistence)",
+                    );
+                    None
+                }
+            };
+            let key = match (protocol, vip, port) {
+                (Some(protocol), Some(vip), Some(port)) => Some(ServiceKey::Inet {
+                    protocol,
+                    vip,
+                    port,
+                }),
+                _ => None,
+            };
+            (key, vip_node.unwrap_or(node), f.p("vip"))
+        };
+
+        let spec = self.service_spec(&f, key.as_ref());
+
+        let mut matches = Vec::new();
+        let mut match_ports = Vec::new();
+        if let (Some(n), Some(ServiceKey::Fwmark { family, .. })) = (f.get("match"), key) {
+            let p = f.p("match");
+            if let Some(items) = self.seq(n, &p, "a list of match entries") {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some((m, ports)) = self.match_entry(item, &index(&p, i), family) {
+                        matches.push(m);
+                        match_ports.push(ports);
+                    }
+                }
+            }
+        }
+
+        let drain_timeout = match f.get("drain_timeout") {
+            Some(n) => self
+                .duration(n, &f.p("drain_timeout"))
+                .and_then(|d| {
+                    if d > MAX_DRAIN_TIMEOUT {
+                        self.err(
+                            n.pos,
+                            &f.p("drain_timeout"),
+                            format!(
+                                "{} is longer than the {} limit",
+                                duration::format(d),
+                                duration::format(MAX_DRAIN_TIMEOUT)
+                            ),
+                        );
+                        None
+                    } else {
+                        Some(d)
+                    }
+                })
+                .unwrap_or(DEFAULT_DRAIN_TIMEOUT),
+            None => DEFAULT_DRAIN_TIMEOUT,
+        };
+
+        // Health template: checked once here, applied per real server below.
+        let health = match f.get("health") {
+            Some(n) => {
+                let p = f.p("health");
+                if let Value::Scalar(s) = &n.value
+                    && s.resolve() == Resolved::Bool(false)
+                {
+                    self.err(
+                        n.pos,
+                        &p,
+                        "health: false is only for a real server (to exempt it from its \
+                         service's check); remove health: to have no check",
+                    );
+                    None
+                } else {
+                    self.health_raw(n, &p).inspect(|h| {
+                        if h.kind_pos.is_none() {
+                            self.err(h.pos, &p, "a health check needs one of http, tcp or exec");
+                        }
+                        self.check_health_alone(h, &p, true);
+                    })
+                }
+            }
+            None => None,
+        };
+
+        let mut real_servers = Vec::new();
+        if let Some(n) = f.get("real_servers") {
+            let p = f.p("real_servers");
+            if let Some(items) = self.seq(n, &p, "a list of real servers") {
+                let mut seen: BTreeMap<DestKey, usize> = BTreeMap::new();
+                for (i, item) in items.iter().enumerate() {
+                    let ip = index(&p, i);
+                    let Some(rs) = self.real_server(item, &ip, key.as_ref(), health.as_ref())
+                    else {
+                        continue;
+                    };
+                    if let Some(first) = seen.get(&rs.key) {
+                        self.err(
+                            item.pos,
+                            &ip,
+                            format!(
+                                "real server {} is listed twice in this service (first as real_servers[{first}])",
+                                rs.key
+                            ),
+                        );
+                        continue;
+                    }
+                    seen.insert(rs.key, i);
+                    real_servers.push(rs);
+                }
+            }
+        }
+
+        let sorry_server = match (f.get("sorry_server"), key.as_ref()) {
+            (Some(n), Some(k)) => {
+                let s = self.sorry_server(n, &f.p("sorry_server"), k);
+                if let Some(s) = &s
+                    && real_servers.iter().any(|r| r.key == s.key)
+                {
+                    self.err(
+                        n.pos,
+                        &f.p("sorry_server"),
+                        format!("{} is also a real server of this service", s.key),
+                    );
+                }
+                s
+            }
+            _ => None,
+        };
+
+        let (key, spec, name) = (key?, spec?, name?);
+        Some(ParsedService {
+            def: ServiceDef {
+                name,
+                key,
+                spec,
+                matches,
+                real_servers,
+                drain_timeout,
+                sorry_server,
+                location: self.loc(f.pos),
+            },
+            path: path.to_owned(),
+            name_loc,
+            key_loc: self.loc(key_node.pos),
+            key_path,
+            match_ports,
+        })
+    }
+
+    fn service_name(&mut self, f: &Fields<'_>) -> Option<String> {
+        let p = f.p("name");
+        let Some(n) = f.get("name") else {
+            self.err(
+                f.pos,
+                &p,
+                "missing; every service needs a unique name ([a-z0-9-])",
+            );
+            return None;
+        };
+        let t = self.string(n, &p)?;
+        let valid = !t.is_empty()
+            && t.len() <= MAX_NAME_LEN
+            && t.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid {
+            self.err(
+                n.pos,
+                &p,
+                format!(
+                    "{} is not a valid service name (1..={MAX_NAME_LEN} characters of a-z, 0-9 and -)",
+                    quote(t)
+                ),
+            );
+            return None;
+        }
+        Some(t.to_owned())
+    }
+
+    /// Scheduler, flags, one-packet and persistence.
+    fn service_spec(&mut self, f: &Fields<'_>, key: Option<&ServiceKey>) -> Option<ServiceSpec> {
+        let mut ok = true;
+        let scheduler = match f.get("scheduler") {
+            Some(n) => {
+                let p = f.p("scheduler");
+                match self.string(n, &p) {
+                    Some(t) => match Scheduler::known(t) {
+                        Some(s) => Some(s),
+                        None => {
+                            let near = nearest(t, Scheduler::KNOWN)
+                                .map(|c| format!("did you mean {c:?}? "))
+                                .unwrap_or_default();
+                            self.err(
+                                n.pos,
+                                &p,
+                                format!(
+                                    "unknown scheduler {} ({near}kernel schedulers: {})",
+                                    quote(t),
+                                    Scheduler::KNOWN.join(" ")
+                                ),
+                            );
+                            None
+                        }
+                    },
+                    None => None,
+                }
+            }
+            None => Some(DEFAULT_SCHEDULER),
+        };
+
+        let mut flags = ServiceFlags::default();
+        if let Some(n) = f.get("flags") {
+            let p = f.p("flags");
+            if let Some(items) = self.seq(n, &p, "a list of scheduler flags") {
+                let mut seen = BTreeSet::new();
+                for (i, item) in items.iter().enumerate() {
+                    let ip = index(&p, i);
+                    let Some(t) = self.string(item, &ip) else {
+                        ok = false;
+                        continue;
+                    };
+                    const FLAGS: &[&str] = &[
+                        "sh-fallback",
+                        "sh-port",
+                        "mh-fallback",
+                        "mh-port",
+                        "flag-1",
+                        "flag-2",
+                        "flag-3",
+                    ];
+                    let (bit, needs) = match t {
+                        "sh-fallback" => (1, Some(Scheduler::Sh)),
+                        "sh-port" => (2, Some(Scheduler::Sh)),
+                        "mh-fallback" => (1, Some(Scheduler::Mh)),
+                        "mh-port" => (2, Some(Scheduler::Mh)),
+                        "flag-1" => (1, None),
+                        "flag-2" => (2, None),
+                        "flag-3" => (3, None),
+                        other => {
+                            let h = hint(other, FLAGS);
+                            self.err(item.pos, &ip, format!("unknown flag {}{h}", quote(other)));
+                            ok = false;
+                            continue;
+                        }
+                    };
+                    if let (Some(need), Some(have)) = (&needs, &scheduler)
+                        && need != have
+                    {
+                        self.err(
+                            item.pos,
+                            &ip,
+                            format!(
+                                "{t} is a flag of the {need} scheduler, but this service uses {have}"
+                            ),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    if !seen.insert(bit) {
+                        self.err(
+                            item.pos,
+                            &ip,
+                            format!("{t} sets a flag already set by an earlier entry"),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    match bit {
+                        1 => flags.sched1 = true,
+                        2 => flags.sched2 = true,
+                        _ => flags.sched3 = true,
+                    }
+                }
+            } else {
+                ok = false;
+            }
+        }
+
+        if let Some(n) = f.get("one_packet") {
+            let p = f.p("one_packet");
+            match self.bool(n, &p) {
+                Some(true) => {
+                    if let Some(ServiceKey::Inet { protocol, .. }) = key
+                        && *protocol != Protocol::Udp
+                    {
+                        self.err(
+                            n.pos,
+                            &p,
+                            format!(
+                                "one-packet scheduling is only for udp or fwmark services, not {protocol}"
+                            ),
+                        );
+                        ok = false;
+                    } else {
+                        flags.one_packet = true;
+                    }
+                }
+                Some(false) => {}
+                None => ok = false,
+            }
+        }
+
+        let family = key.map(ServiceKey::family).or_else(|| guess_family(f));
+        let persistence = match (f.get("persistence"), family) {
+            (Some(n), Some(family)) => match self.persistence(n, &f.p("persistence"), family) {
+                Some(p) => Some(p),
+                None => {
+                    ok = false;
+                    None
+                }
+            },
+            (Some(_), None) => None,
+            (None, _) => {
+                if let Some(ServiceKey::Inet { port: 0, .. }) = key {
+                    let n = f.get("port");
+                    self.err(
+                        n.map_or(f.pos, |n| n.pos),
+                        &f.p("port"),
+                        "port 0 (every port) needs persistence; add e.g. persistence: 360",
+                    );
+                    ok = false;
+                }
+                None
+            }
+        };
+        let pe_name = persistence.as_ref().and_then(|(_, e)| e.clone());
+        let persistence = persistence.map(|(p, _)| p);
+        match (ok, scheduler) {
+            (true, Some(scheduler)) => Some(ServiceSpec {
+                scheduler,
+                flags,
+                persistence,
+                pe_name,
+            }),
+            _ => None,
+        }
+    }
+
+    /// `120`, `2m`, or `{timeout, netmask, engine}`. Returns the persistence and the engine.
+    fn persistence(
+        &mut self,
+        node: &Node,
+        path: &str,
+        family: Family,
+    ) -> Option<(Persistence, Option<String>)> {
+        let timeout_of = |r: &mut Self, n: &Node, p: &str| -> Option<u32> {
+            if let Value::Scalar(s) = &n.value
+                && s.resolve() == Resolved::Int(Some(0))
+            {
+                r.err(
+                    n.pos,
+                    p,
+                    format!(
+                        "0 is out of range 1..={} seconds (remove persistence to turn it off)",
+                        Persistence::MAX_TIMEOUT
+                    ),
+                );
+                return None;
+            }
+            r.seconds(n, p, 1, u64::from(Persistence::MAX_TIMEOUT))
+                .and_then(|s| u32::try_from(s).ok())
+        };
+        if !matches!(node.value, Value::Map(_)) {
+            let timeout = timeout_of(self, node, path)?;
+            return Some((
+                Persistence {
+                    timeout,
+                    netmask: family.max_prefix(),
+                },
+                None,
+            ));
+        }
+        let f = self.map(node, path, "a mapping", PERSISTENCE_KEYS)?;
+        let timeout = match f.get("timeout") {
+            Some(n) => timeout_of(self, n, &f.p("timeout")),
+            None => Some(Persistence::DEFAULT_TIMEOUT),
+        };
+        let netmask = match f.get("netmask") {
+            Some(n) => self.netmask(n, &f.p("netmask"), family),
+            None => Some(family.max_prefix()),
+        };
+        let engine = match f.get("engine") {
+            Some(n) => {
+                let p = f.p("engine");
+                match self.string(n, &p) {
+                    Some("sip") => Some(Some("sip".to_owned())),
+                    Some(t) => {
+                        self.err(
+                            n.pos,
+                            &p,
+                            format!(
+                                "unknown persistence engine {} (the kernel has only \"sip\")",
+                                quote(t)
+                            ),
+                        );
+                        None
+                    }
+                    None => None,
+                }
+            }
+            None => Some(None),
+        };
+        Some((
+            Persistence {
+                timeout: timeout?,
+                netmask: netmask?,
+            },
+            engine?,
+        ))
+    }
+
+    /// An IPv4 mask (`255.255.255.0`) or a prefix length; IPv6 takes a prefix length 1..=128.
+    fn netmask(&mut self, node: &Node, path: &str, family: Family) -> Option<u8> {
+        if let Value::Scalar(s) = &node.value
+            && let Resolved::Int(_) = s.resolve()
+        {
+            let lo = if family == Family::Inet6 { 1 } else { 0 };
+            let hi = i128::from(family.max_prefix());
+            return self
+                .int(node, path, lo, hi)
+                .and_then(|v| u8::try_from(v).ok());
+        }
+        let t = self.string(node, path)?;
+        let t = t.strip_prefix('/').unwrap_or(t);
+        if let Ok(v) = t.parse::<u8>() {
+            let lo = if family == Family::Inet6 { 1 } else { 0 };
+            if (lo..=family.max_prefix()).contains(&v) {
+                return Some(v);
+            }
+            self.err(
+                node.pos,
+                path,
+                format!("/{v} is out of range {lo}..={}", family.max_prefix()),
+            );
+            return None;
+        }
+        match t.parse::<Ipv4Addr>() {
+            Ok(mask) if family == Family::Inet => {
+                let bits = u32::from(mask);
+                if bits.leading_ones() + bits.trailing_zeros() != 32 {
+                    self.err(
+                        node.pos,
+                        path,
+                        format!(
+                            "{mask} is not a contiguous netmask (ones then zeros, e.g. 255.255.255.0)"
+                        ),
+                    );
+                    return None;
+                }
+                u8::try_from(bits.leading_ones()).ok()
+            }
+            Ok(_) => {
+                self.err(
+                    node.pos,
+                    path,
+                    "an IPv6 service takes a prefix length (1..=128) as netmask, e.g. 64",
+                );
+                None
+            }
+            Err(_) => {
+                self.err(
+                    node.pos,
+                    path,
+                    format!(
+                        "{} is not a netmask (write e.g. 255.255.255.0 or a prefix length such as 24)",
+                        quote(t)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn match_entry(
+        &mut self,
+        node: &Node,
+        path: &str,
+        family: Family,
+    ) -> Option<(MatchDef, Vec<PortAt>)> {
+        let f = self.map(
+            node,
+            path,
+            "a match mapping such as {vip: 192.168.6.101, protocol: tcp, ports: [80, 22]}",
+            MATCH_KEYS,
+        )?;
+        let vip = match f.get("vip") {
+            Some(n) => {
+                let p = f.p("vip");
+                self.unicast(n, &p, "VIP").and_then(|a| {
+                    if Family::of(&a) == family {
+                        Some(a)
+                    } else {
+                        self.err(
+                            n.pos,
+                            &p,
+                            format!(
+                                "{a} is {} but the service's family is {family} (set family: {} on the service)",
+                                Family::of(&a),
+                                Family::of(&a)
+                            ),
+                        );
+                        None
+                    }
+                })
+            }
+            None => {
+                self.err(f.pos, &f.p("vip"), "missing; a match entry needs a vip");
+                None
+            }
+        };
+        let protocol = match f.get("protocol") {
+            Some(n) => self.protocol(n, &f.p("protocol")),
+            None => Some(Protocol::Tcp),
+        };
+        let mut ports: Vec<PortAt> = Vec::new();
+        let mut ok = true;
+        let port_nodes: Vec<(&Node, String)> = match (f.get("ports"), f.get("port")) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    f.key_pos("port"),
+                    &f.p("port"),
+                    "use either port or ports, not both",
+                );
+                ok = false;
+                Vec::new()
+            }
+            (Some(n), None) => {
+                let p = f.p("ports");
+                match self.seq(n, &p, "a list of ports") {
+                    Some([]) => {
+                        self.err(n.pos, &p, "needs at least one port");
+                        ok = false;
+                        Vec::new()
+                    }
+                    Some(items) => items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, item)| (item, index(&p, i)))
+                        .collect(),
+                    None => {
+                        ok = false;
+                        Vec::new()
+                    }
+                }
+            }
+            (None, Some(n)) => vec![(n, f.p("port"))],
+            (None, None) => {
+                self.err(
+                    f.pos,
+                    &f.p("ports"),
+                    "missing; a match entry needs ports (e.g. ports: [80, 443])",
+                );
+                ok = false;
+                Vec::new()
+            }
+        };
+        for (n, p) in port_nodes {
+            let Some(v) = self.int(n, &p, 1, i128::from(u16::MAX)) else {
+                ok = false;
+                continue;
+            };
+            let v = u16::try_from(v).unwrap_or(0);
+            if let Some((_, first, _)) = ports.iter().find(|(x, _, _)| *x == v) {
+                let msg = format!(
+                    "port {v} is listed twice (first at line {}, column {})",
+                    first.line, first.column
+                );
+                self.err(n.pos, &p, msg);
+                ok = false;
+            } else {
+                ports.push((v, self.loc(n.pos), p));
+            }
+        }
+        let (Some(vip), Some(protocol), true) = (vip, protocol, ok) else {
+            return None;
+        };
+        let mut sorted: Vec<u16> = ports.iter().map(|(p, _, _)| *p).collect();
+        sorted.sort_unstable();
+        Some((
+            MatchDef {
+                vip,
+                protocol,
+                ports: sorted,
+                location: self.loc(f.pos),
+            },
+            ports,
+        ))
+    }
+
+    fn forward(&mut self, node: &Node, path: &str) -> Option<&'static str> {
+        let t = self.string(node, path)?;
+        match t {
+            "dr" => Some("dr"),
+            "nat" => Some("nat"),
+            "tunnel" => Some("tunnel"),
+            other => {
+                let extra = match other {
+                    "gate" | "route" | "droute" | "direct" => " (did you mean \"dr\"?)".to_owned(),
+                    "masq" | "masquerade" => " (did you mean \"nat\"?)".to_owned(),
+                    "ipip" | "tun" => " (did you mean \"tunnel\"?)".to_owned(),
+                    _ => hint(other, &["dr", "nat", "tunnel"]),
+                };
+                self.err(
+                    node.pos,
+                    path,
+                    format!("unknown forwarding method {}{extra}", quote(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn tunnel(&mut self, node: &Node, path: &str) -> Option<(TunnelType, TunnelFlags)> {
+        let f = self.map(
+            node,
+            path,
+            "a mapping such as {type: gue, port: 6080}",
+            TUNNEL_KEYS,
+        )?;
+        let ty = match f.get("type") {
+            Some(n) => {
+                let p = f.p("type");
+                match self.string(n, &p) {
+                    Some(t @ ("ipip" | "gue" | "gre")) => Some(t),
+                    Some(t) => {
+                        let h = hint(t, &["ipip", "gue", "gre"]);
+                        self.err(n.pos, &p, format!("unknown tunnel type {}{h}", quote(t)));
+                        None
+                    }
+                    None => None,
+                }
+            }
+            None => Some("ipip"),
+        }?;
+        let port = match f.get("port") {
+            Some(n) => {
+                let p = f.p("port");
+                if ty != "gue" {
+                    self.err(
+                        f.key_pos("port"),
+                        &p,
+                        format!("port is only used by gue tunnels, not {ty}"),
+                    );
+                    return None;
+                }
+                let v = self.u16(n, &p)?;
+                if v == 0 {
+                    self.err(
+                        n.pos,
+                        &p,
+                        "a gue tunnel needs a port 1..=65535 (the kernel refuses 0)",
+                    );
+                    return None;
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        let mut flags = TunnelFlags::default();
+        for key in ["csum", "remcsum"] {
+            if let Some(n) = f.get(key) {
+                let on = self.bool(n, &f.p(key))?;
+                if key == "csum" {
+                    flags.csum = on;
+                } else {
+                    flags.remcsum = on;
+                }
+            }
+        }
+        if ty == "ipip" && (flags.csum || flags.remcsum) {
+            let key = if flags.csum { "csum" } else { "remcsum" };
+            self.err(
+                f.key_pos(key),
+                &f.p(key),
+                "ipip tunnels have no checksum options (use gue or gre)",
+            );
+            return None;
+        }
+        if ty == "gre" && flags.remcsum {
+            self.err(
+                f.key_pos("remcsum"),
+                &f.p("remcsum"),
+                "remcsum is only for gue tunnels",
+            );
+            return None;
+        }
+        if flags.csum && flags.remcsum {
+            self.err(
+                f.key_pos("remcsum"),
+                &f.p("remcsum"),
+                "csum and remcsum exclude each other; pick one",
+            );
+            return None;
+        }
+        let tunnel = match ty {
+            "gue" => match port {
+                Some(port) => TunnelType::Gue { port },
+                None => {
+                    self.err(
+                        f.pos,
+                        &f.p("port"),
+                        "missing; a gue tunnel needs a port (the kernel refuses 0)",
+                    );
+                    return None;
+                }
+            },
+            "gre" => TunnelType::Gre,
+            _ => TunnelType::Ipip,
+        };
+        Some((tunnel, flags))
+    }
+
+    fn real_server(
+        &mut self,
+        node: &Node,
+        path: &str,
+        service: Option<&ServiceKey>,
+        health: Option<&HealthRaw>,
+    ) -> Option<RealServerDef> {
+        // `- 192.168.60.101` is a common shorthand worth a precise hint.
+        if let Value::Scalar(s) = &node.value
+            && let Resolved::Str(t) = s.resolve()
+            && t.parse::<IpAddr>().is_ok()
+        {
+            self.err(
+                node.pos,
+                path,
+                format!(
+                    "expected a real server mapping, found string {}; write {{address: {t}}}",
+                    quote(t)
+                ),
+            );
+            return None;
+        }
+        let f = self.map(node, path, "a real server mapping", RS_KEYS)?;
+        let address = match f.get("address") {
+            Some(n) => self
+                .unicast(n, &f.p("address"), "real server")
+                .and_then(|a| {
+                    if let IpAddr::V6(v6) = a
+                        && v6.is_unicast_link_local()
+                    {
+                        self.err(
+                            n.pos,
+                            &f.p("address"),
+                            format!(
+                                "{a} is link-local; the kernel refuses link-local real servers"
+                            ),
+                        );
+                        return None;
+                    }
+                    Some(a)
+                }),
+            None => {
+                self.err(
+                    f.pos,
+                    &f.p("address"),
+                    "missing; a real server needs an address",
+                );
+                None
+            }
+        };
+        let forward_name = match f.get("forward") {
+            Some(n) => self.forward(n, &f.p("forward")),
+            None => Some("dr"),
+        };
+        let tunnel = match f.get("tunnel") {
+            Some(n) => {
+                if forward_name.is_some_and(|fw| fw != "tunnel") {
+                    self.err(
+                        f.key_pos("tunnel"),
+                        &f.p("tunnel"),
+                        format!(
+                            "tunnel settings need forward: tunnel (this real server uses {})",
+                            forward_name.unwrap_or("dr")
+                        ),
+                    );
+                    None
+                } else {
+                    self.tunnel(n, &f.p("tunnel")).map(Some)
+                }
+            }
+            None => Some(None),
+        };
+        let forward = match (forward_name, tunnel) {
+            (Some("nat"), _) => Some(Forward::Nat),
+            (Some("tunnel"), Some(t)) => {
+                let (tunnel, flags) = t.unwrap_or((TunnelType::Ipip, TunnelFlags::default()));
+                Some(Forward::Tunnel { tunnel, flags })
+            }
+            (Some("dr"), _) => Some(Forward::Dr),
+            _ => None,
+        };
+        let default_port = service.map(super::service_port);
+        let port_node = f.get("port");
+        let port = match port_node {
+            Some(n) => self.u16(n, &f.p("port")),
+            None => default_port,
+        };
+        let weight = match f.get("weight") {
+            Some(n) => self.u32_in(n, &f.p("weight"), 0, u32::from(u16::MAX)),
+            None => Some(1),
+        };
+        let thresh_max = u32::try_from(i32::MAX).unwrap_or(u32::MAX);
+        let upper = match f.get("upper_threshold") {
+            Some(n) => self.u32_in(n, &f.p("upper_threshold"), 0, thresh_max),
+            None => Some(0),
+        };
+        let lower = match f.get("lower_threshold") {
+            Some(n) => self
+                .u32_in(n, &f.p("lower_threshold"), 0, thresh_max)
+                .and_then(|l| match upper {
+                    Some(u) if l > u => {
+                        let why = if u == 0 {
+                            "upper_threshold is 0 (no limit); set upper_threshold too".to_owned()
+                        } else {
+                            format!("it must not exceed upper_threshold {u}")
+                        };
+                        self.err(
+                            n.pos,
+                            &f.p("lower_threshold"),
+                            format!("lower_threshold {l} is above the upper threshold: {why}"),
+                        );
+                        None
+                    }
+                    _ => Some(l),
+                }),
+            None => Some(0),
+        };
+
+        // Rules that tie the real server to its service.
+        let mut ok = true;
+        if let (Some(svc), Some(addr), Some(fw)) = (service, address, &forward) {
+            if Family::of(&addr) != svc.family() && !matches!(fw, Forward::Tunnel { .. }) {
+                self.err(
+                    f.get("address").map_or(f.pos, |n| n.pos),
+                    &f.p("address"),
+                    format!(
+                        "{addr} is {} but the service is {}; only tunnel real servers may be of the other family",
+                        Family::of(&addr),
+                        svc.family()
+                    ),
+                );
+                ok = false;
+            }
+            if let (Some(p), Some(n)) = (port, port_node)
+                && super::port_must_match(svc, fw)
+                && Some(p) != default_port
+            {
+                self.err(
+                    n.pos,
+                    &f.p("port"),
+                    format!(
+                        "port {p} differs from the service port {}: {} real servers get packets unchanged, \
+                         so the kernel can't use another port (use forward: nat, or drop port)",
+                        super::service_port(svc),
+                        fw.name()
+                    ),
+                );
+                ok = false;
+            }
+        }
+
+        let check = match f.get("health") {
+            Some(n) => {
+                let p = f.p("health");
+                if let Value::Scalar(s) = &n.value
+                    && s.resolve() == Resolved::Bool(false)
+                {
+                    Some(None)
+                } else {
+                    match self.health_raw(n, &p) {
+                        Some(own) => {
+                            let merged = match health {
+                                Some(base) => base.overlay(&own),
+                                None => own.clone(),
+                            };
+                            // Timing is re-checked only when this block changes it; otherwise
+                            // the service level already reported it.
+                            let ok_alone = self.check_health_alone(&merged, &p, own.sets_timing());
+                            if merged.kind.is_none() && merged.kind_pos.is_none() {
+                                self.err(
+                                    own.pos,
+                                    &p,
+                                    "a health check needs one of http, tcp or exec (the service has none to inherit)",
+                                );
+                                None
+                            } else if ok_alone && merged.kind.is_some() {
+                                port.map(|port| self.resolve_health(&merged, port, &p, own.pos))
+                            } else {
+                                None
+                            }
+                        }
+                        None => None,
+                    }
+                }
+            }
+            None => match health {
+                Some(base) if base.kind.is_some() && base.valid => {
+                    port.map(|port| self.resolve_health(base, port, path, f.pos))
+                }
+                Some(_) => Some(None),
+                None => Some(None),
+            },
+        };
+
+        let (Some(addr), Some(port), Some(forward), Some(weight), Some(upper), Some(lower)) =
+            (address, port, forward, weight, upper, lower)
+        else {
+            return None;
+        };
+        let health = check?;
+        if !ok {
+            return None;
+        }
+        Some(RealServerDef {
+            key: DestKey { addr, port },
+            spec: DestSpec {
+                forward,
+                weight,
+                upper_threshold: upper,
+                lower_threshold: lower,
+            },
+            health,
+            location: self.loc(f.pos),
+        })
+    }
+
+    fn sorry_server(&mut self, node: &Node, path: &str, svc: &ServiceKey) -> Option<SorryServer> {
+        let default_port = super::service_port(svc);
+        let (addr, port, forward, addr_pos, port_pos) = match &node.value {
+            Value::Map(_) => {
+                let f = self.map(node, path, "a mapping", SORRY_KEYS)?;
+                let addr_node = f.get("address");
+                let addr = match addr_node {
+                    Some(n) => self.unicast(n, &f.p("address"), "sorry server")?,
+                    None => {
+                        self.err(
+                            f.pos,
+                            &f.p("address"),
+                            "missing; a sorry server needs an address",
+                        );
+                        return None;
+                    }
+                };
+                let port = match f.get("port") {
+                    Some(n) => Some((self.u16(n, &f.p("port"))?, n.pos)),
+                    None => None,
+                };
+                let forward = match f.get("forward") {
+                    Some(n) => match self.forward(n, &f.p("forward"))? {
+                        "nat" => Forward::Nat,
+                        "tunnel" => Forward::Tunnel {
+                            tunnel: TunnelType::Ipip,
+                            flags: TunnelFlags::default(),
+                        },
+                        _ => Forward::Dr,
+                    },
+                    None => Forward::Dr,
+                };
+                let apos = addr_node.map_or(f.pos, |n| n.pos);
+                (addr, port.map(|p| p.0), forward, apos, port.map(|p| p.1))
+            }
+            _ => {
+                let t = self.string(node, path)?;
+                let parsed = t
+                    .parse::<std::net::SocketAddr>()
+                    .map(|sa| (sa.ip(), Some(sa.port())))
+                    .or_else(|_| t.parse::<IpAddr>().map(|a| (a, None)));
+                let Ok((addr, port)) = parsed else {
+                    self.err(
+                        node.pos,
+                        path,
+                        format!("{} is not ADDRESS, ADDRESS:PORT or [IPV6]:PORT", quote(t)),
+                    );
+                    return None;
+                };
+                (addr, port, Forward::Dr, node.pos, port.map(|_| node.pos))
+            }
+        };
+        if Family::of(&addr) != svc.family() && !matches!(forward, Forward::Tunnel { .. }) {
+            self.err(
+                addr_pos,
+                path,
+                format!(
+                    "{addr} is {} but the service is {}",
+                    Family::of(&addr),
+                    svc.family()
+                ),
+            );
+            return None;
+        }
+        let port = port.unwrap_or(default_port);
+        if super::port_must_match(svc, &forward) && port != default_port {
+            self.err(
+                port_pos.unwrap_or(addr_pos),
+                path,
+                format!(
+                    "port {port} differs from the service port {default_port}: a {} sorry server \
+                     gets packets unchanged (use {{address, port, forward: nat}})",
+                    forward.name()
+                ),
+            );
+            return None;
+        }
+        Some(SorryServer {
+            key: DestKey { addr, port },
+            spec: DestSpec {
+                forward,
+                ..DestSpec::default()
+            },
+            location: self.loc(node.pos),
+        })
+    }
+
+    // ------------------------------------------------------------------------------------------
+
+    fn health_raw(&mut self, node: &Node, path: &str) -> Option<HealthRaw> {
+        let f = self.map(
+            node,
+            path,
+            "a health check mapping such as {http: {path: /.health.html, expect: OK}}",
+            HEALTH_KEYS,
+        )?;
+        let mut h = HealthRaw {
+            pos: f.pos,
+            valid: true,
+            ..HealthRaw::default()
+        };
+        let kinds: Vec<&str> = ["http", "tcp", "exec"]
+            .into_iter()
+            .filter(|k| f.entries.iter().any(|(key, _)| key.text == *k))
+            .collect();
+        if kinds.len() > 1 {
+            self.err(
+                f.key_pos(kinds[1]),
+                &f.p(kinds[1]),
+                format!(
+                    "a health check is one of http, tcp or exec; this one has {}",
+                    kinds.join(" and ")
+                ),
+            );
+            h.valid = false;
+        }
+        if let Some(kind) = kinds.first() {
+            // `tcp:` with nothing after it is a tcp check on the real server's port.
+            let n = f
+                .entries
+                .iter()
+                .find(|(k, _)| k.text == *kind)
+                .map(|(_, v)| v);
+            let p = f.p(kind);
+            h.kind = match (*kind, n) {
+                ("tcp", Some(n)) if n.is_null() => Some(CheckRaw::Tcp { port: None }),
+                ("http", Some(n)) if n.is_null() => Some(CheckRaw::Http(HttpRaw::default())),
+                (_, Some(n)) => self.check_raw(kind, n, &p),
+                (_, None) => None,
+            };
+            h.kind_pos = n.map(|n| n.pos);
+            if h.kind.is_none() {
+                h.valid = false;
+            }
+        }
+        for (key, slot) in [("interval", &mut h.interval), ("timeout", &mut h.timeout)] {
+            if let Some(n) = f.get(key) {
+                match self.duration(n, &f.p(key)) {
+                    Some(d) => *slot = Some((d, n.pos)),
+                    None => h.valid = false,
+                }
+            }
+        }
+        for (key, slot) in [("rise", &mut h.rise), ("fall", &mut h.fall)] {
+            if let Some(n) = f.get(key) {
+                match self.int(n, &f.p(key), 1, MAX_RISE_FALL) {
+                    Some(v) => *slot = u32::try_from(v).ok(),
+                    None => h.valid = false,
+                }
+            }
+        }
+        if let Some(n) = f.get("on_failure") {
+            let p = f.p("on_failure");
+            match self.string(n, &p) {
+                Some("remove") => h.on_failure = Some(OnFailure::Remove),
+                Some("quiesce") => h.on_failure = Some(OnFailure::Quiesce),
+                Some(t) => {
+                    let hnt = hint(t, &["remove", "quiesce"]);
+                    self.err(n.pos, &p, format!("unknown on_failure {}{hnt}", quote(t)));
+                    h.valid = false;
+                }
+                None => h.valid = false,
+            }
+        }
+        Some(h)
+    }
+
+    fn check_raw(&mut self, kind: &str, node: &Node, path: &str) -> Option<CheckRaw> {
+        match kind {
+            "tcp" => {
+                let f = self.map(node, path, "a mapping such as {port: 22}", TCP_KEYS)?;
+                let port = match f.get("port") {
+                    Some(n) => Some((self.check_port(n, &f.p("port"))?, n.pos)),
+                    None => None,
+                };
+                Some(CheckRaw::Tcp { port })
+            }
+            "exec" => {
+                let f = self.map(
+                    node,
+                    path,
+                    "a mapping such as {command: [/usr/lib/lvsctl/check, --fast]}",
+                    EXEC_KEYS,
+                )?;
+                let p = f.p("command");
+                let Some(n) = f.get("command") else {
+                    self.err(
+                        f.pos,
+                        &p,
+                        "missing; an exec check needs command: [program, args...]",
+                    );
+                    return None;
+                };
+                if let Value::Scalar(_) = n.value {
+                    self.err(
+                        n.pos,
+                        &p,
+                        format!(
+                            "expected a list of arguments, found {}; exec checks never run a shell, \
+                             write [\"/path/to/program\", \"arg\"]",
+                            n.describe()
+                        ),
+                    );
+                    return None;
+                }
+                let items = self.seq(n, &p, "a list of arguments")?;
+                if items.is_empty() {
+                    self.err(n.pos, &p, "needs at least the program to run");
+                    return None;
+                }
+                let mut argv = Vec::with_capacity(items.len());
+                let mut ok = true;
+                for (i, item) in items.iter().enumerate() {
+                    let ip = index(&p, i);
+                    match self.string(item, &ip) {
+                        Some(t) if t.contains('\0') => {
+                            self.err(item.pos, &ip, "contains a NUL byte");
+                            ok = false;
+                        }
+                        Some("") if i == 0 => {
+                            self.err(item.pos, &ip, "the program name is empty");
+                            ok = false;
+                        }
+                        Some(t) => argv.push(t.to_owned()),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(CheckRaw::Exec { command: argv })
+            }
+            _ => {
+                let f = self.map(
+                    node,
+                    path,
+                    "a mapping such as {path: /.health.html, expect: OK}",
+                    HTTP_KEYS,
+                )?;
+                let mut h = HttpRaw::default();
+                let mut ok = true;
+                if let Some(n) = f.get("port") {
+                    match self.check_port(n, &f.p("port")) {
+                        Some(v) => h.port = Some((v, n.pos)),
+                        None => ok = false,
+                    }
+                }
+                if let Some(n) = f.get("path") {
+                    let p = f.p("path");
+                    match self.string(n, &p) {
+                        Some(t)
+                            if t.starts_with('/')
+                                && !t.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                        {
+                            h.path = Some(t.to_owned());
+                        }
+                        Some(t) => {
+                            self.err(
+                                n.pos,
+                                &p,
+                                format!(
+                                    "{} is not a request path (it starts with / and has no spaces; \
+                                     percent-encode them)",
+                                    quote(t)
+                                ),
+                            );
+                            ok = false;
+                        }
+                        None => ok = false,
+                    }
+                }
+                if let Some(n) = f.get("status") {
+                    match self.int(n, &f.p("status"), 100, 599) {
+                        Some(v) => h.status = u16::try_from(v).ok(),
+                        None => ok = false,
+                    }
+                }
+                if let Some(n) = f.get("expect") {
+                    let p = f.p("expect");
+                    match self.string(n, &p) {
+                        Some("") => {
+                            self.err(n.pos, &p, "is empty; remove expect to accept any body");
+                            ok = false;
+                        }
+                        Some(t) => h.expect = Some(t.to_owned()),
+                        None => ok = false,
+                    }
+                }
+                if let Some(n) = f.get("host") {
+                    let p = f.p("host");
+                    match self.string(n, &p) {
+                        Some(t)
+                            if !t.is_empty()
+                                && !t.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                        {
+                            h.host = Some(t.to_owned());
+                        }
+                        Some(t) => {
+                            self.err(
+                                n.pos,
+                                &p,
+                                format!("{} is not a valid Host header value", quote(t)),
+                            );
+                            ok = false;
+                        }
+                        None => ok = false,
+                    }
+                }
+                if let Some(n) = f.get("deadline") {
+                    match self.duration(n, &f.p("deadline")) {
+                        Some(d) => h.deadline = Some((d, n.pos)),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(CheckRaw::Http(h))
+            }
+        }
+    }
+
+    fn check_port(&mut self, node: &Node, path: &str) -> Option<u16> {
+        let v = self.u16(node, path)?;
+        if v == 0 {
+            self.err(node.pos, path, "a check port must be 1..=65535");
+            return None;
+        }
+        Some(v)
+    }
+
+    /// Checks the parts of a health block that do not depend on the real server. Reports only
+    /// when `report` (so an inherited problem is reported once, where it is written).
+    fn check_health_alone(&mut self, h: &HealthRaw, path: &str, report: bool) -> bool {
+        let mut ok = h.valid;
+        let interval = h.interval.map_or(DEFAULT_INTERVAL, |(d, _)| d);
+        let timeout = h.effective_timeout();
+        let mut problems: Vec<(Pos, String, String)> = Vec::new();
+        if let Some((d, pos)) = h.interval
+            && !(MIN_CHECK_INTERVAL..=MAX_CHECK_INTERVAL).contains(&d)
+        {
+            problems.push((
+                pos,
+                join(path, "interval"),
+                format!(
+                    "{} is out of range {}..={}",
+                    duration::format(d),
+                    duration::format(MIN_CHECK_INTERVAL),
+                    duration::format(MAX_CHECK_INTERVAL)
+                ),
+            ));
+        }
+        if let Some((d, pos)) = h.timeout {
+            if d.is_zero() {
+                problems.push((
+                    pos,
+                    join(path, "timeout"),
+                    "must be more than 0s".to_owned(),
+                ));
+            } else if d > interval {
+                problems.push((
+                    pos,
+                    join(path, "timeout"),
+                    format!(
+                        "{} is longer than the interval {}; a check must finish before the next starts",
+                        duration::format(d),
+                        duration::format(interval)
+                    ),
+                ));
+            }
+        }
+        if let Some(CheckRaw::Http(http)) = &h.kind
+            && let Some((d, pos)) = http.deadline
+        {
+            let kp = h.kind_pos.map_or(path.to_owned(), |_| join(path, "http"));
+            if d.is_zero() {
+                problems.push((
+                    pos,
+                    join(&kp, "deadline"),
+                    "must be more than 0s".to_owned(),
+                ));
+            } else if d > interval {
+                problems.push((
+                    pos,
+                    join(&kp, "deadline"),
+                    format!(
+                        "{} is longer than the interval {}; a check must finish before the next starts",
+                        duration::format(d),
+                        duration::format(interval)
+                    ),
+                ));
+            } else if d < timeout && h.timeout.is_some() {
+                problems.push((
+                    pos,
+                    join(&kp, "deadline"),
+                    format!(
+                        "{} is shorter than the timeout {}; the deadline bounds the whole exchange",
+                        duration::format(d),
+                        duration::format(timeout)
+                    ),
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            ok = false;
+            if report {
+                for (pos, p, m) in problems {
+                    self.err(pos, &p, m);
+                }
+            }
+        }
+        ok
+    }
+
+    fn resolve_health(
+        &mut self,
+        h: &HealthRaw,
+        rs_port: u16,
+        path: &str,
+        pos: Pos,
+    ) -> Option<HealthCheck> {
+        let interval = h.interval.map_or(DEFAULT_INTERVAL, |(d, _)| d);
+        let timeout = h.effective_timeout();
+        let need_port = |r: &mut Self, explicit: Option<(u16, Pos)>, kind: &str| -> Option<u16> {
+            match explicit {
+                Some((p, _)) => Some(p),
+                None if rs_port != 0 => Some(rs_port),
+                None => {
+                    r.err(
+                        pos,
+                        path,
+                        format!(
+                            "the {kind} check needs a port: this real server's port is 0 \
+                             (set health.{kind}.port)"
+                        ),
+                    );
+                    None
+                }
+            }
+        };
+        let kind = match h.kind.as_ref()? {
+            CheckRaw::Tcp { port } => CheckKind::Tcp {
+                port: need_port(self, *port, "tcp")?,
+            },
+            CheckRaw::Exec { command } => CheckKind::Exec {
+                command: command.clone(),
+            },
+            CheckRaw::Http(x) => CheckKind::Http(HttpCheck {
+                port: need_port(self, x.port, "http")?,
+                path: x.path.clone().unwrap_or_else(|| "/".to_owned()),
+                status: x.status.unwrap_or(DEFAULT_HTTP_STATUS),
+                expect: x.expect.clone(),
+                host: x.host.clone(),
+                deadline: x.deadline.map_or(timeout, |(d, _)| d),
+            }),
+        };
+        Some(HealthCheck {
+            kind,
+            interval,
+            timeout,
+            rise: h.rise.unwrap_or(DEFAULT_RISE),
+            fall: h.fall.unwrap_or(DEFAULT_FALL),
+            on_failure: h.on_failure.unwrap_or_default(),
+        })
+    }
+}
+
+/// The family of a service whose identity did not read, so persistence can still be checked:
+/// the `family:` of a fwmark service, or what the vip text looks like.
+fn guess_family(f: &Fields<'_>) -> Option<Family> {
+    let text = |key: &str| match f.get(key).map(|n| &n.value) {
+        Some(Value::Scalar(s)) => Some(s.text.clone()),
+        _ => None,
+    };
+    if f.has("fwmark") {
+        return Some(match text("family").as_deref() {
+            Some("ipv6") => Family::Inet6,
+            _ => Family::Inet,
+        });
+    }
+    text("vip").map(|v| {
+        if v.contains(':') {
+            Family::Inet6
+        } else {
+            Family::Inet
+        }
+    })
+}
+
+fn mask_addr(addr: IpAddr, prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
+        }
+    }
+}
+
+/// A health block as written, before defaults and the real server's port are applied.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HealthRaw {
+    pos: Pos,
+    /// False when part of the block failed to read (already reported).
+    valid: bool,
+    kind: Option<CheckRaw>,
+    kind_pos: Option<Pos>,
+    interval: Option<(Duration, Pos)>,
+    timeout: Option<(Duration, Pos)>,
+    rise: Option<u32>,
+    fall: Option<u32>,
+    on_failure: Option<OnFailure>,
+}
+
+#[derive(Debug, Clone)]
+enum CheckRaw {
+    Http(HttpRaw),
+    Tcp { port: Option<(u16, Pos)> },
+    Exec { command: Vec<String> },
+}
+
+#[derive(Debug, Clone, Default)]
+struct HttpRaw {
+    port: Option<(u16, Pos)>,
+    path: Option<String>,
+    status: Option<u16>,
+    expect: Option<String>,
+    host: Option<String>,
+    deadline: Option<(Duration, Pos)>,
+}
+
+impl HealthRaw {
+    /// This block's settings over `self`'s: a check kind replaces the inherited one whole,
+    /// timing fields replace one by one.
+    fn overlay(&self, own: &HealthRaw) -> HealthRaw {
+        HealthRaw {
+            pos: own.pos,
+            valid: self.valid && own.valid,
+            kind: own.kind.clone().or_else(|| self.kind.clone()),
+            kind_pos: own.kind_pos.or(self.kind_pos),
+            interval: own.interval.or(self.interval),
+            timeout: own.timeout.or(self.timeout),
+            rise: own.rise.or(self.rise),
+            fall: own.fall.or(self.fall),
+            on_failure: own.on_failure.or(self.on_failure),
+        }
+    }
+
+    fn sets_timing(&self) -> bool {
+        self.interval.is_some()
+            || self.timeout.is_some()
+            || matches!(&self.kind, Some(CheckRaw::Http(h)) if h.deadline.is_some())
+    }
+
+    fn effective_timeout(&self) -> Duration {
+        let interval = self.interval.map_or(DEFAULT_INTERVAL, |(d, _)| d);
+        self.timeout
+            .map_or(DEFAULT_TIMEOUT.min(interval), |(d, _)| d)
+    }
+}
+
+pub(crate) fn resolve_realserver(
+    part: &RealServerPart,
+    services: &[ParsedService],
+) -> RealServerSide {
+    let vips = part.vips.clone().unwrap_or_else(|| {
+        services
+            .iter()
+            .filter(|s| {
+                s.def
+                    .real_servers
+                    .iter()
+                    .any(|r| matches!(r.spec.forward, Forward::Dr | Forward::Tunnel { .. }))
+            })
+            .flat_map(|s| s.def.vips())
+            .collect()
+    });
+    RealServerSide {
+        vips,
+        interface: part.interface.clone(),
+        arp: part.arp,
+        location: part.location.clone(),
+    }
+}

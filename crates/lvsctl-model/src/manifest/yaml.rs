@@ -1,0 +1,678 @@
+//! A small YAML document tree with source positions, built from `granit-parser` events.
+//!
+//! Why a tree of our own instead of serde: validation wants to see the whole document and report
+//! every problem in one run, each with a line and column; serde stops at the first error. The
+//! tree is also where the input limits live: size, nesting depth, alias expansion, one document
+//! per file, no duplicate keys.
+
+use std::collections::HashMap;
+
+use granit_parser::{ErrorKind, Event, Parser, ScalarStyle, ScanError, Span};
+
+/// Largest manifest file accepted. Real manifests are kilobytes; 10,000 services with 10 real
+/// servers each fit in about 3 MiB of flow-style YAML.
+pub(crate) const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
+/// Deepest nesting of sequences and mappings. A manifest needs about 6.
+pub(crate) const MAX_DEPTH: usize = 64;
+/// How many nodes aliases (`*name`) may add to the document in total. Each alias copies its
+/// anchor's subtree, so this is what stops "billion laughs" documents.
+pub(crate) const MAX_ALIAS_NODES: usize = 100_000;
+
+/// A 1-based line and column (columns count characters, as editors do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub(crate) struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Pos {
+    fn of_span(span: &Span) -> Pos {
+        Pos {
+            line: span.start.line(),
+            column: span.start.col() + 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    pub pos: Pos,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    Scalar(Scalar),
+    Seq(Vec<Node>),
+    Map(Vec<(Key, Node)>),
+}
+
+/// A mapping key: always a scalar in this tree (other keys are reported and dropped).
+#[derive(Debug, Clone)]
+pub(crate) struct Key {
+    pub text: String,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Scalar {
+    pub text: String,
+    /// Plain scalars are typed by the YAML 1.2 core schema (`80` is an integer, `true` a
+    /// boolean); quoted and block scalars, and `!!str`, are always strings.
+    pub plain: bool,
+}
+
+/// A problem found while reading the document, before any manifest meaning is applied.
+#[derive(Debug, Clone)]
+pub(crate) struct RawDiag {
+    pub pos: Pos,
+    pub path: String,
+    pub message: String,
+}
+
+/// What a plain or quoted scalar means under the YAML 1.2 core schema.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Resolved<'a> {
+    Null,
+    Bool(bool),
+    /// An integer; `None` when it does not fit in an i128 (still an integer, just huge).
+    Int(Option<i128>),
+    Float,
+    Str(&'a str),
+}
+
+impl Scalar {
+    pub fn resolve(&self) -> Resolved<'_> {
+        if !self.plain {
+            return Resolved::Str(&self.text);
+        }
+        resolve_plain(&self.text)
+    }
+}
+
+fn resolve_plain(s: &str) -> Resolved<'_> {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Resolved::Null,
+        "true" | "True" | "TRUE" => return Resolved::Bool(true),
+        "false" | "False" | "FALSE" => return Resolved::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
+        | ".nan" | ".NaN" | ".NAN" => return Resolved::Float,
+        _ => {}
+    }
+    if let Some(hex) = s.strip_prefix("0x") {
+        if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Resolved::Int(i128::from_str_radix(hex, 16).ok());
+        }
+        return Resolved::Str(s);
+    }
+    if let Some(oct) = s.strip_prefix("0o") {
+        if !oct.is_empty() && oct.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+            return Resolved::Int(i128::from_str_radix(oct, 8).ok());
+        }
+        return Resolved::Str(s);
+    }
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Resolved::Int(s.parse::<i128>().ok());
+    }
+    if is_float(digits) {
+        return Resolved::Float;
+    }
+    Resolved::Str(s)
+}
+
+/// `[0-9]*(\.[0-9]*)?([eE][-+]?[0-9]+)?` with at least one digit in the mantissa.
+fn is_float(s: &str) -> bool {
+    let (mantissa, exp) = match s.find(['e', 'E']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let (int, frac) = match mantissa.split_once('.') {
+        Some((a, b)) => (a, Some(b)),
+        None => (mantissa, None),
+    };
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || !frac.is_none_or(digits) {
+        return false;
+    }
+    if int.is_empty() && frac.is_none_or(str::is_empty) {
+        return false;
+    }
+    if frac.is_none() && exp.is_none() {
+        return false;
+    }
+    match exp {
+        None => true,
+        Some(e) => {
+            let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+            !e.is_empty() && digits(e)
+        }
+    }
+}
+
+impl Node {
+    /// A short description of what this node is, for "expected X, found Y" messages.
+    pub fn describe(&self) -> String {
+        match &self.value {
+            Value::Seq(_) => "a list".to_owned(),
+            Value::Map(_) => "a mapping".to_owned(),
+            Value::Scalar(s) => match s.resolve() {
+                Resolved::Null => "nothing (null)".to_owned(),
+                Resolved::Bool(b) => format!("boolean {b}"),
+                Resolved::Int(_) => format!("integer {}", s.text),
+                Resolved::Float => format!("number {}", s.text),
+                Resolved::Str(t) => format!("string {}", quote(t)),
+            },
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(&self.value, Value::Scalar(s) if s.resolve() == Resolved::Null)
+    }
+
+    fn count(&self) -> usize {
+        match &self.value {
+            Value::Scalar(_) => 1,
+            Value::Seq(items) => 1 + items.iter().map(Node::count).sum::<usize>(),
+            Value::Map(entries) => 1 + entries.iter().map(|(_, v)| 1 + v.count()).sum::<usize>(),
+        }
+    }
+}
+
+/// Quotes a user-provided string for a message, shortened so a 1 MiB scalar does not end up
+/// in a log line.
+pub(crate) fn quote(s: &str) -> String {
+    const MAX: usize = 60;
+    if s.chars().count() > MAX {
+        let head: String = s.chars().take(MAX).collect();
+        format!("{head:?}...")
+    } else {
+        format!("{s:?}")
+    }
+}
+
+/// Turns raw bytes into text, or explains why they are not a manifest.
+pub(crate) fn decode(bytes: &[u8]) -> Result<&str, RawDiag> {
+    let at_start = |message: String| RawDiag {
+        pos: Pos { line: 1, column: 1 },
+        path: String::new(),
+        message,
+    };
+    if bytes.len() > MAX_INPUT_BYTES {
+        return Err(at_start(format!(
+            "file is {} bytes, more than the {} MiB limit for a manifest (split it into several files)",
+            bytes.len(),
+            MAX_INPUT_BYTES / (1024 * 1024)
+        )));
+    }
+    if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+        return Err(at_start(
+            "file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8".to_owned(),
+        ));
+    }
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text),
+        Err(e) => {
+            let valid = &bytes[..e.valid_up_to()];
+            // The prefix is valid UTF-8 by construction; count lines and characters in it.
+            let prefix = String::from_utf8_lossy(valid);
+            let line = prefix.matches('\n').count() + 1;
+            let column = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            let byte = bytes.get(e.valid_up_to()).copied().unwrap_or(0);
+            Err(RawDiag {
+                pos: Pos { line, column },
+                path: String::new(),
+                message: format!(
+                    "file is not valid UTF-8 (byte 0x{byte:02x} at offset {}); manifests must be UTF-8 text",
+                    e.valid_up_to()
+                ),
+            })
+        }
+    }
+}
+
+enum Frame {
+    Seq {
+        pos: Pos,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        pos: Pos,
+        anchor: usize,
+        entries: Vec<(Key, Node)>,
+        /// The key whose value comes next; `Some(None)` when that key was unusable.
+        pending: Option<Option<Key>>,
+    },
+}
+
+struct Builder {
+    stack: Vec<Frame>,
+    root: Option<Node>,
+    anchors: HashMap<usize, (Node, usize)>,
+    alias_budget: usize,
+    diags: Vec<RawDiag>,
+}
+
+/// Parses one YAML document into a tree. Returns `None` (with at least one diagnostic) when the
+/// text is not usable YAML at all; returns a tree plus diagnostics for problems that do not stop
+/// reading (duplicate keys, unsupported tags, non-scalar keys).
+pub(crate) fn parse_document(text: &str) -> (Option<Node>, Vec<RawDiag>) {
+    let options = granit_parser::options! {
+        flow_nesting_limit: MAX_DEPTH,
+        block_nesting_limit: MAX_DEPTH,
+        emit_comments: false,
+    };
+    let mut b = Builder {
+        stack: Vec::new(),
+        root: None,
+        anchors: HashMap::new(),
+        alias_budget: MAX_ALIAS_NODES,
+        diags: Vec::new(),
+    };
+    let mut documents = 0usize;
+    for item in Parser::new_from_str_with_options(text, options) {
+        let (event, span) = match item {
+            Ok(ok) => ok,
+            Err(e) => {
+                b.scan_error(&e);
+                return (None, b.diags);
+            }
+        };
+        let pos = Pos::of_span(&span);
+        let ok = match event {
+            Event::DocumentStart(..) => {
+                documents += 1;
+                if documents > 1 {
+                    b.diags.push(RawDiag {
+                        pos,
+                        path: String::new(),
+                        message: "a second YAML document (---) in the same file; put one manifest \
+                                  document in each file (lvsctl reads several files)"
+                            .to_owned(),
+                    });
+                    return (None, b.diags);
+                }
+                true
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let mut plain = style == ScalarStyle::Plain;
+                if let Some(tag) = tag {
+                    match tag.core_suffix() {
+                        Some("str") => plain = false,
+                        Some(_) => {}
+                        None => b.diags.push(RawDiag {
+                            pos,
+                            path: b.path(),
+                            message: format!(
+                                "unsupported YAML tag {}; remove it",
+                                quote(&format!("{}{}", tag.original_handle(), tag.suffix()))
+                            ),
+                        }),
+                    }
+                }
+                let node = Node {
+                    pos,
+                    value: Value::Scalar(Scalar {
+                        text: text.into_owned(),
+                        plain,
+                    }),
+                };
+                b.push_node(node, anchor)
+            }
+            Event::SequenceStart(_, anchor, tag) => {
+                b.check_collection_tag(tag.as_deref(), "seq", pos);
+                b.stack.push(Frame::Seq {
+                    pos,
+                    anchor,
+                    items: Vec::new(),
+                });
+                true
+            }
+            Event::MappingStart(_, anchor, tag) => {
+                b.check_collection_tag(tag.as_deref(), "map", pos);
+                b.stack.push(Frame::Map {
+                    pos,
+                    anchor,
+                    entries: Vec::new(),
+                    pending: None,
+                });
+                true
+            }
+            Event::SequenceEnd | Event::MappingEnd => match b.stack.pop() {
+                Some(Frame::Seq { pos, anchor, items }) => b.push_node(
+                    Node {
+                        pos,
+                        value: Value::Seq(items),
+                    },
+                    anchor,
+                ),
+                Some(Frame::Map {
+                    pos,
+                    anchor,
+                    entries,
+                    ..
+                }) => {
+                    let entries = b.finish_map(entries);
+                    b.push_node(
+                        Node {
+                            pos,
+                            value: Value::Map(entries),
+                        },
+                        anchor,
+                    )
+                }
+                None => true,
+            },
+            Event::Alias(id) => b.alias(id, pos),
+            // Unresolved aliases are an error by default in the parser; comments are off.
+            _ => true,
+        };
+        if !ok {
+            return (None, b.diags);
+        }
+    }
+    (b.root, b.diags)
+}
+
+impl Builder {
+    /// The field path of the node being built, e.g. `services[1].real_servers[0]`.
+    fn path(&self) -> String {
+        self.path_upto(self.stack.len())
+    }
+
+    /// The path of the `n` outermost frames, each with the key or index being read.
+    fn path_upto(&self, n: usize) -> String {
+        let mut out = String::new();
+        for frame in &self.stack[..n.min(self.stack.len())] {
+            match frame {
+                Frame::Seq { items, .. } => out.push_str(&format!("[{}]", items.len())),
+                Frame::Map {
+                    pending, entries, ..
+                } => {
+                    let key = match pending {
+                        Some(Some(k)) => Some(k.text.as_str()),
+                        Some(None) => None,
+                        None => entries.last().map(|(k, _)| k.text.as_str()),
+                    };
+                    if let Some(k) = key {
+                        if !out.is_empty() {
+                            out.push('.');
+                        }
+                        out.push_str(k);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn scan_error(&mut self, e: &ScanError) {
+        let m = e.marker();
+        let pos = Pos {
+            line: m.line().max(1),
+            column: m.col() + 1,
+        };
+        let message = match e.kind() {
+            ErrorKind::RecursionLimitExceeded => format!(
+                "lists and mappings are nested more than {MAX_DEPTH} levels deep; a manifest needs \
+                 far fewer (is this file generated wrongly?)"
+            ),
+            ErrorKind::UnknownAnchor => {
+                "alias (*name) refers to an anchor (&name) that is not defined before it".to_owned()
+            }
+            _ => format!("invalid YAML: {}", e.info()),
+        };
+        self.diags.push(RawDiag {
+            pos,
+            path: self.path(),
+            message,
+        });
+    }
+
+    fn check_collection_tag(&mut self, tag: Option<&granit_parser::Tag>, want: &str, pos: Pos) {
+        if let Some(tag) = tag
+            && tag.core_suffix() != Some(want)
+        {
+            self.diags.push(RawDiag {
+                pos,
+                path: self.path(),
+                message: format!(
+                    "unsupported YAML tag {}; remove it",
+                    quote(&format!("{}{}", tag.original_handle(), tag.suffix()))
+                ),
+            });
+        }
+    }
+
+    fn alias(&mut self, id: usize, pos: Pos) -> bool {
+        let Some((node, size)) = self.anchors.get(&id) else {
+            self.diags.push(RawDiag {
+                pos,
+                path: self.path(),
+                message: "alias refers to the collection that contains it (a recursive alias)"
+                    .to_owned(),
+            });
+            return false;
+        };
+        if *size > self.alias_budget {
+            self.diags.push(RawDiag {
+                pos,
+                path: self.path(),
+                message: format!(
+                    "aliases (*name) expand to more than {MAX_ALIAS_NODES} YAML nodes; \
+                     refusing a possible \"billion laughs\" document"
+                ),
+            });
+            return false;
+        }
+        self.alias_budget -= *size;
+        let node = node.clone();
+        self.push_node(node, 0)
+    }
+
+    /// Attaches a finished node to its parent (or makes it the root).
+    fn push_node(&mut self, node: Node, anchor: usize) -> bool {
+        if anchor != 0 {
+            let size = node.count();
+            self.anchors.insert(anchor, (node.clone(), size));
+        }
+        let wants_key = matches!(self.stack.last(), Some(Frame::Map { pending: None, .. }));
+        if wants_key && !matches!(node.value, Value::Scalar(_)) {
+            // The mapping's own path: the previous key has nothing to do with this one.
+            let path = self.path_upto(self.stack.len().saturating_sub(1));
+            self.diags.push(RawDiag {
+                pos: node.pos,
+                path,
+                message: format!(
+                    "mapping key is {}; keys must be plain names",
+                    node.describe()
+                ),
+            });
+            if let Some(Frame::Map { pending, .. }) = self.stack.last_mut() {
+                *pending = Some(None);
+            }
+            return true;
+        }
+        match self.stack.last_mut() {
+            None => self.root = Some(node),
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map {
+                entries, pending, ..
+            }) => match pending.take() {
+                Some(Some(key)) => entries.push((key, node)),
+                Some(None) => {}
+                None => {
+                    if let Value::Scalar(s) = node.value {
+                        *pending = Some(Some(Key {
+                            text: s.text,
+                            pos: node.pos,
+                        }));
+                    }
+                }
+            },
+        }
+        true
+    }
+
+    /// Rejects duplicate keys and applies YAML merge keys (`<<: *defaults`): merged entries
+    /// fill in keys the mapping does not set itself.
+    fn finish_map(&mut self, entries: Vec<(Key, Node)>) -> Vec<(Key, Node)> {
+        let mut out: Vec<(Key, Node)> = Vec::with_capacity(entries.len());
+        let mut seen: HashMap<String, Pos> = HashMap::new();
+        let mut merges: Vec<Node> = Vec::new();
+        // (position, key, message): the path is only built when something is wrong.
+        let mut problems: Vec<(Pos, String, String)> = Vec::new();
+        for (key, value) in entries {
+            if key.text == "<<" {
+                merges.push(value);
+                continue;
+            }
+            if let Some(first) = seen.get(&key.text) {
+                let message = format!(
+                    "duplicate key {} (first set at line {}, column {})",
+                    quote(&key.text),
+                    first.line,
+                    first.column
+                );
+                problems.push((key.pos, key.text, message));
+                continue;
+            }
+            seen.insert(key.text.clone(), key.pos);
+            out.push((key, value));
+        }
+        for merge in merges {
+            let sources: Vec<Node> = match merge.value {
+                Value::Map(_) => vec![merge],
+                Value::Seq(items) => items,
+                Value::Scalar(_) => vec![merge],
+            };
+            for source in sources {
+                match source.value {
+                    Value::Map(entries) => {
+                        for (key, value) in entries {
+                            if !seen.contains_key(&key.text) {
+                                seen.insert(key.text.clone(), key.pos);
+                                out.push((key, value));
+                            }
+                        }
+                    }
+                    _ => problems.push((
+                        source.pos,
+                        "<<".to_owned(),
+                        format!(
+                            "merge key << needs a mapping or a list of mappings, found {}",
+                            source.describe()
+                        ),
+                    )),
+                }
+            }
+        }
+        if !problems.is_empty() {
+            let base = self.path();
+            for (pos, key, message) in problems {
+                let path = if base.is_empty() {
+                    key
+                } else {
+                    format!("{base}.{key}")
+                };
+                self.diags.push(RawDiag { pos, path, message });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn core_schema_typing() {
+        assert_eq!(resolve_plain("80"), Resolved::Int(Some(80)));
+        assert_eq!(resolve_plain("-3"), Resolved::Int(Some(-3)));
+        assert_eq!(resolve_plain("0x10"), Resolved::Int(Some(16)));
+        assert_eq!(resolve_plain("0o17"), Resolved::Int(Some(15)));
+        assert_eq!(resolve_plain("~"), Resolved::Null);
+        assert_eq!(resolve_plain("True"), Resolved::Bool(true));
+        assert_eq!(resolve_plain("yes"), Resolved::Str("yes"));
+        assert_eq!(resolve_plain("1.5"), Resolved::Float);
+        assert_eq!(resolve_plain("1e3"), Resolved::Float);
+        assert_eq!(
+            resolve_plain("192.168.6.101"),
+            Resolved::Str("192.168.6.101")
+        );
+        assert_eq!(resolve_plain("2001:db8::1"), Resolved::Str("2001:db8::1"));
+        assert_eq!(resolve_plain("3s"), Resolved::Str("3s"));
+        assert_eq!(resolve_plain("."), Resolved::Str("."));
+        assert_eq!(
+            resolve_plain("99999999999999999999999999999999999999999"),
+            Resolved::Int(None)
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported_with_both_positions() {
+        let (root, diags) = parse_document("a: 1\nb:\n  c: 1\n  c: 2\n");
+        assert!(root.is_some());
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].path, "b.c");
+        assert_eq!(diags[0].pos, Pos { line: 4, column: 3 });
+        assert!(
+            diags[0].message.contains("line 3, column 3"),
+            "{}",
+            diags[0].message
+        );
+    }
+
+    #[test]
+    fn billion_laughs_is_refused() {
+        let mut doc = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            doc.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let (root, diags) = parse_document(&doc);
+        assert!(root.is_none());
+        assert!(diags[0].message.contains("billion laughs"), "{:?}", diags);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let doc = format!("{}{}", "[".repeat(500), "]".repeat(500));
+        let (root, diags) = parse_document(&doc);
+        assert!(root.is_none());
+        assert!(diags[0].message.contains("nested more than"), "{:?}", diags);
+    }
+
+    #[test]
+    fn merge_keys_fill_in_missing_keys() {
+        let (root, diags) = parse_document("d: &d {w: 1, p: 2}\ne: {<<: *d, w: 5}\n");
+        assert!(diags.is_empty(), "{diags:?}");
+        let Value::Map(top) = root.unwrap().value else {
+            panic!()
+        };
+        let Value::Map(e) = &top[1].1.value else {
+            panic!()
+        };
+        let got: Vec<(&str, &str)> = e
+            .iter()
+            .map(|(k, v)| match &v.value {
+                Value::Scalar(s) => (k.text.as_str(), s.text.as_str()),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(got, vec![("w", "5"), ("p", "2")]);
+    }
+
+    #[test]
+    fn invalid_utf8_points_at_the_byte() {
+        let e = decode(b"a: 1\nb: \xff\n").unwrap_err();
+        assert_eq!(e.pos, Pos { line: 2, column: 4 });
+        assert!(e.message.contains("0xff"));
+    }
+}
