@@ -1,6 +1,7 @@
 //! The diff itself: walks the desired and observed [`State`]s in key order and emits the ops that
 //! turn one into the other, in the safe order the applier runs them in.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::iter::Peekable;
 use std::net::IpAddr;
@@ -360,6 +361,9 @@ impl<'a> Planner<'a> {
     /// A family with a chain on both sides. A desired chain is always hooked (the write adds
     /// the jumps), so `d.hooked` is not read.
     fn mark_chain(&mut self, family: Family, d: &MarkChain, o: &MarkChain) {
+        if o.hooked && o.rules == d.rules {
+            return;
+        }
         // Early removal only for traffic the desired chain stops marking altogether. A rule that
         // is merely rewritten (ports added, mark or comment changed) stays until the full write
         // swaps it atomically, so its traffic is never left unmarked in between.
@@ -374,8 +378,8 @@ impl<'a> Planner<'a> {
                 .any(|p| still_marked.contains(&(r.vip, r.protocol, *p)))
         });
 
-        let (current, hooked): (Vec<MarkRule>, bool) = if gone.is_empty() {
-            (o.rules.clone(), o.hooked)
+        let (current, hooked): (Cow<'_, [MarkRule]>, bool) = if gone.is_empty() {
+            (Cow::Borrowed(&o.rules), o.hooked)
         } else {
             let kept: Vec<MarkRule> = kept.into_iter().cloned().collect();
             self.phases.mark_pre.push(Op::WriteMarkChain {
@@ -384,10 +388,10 @@ impl<'a> Planner<'a> {
                 added: Vec::new(),
                 removed: gone.into_iter().cloned().collect(),
             });
-            (kept, true)
+            (Cow::Owned(kept), true)
         };
 
-        if current == d.rules && hooked {
+        if *current == *d.rules && hooked {
             return;
         }
         let want: BTreeSet<&MarkRule> = d.rules.iter().collect();
