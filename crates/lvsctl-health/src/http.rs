@@ -97,10 +97,21 @@ async fn exchange(
     request: &[u8],
     progress: &mut Progress,
 ) -> Result<(), CheckError> {
-    let max = probe.max_response_bytes.max(64);
     let mut stream = TcpStream::connect(addr)
         .await
         .map_err(|source| CheckError::Connect { addr, source })?;
+    let result = converse(probe, &mut stream, request, progress).await;
+    crate::tcp::abort(stream);
+    result
+}
+
+async fn converse(
+    probe: &HttpProbe,
+    stream: &mut TcpStream,
+    request: &[u8],
+    progress: &mut Progress,
+) -> Result<(), CheckError> {
+    let max = probe.max_response_bytes.max(64);
     *progress = Progress::Sending;
     stream
         .write_all(request)
@@ -121,7 +132,7 @@ async fn exchange(
                 "response headers exceed {max} bytes"
             )));
         }
-        if read_some(&mut stream, &mut buf, max).await? == 0 {
+        if read_some(stream, &mut buf, max).await? == 0 {
             return Err(CheckError::Protocol(if buf.is_empty() {
                 "connection closed without a response".to_owned()
             } else {
@@ -175,7 +186,7 @@ async fn exchange(
                 String::from_utf8_lossy(expect)
             )));
         }
-        if read_some(&mut stream, &mut buf, max).await? == 0 {
+        if read_some(stream, &mut buf, max).await? == 0 {
             return match head.framing {
                 Framing::UntilClose => Err(body_mismatch(expect, body.len())),
                 _ => Err(CheckError::Protocol(format!(

@@ -106,6 +106,7 @@ pub struct Monitor {
     running: HashMap<Target, Running>,
     transitions: mpsc::UnboundedSender<Transition>,
     spread: Duration,
+    epoch: Instant,
     next_generation: u64,
 }
 
@@ -121,6 +122,7 @@ impl Monitor {
             running: HashMap::new(),
             transitions: tx,
             spread: Duration::from_secs(1),
+            epoch: Instant::now(),
             next_generation: 0,
         };
         (monitor, rx)
@@ -203,7 +205,12 @@ impl Monitor {
                 Arc::clone(&self.prober),
                 Arc::clone(&self.shared),
                 self.transitions.clone(),
-                first_delay(&target, config.interval, self.spread),
+                first_tick(
+                    Instant::now(),
+                    self.epoch,
+                    first_delay(&target, config.interval, self.spread),
+                    config.interval,
+                ),
                 generation,
             ));
             if let Some(old) = self.running.insert(target, Running { config, task }) {
@@ -251,16 +258,33 @@ fn lock(shared: &Shared) -> MutexGuard<'_, HashMap<Target, Entry>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A stable per-target offset in `[0, min(interval, spread))`.
+/// Checks start in slots this far apart, so the runtime wakes once per slot for a batch of
+/// checks rather than once per check: most of the CPU cost of thousands of checks is wake-ups.
+const SLOT: Duration = Duration::from_millis(25);
+
+/// A stable per-target offset in `[0, min(interval, spread))`, a multiple of [`SLOT`].
 fn first_delay(target: &Target, interval: Duration, spread: Duration) -> Duration {
-    let window = interval.min(spread).as_millis();
-    if window == 0 {
+    let slots = interval.min(spread).as_millis() / SLOT.as_millis();
+    if slots == 0 {
         return Duration::ZERO;
     }
     let mut h = DefaultHasher::new();
     target.hash(&mut h);
-    let offset = u64::try_from(u128::from(h.finish()) % window).unwrap_or(0);
-    Duration::from_millis(offset)
+    let slot = u32::try_from(u128::from(h.finish()) % slots).unwrap_or(0);
+    SLOT * slot
+}
+
+/// The first tick at `epoch + offset + k * interval` not before `now`: checks with the same
+/// interval stay on the monitor's common grid however late they were (re)started.
+fn first_tick(now: Instant, epoch: Instant, offset: Duration, interval: Duration) -> Instant {
+    let start = epoch + offset;
+    if now <= start || interval.is_zero() {
+        return start;
+    }
+    let behind = (now - start).as_nanos();
+    let periods = behind.div_ceil(interval.as_nanos());
+    let periods = u32::try_from(periods).unwrap_or(u32::MAX);
+    start + interval * periods
 }
 
 async fn check_loop(
@@ -269,11 +293,11 @@ async fn check_loop(
     prober: Arc<dyn Prober>,
     shared: Shared,
     transitions: mpsc::UnboundedSender<Transition>,
-    first_delay: Duration,
+    first: Instant,
     generation: u64,
 ) {
     let interval = config.interval.max(Duration::from_millis(10));
-    let mut ticker = tokio::time::interval_at(Instant::now() + first_delay, interval);
+    let mut ticker = tokio::time::interval_at(first, interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The prober enforces the deadline with a precise message; this is only a backstop against
     // a prober that ignores it.
@@ -510,11 +534,27 @@ mod tests {
             .map(|n| first_delay(&target(n), Duration::from_secs(5), Duration::from_secs(1)))
             .collect();
         assert!(d.iter().all(|x| *x < Duration::from_secs(1)));
+        assert!(d.iter().all(|x| x.as_millis() % SLOT.as_millis() == 0));
         let distinct: std::collections::BTreeSet<_> = d.iter().collect();
-        assert!(distinct.len() > 25);
+        assert!(distinct.len() > 20);
         assert_eq!(
             first_delay(&target(1), Duration::from_secs(5), Duration::ZERO),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn first_tick_stays_on_the_grid() {
+        let epoch = Instant::now();
+        let sec = Duration::from_secs(1);
+        let off = Duration::from_millis(250);
+        assert_eq!(first_tick(epoch, epoch, off, sec), epoch + off);
+        let late = epoch + Duration::from_millis(3100);
+        assert_eq!(
+            first_tick(late, epoch, off, sec),
+            epoch + Duration::from_millis(3250)
+        );
+        let exact = epoch + Duration::from_millis(2250);
+        assert_eq!(first_tick(exact, epoch, off, sec), exact);
     }
 }
