@@ -283,3 +283,9 @@ fn drain_sets_weight_zero() {
     let spec = k.state().services[&tcp(VIP, 80)].dests[&dest(RS1, 80)];
     assert_eq!(spec, dr(0));
 }
+
+#[test]
+fn can_move_into_threads_and_tasks() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<FakeKernel>();
+}
