@@ -1,11 +1,50 @@
 //! The lvsctl manifest: YAML text in, a validated [`Manifest`] (and from it the desired
-//! [`State`]) out, or every problem at once as [`Diagnostics`].
+//! [`State`]) out, or every problem at once as [`Diagnostics`]. Pure: the caller reads the files.
 //!
-//! Pipeline: bytes -> [`yaml`] tree with positions (limits: size, depth, aliases, one document,
-//! no duplicate keys) -> [`read`] (per file: types, ranges, per-service rules, defaults) ->
-//! [`check`] (across files: names, identities, MARK claims, unmanaged selectors, director
-//! sections) -> [`Manifest`]. Defaults are resolved here, once; the planner never sees an
-//! unresolved value.
+//! Pipeline: bytes -> a YAML tree with positions (`yaml.rs`: size, depth, alias, UTF-8 limits,
+//! one document, no duplicate keys) -> per file, the schema walk (`read.rs`: types, ranges,
+//! per-service rules, defaults) -> across files (`check.rs`: names, identities, MARK claims,
+//! unmanaged selectors, `director:` conflicts) -> [`Manifest`]. Defaults are resolved here, once;
+//! the planner never sees an unresolved value.
+//!
+//! Every field, with its default or range (a reference, not one consistent manifest):
+//!
+//! ```yaml
+//! director:
+//!   vip_interface: lvs0                  # keep every service VIP on this (dummy) interface
+//!   unmanaged: [{cidr: 10.96.0.0/12, protocol: tcp, port: 443}, {fwmark: 100}, {fwmarks: "1000-1999", family: ipv6}]
+//!   sysctl: {expire_nodest_conn: true, expire_quiescent_template: true}
+//!   timeouts: {tcp: 15m, tcpfin: 2m, udp: 300}   # whole seconds
+//! services:
+//!   - name: web                          # unique, [a-z0-9-]{1,63}
+//!     protocol: tcp                      # tcp (default) | udp | sctp
+//!     vip: 192.168.6.101                 # or fwmark: N (1..=4294967295) + family: ipv4|ipv6 + match
+//!     port: 80                           # 0 = every port, needs persistence
+//!     scheduler: wlc                     # rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos
+//!     flags: [sh-fallback, sh-port]      # sh-* with sh, mh-* with mh, flag-1..3 with any
+//!     one_packet: false                  # udp and fwmark services only
+//!     persistence: {timeout: 120, netmask: 255.255.255.0, engine: sip}   # or just 120 / 2m
+//!     drain_timeout: 30s
+//!     sorry_server: 192.168.60.200       # or {address, port, forward}
+//!     real_servers:
+//!       - address: 192.168.60.101
+//!         port: 80                       # default: the service port; dr/tunnel must keep it
+//!         forward: dr                    # dr | nat | tunnel
+//!         tunnel: {type: gue, port: 6080, csum: true}   # ipip (default) | gue | gre
+//!         weight: 1                      # 0..=65535
+//!         upper_threshold: 0             # 0..=2147483647, lower <= upper
+//!         lower_threshold: 0
+//!         health: {rise: 5}              # overrides the service's check; false = no check
+//!     health:
+//!       http: {port: 80, path: /.health.html, status: 200, expect: OK, host: www, deadline: 2s}
+//!       # or tcp: {port: 22}, or exec: {command: [/usr/lib/check, --fast]}
+//!       interval: 3s
+//!       timeout: 2s
+//!       rise: 2
+//!       fall: 3
+//!       on_failure: remove               # or quiesce (weight 0)
+//! realserver: {vips: [192.168.6.101], interface: lo, arp: true}
+//! ```
 
 mod check;
 mod diag;

@@ -433,6 +433,23 @@ impl Reader<'_> {
         Some(a)
     }
 
+    /// A real server's address: unicast, and not IPv6 link-local (the kernel refuses those
+    /// unless they are local, and a link-local address needs an interface lvsctl can't name).
+    fn dest_addr(&mut self, node: &Node, path: &str, what: &str) -> Option<IpAddr> {
+        let a = self.unicast(node, path, what)?;
+        if let IpAddr::V6(v6) = a
+            && v6.is_unicast_link_local()
+        {
+            self.err(
+                node.pos,
+                path,
+                format!("{a} is link-local; the kernel refuses link-local real servers"),
+            );
+            return None;
+        }
+        Some(a)
+    }
+
     fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
         if let Value::Scalar(s) = &node.value {
             match s.resolve() {
@@ -585,8 +602,18 @@ impl Reader<'_> {
         if let Some(d) = f.get("director") {
             out.director = self.director(d, "director");
         }
-        if f.entries.iter().any(|(k, _)| k.text == "services") {
+        if let Some((k, v)) = f.entries.iter().find(|(k, _)| k.text == "services") {
             out.has_services_key = true;
+            if v.is_null() {
+                // `services:` with nothing after it is more likely an accident than a request to
+                // delete every service.
+                self.err(
+                    k.pos,
+                    "services",
+                    "is empty; list services, or write services: [] to manage a director with \
+                     no services",
+                );
+            }
         }
         if let Some(list) = f.get("services")
             && let Some(items) = self.seq(list, "services", "a list of services")
@@ -1680,23 +1707,7 @@ impl Reader<'_> {
         }
         let f = self.map(node, path, "a real server mapping", RS_KEYS)?;
         let address = match f.get("address") {
-            Some(n) => self
-                .unicast(n, &f.p("address"), "real server")
-                .and_then(|a| {
-                    if let IpAddr::V6(v6) = a
-                        && v6.is_unicast_link_local()
-                    {
-                        self.err(
-                            n.pos,
-                            &f.p("address"),
-                            format!(
-                                "{a} is link-local; the kernel refuses link-local real servers"
-                            ),
-                        );
-                        return None;
-                    }
-                    Some(a)
-                }),
+            Some(n) => self.dest_addr(n, &f.p("address"), "real server"),
             None => {
                 self.err(
                     f.pos,
@@ -1879,7 +1890,7 @@ impl Reader<'_> {
                 let f = self.map(node, path, "a mapping", SORRY_KEYS)?;
                 let addr_node = f.get("address");
                 let addr = match addr_node {
-                    Some(n) => self.unicast(n, &f.p("address"), "sorry server")?,
+                    Some(n) => self.dest_addr(n, &f.p("address"), "sorry server")?,
                     None => {
                         self.err(
                             f.pos,
