@@ -422,7 +422,19 @@ impl Builder {
             ErrorKind::UnknownAnchor => {
                 "alias (*name) refers to an anchor (&name) that is not defined before it".to_owned()
             }
-            _ => format!("invalid YAML: {}", e.info()),
+            _ => {
+                let info = e.info();
+                // The scanner's wording for a line indented wrongly, or a value holding ": ".
+                let hint = if info.contains("mapping values are not allowed")
+                    || info.contains("did not find expected key")
+                    || info.contains("did not find expected '-'")
+                {
+                    " (check this line's indentation; quote values that contain \": \")"
+                } else {
+                    ""
+                };
+                format!("invalid YAML: {info}{hint}")
+            }
         };
         self.diags.push(RawDiag {
             pos,
