@@ -97,9 +97,12 @@ async fn exchange(
     request: &[u8],
     progress: &mut Progress,
 ) -> Result<(), CheckError> {
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .map_err(|source| CheckError::Connect { addr, source })?;
+    let mut stream = step(probe.io_timeout, format!("connecting to {addr}"), async {
+        TcpStream::connect(addr)
+            .await
+            .map_err(|source| CheckError::Connect { addr, source })
+    })
+    .await?;
     let result = converse(probe, &mut stream, request, progress).await;
     crate::tcp::abort(stream);
     result
@@ -132,7 +135,7 @@ async fn converse(
                 "response headers exceed {max} bytes"
             )));
         }
-        if read_some(stream, &mut buf, max).await? == 0 {
+        if read_some(probe, stream, &mut buf, max).await? == 0 {
             return Err(CheckError::Protocol(if buf.is_empty() {
                 "connection closed without a response".to_owned()
             } else {
@@ -186,7 +189,7 @@ async fn converse(
                 String::from_utf8_lossy(expect)
             )));
         }
-        if read_some(stream, &mut buf, max).await? == 0 {
+        if read_some(probe, stream, &mut buf, max).await? == 0 {
             return match head.framing {
                 Framing::UntilClose => Err(body_mismatch(expect, body.len())),
                 _ => Err(CheckError::Protocol(format!(
@@ -220,21 +223,44 @@ fn expected_status(accepted: &[u16]) -> String {
     }
 }
 
+/// Runs one network step under the probe's per-step limit, if it has one.
+async fn step<T>(
+    limit: Option<Duration>,
+    during: String,
+    fut: impl std::future::Future<Output = Result<T, CheckError>>,
+) -> Result<T, CheckError> {
+    match limit {
+        None => fut.await,
+        Some(after) => tokio::time::timeout(after, fut)
+            .await
+            .unwrap_or(Err(CheckError::Timeout { after, during })),
+    }
+}
+
 /// Reads what is available, never growing `buf` past `max`.
 async fn read_some(
+    probe: &HttpProbe,
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     max: usize,
 ) -> Result<usize, CheckError> {
     let mut chunk = [0u8; 4096];
     let room = max.saturating_sub(buf.len()).min(chunk.len());
-    let n = stream
-        .read(&mut chunk[..room])
-        .await
-        .map_err(|source| CheckError::Io {
-            during: "read response",
-            source,
-        })?;
+    let received = buf.len();
+    let n = step(
+        probe.io_timeout,
+        format!("a read, {received} bytes received so far"),
+        async {
+            stream
+                .read(&mut chunk[..room])
+                .await
+                .map_err(|source| CheckError::Io {
+                    during: "read response",
+                    source,
+                })
+        },
+    )
+    .await?;
     buf.extend_from_slice(&chunk[..n]);
     Ok(n)
 }

@@ -11,7 +11,7 @@ pub mod monitor;
 pub mod probe;
 mod tcp;
 
-pub use monitor::{CheckConfig, HealthState, Monitor, Status, Target, Transition};
+pub use monitor::{CheckConfig, HealthReader, HealthState, Monitor, Status, Target, Transition};
 pub use probe::{
     CheckError, ExecProbe, HttpProbe, NetProber, Probe, ProbeFuture, Prober, TcpProbe, run_probe,
 };

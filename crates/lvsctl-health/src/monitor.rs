@@ -221,15 +221,19 @@ impl Monitor {
 
     /// Current up/down of a checked target; `None` when it is not checked.
     pub fn status(&self, target: &Target) -> Option<Status> {
-        lock(&self.shared).get(target).map(|e| e.state.status)
+        self.reader().status(target)
     }
 
     /// Every checked target's state, in key order.
     pub fn snapshot(&self) -> BTreeMap<Target, HealthState> {
-        lock(&self.shared)
-            .iter()
-            .map(|(t, e)| (*t, e.state.clone()))
-            .collect()
+        self.reader().snapshot()
+    }
+
+    /// A read-only view of the health state that can be sent to other tasks (metrics, status).
+    pub fn reader(&self) -> HealthReader {
+        HealthReader {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// How many checks are running.
@@ -239,6 +243,27 @@ impl Monitor {
 
     pub fn is_empty(&self) -> bool {
         self.running.is_empty()
+    }
+}
+
+/// Reads a [`Monitor`]'s health state from anywhere; cheap to clone.
+#[derive(Clone)]
+pub struct HealthReader {
+    shared: Shared,
+}
+
+impl HealthReader {
+    /// Current up/down of a checked target; `None` when it is not checked.
+    pub fn status(&self, target: &Target) -> Option<Status> {
+        lock(&self.shared).get(target).map(|e| e.state.status)
+    }
+
+    /// Every checked target's state, in key order.
+    pub fn snapshot(&self) -> BTreeMap<Target, HealthState> {
+        lock(&self.shared)
+            .iter()
+            .map(|(t, e)| (*t, e.state.clone()))
+            .collect()
     }
 }
 

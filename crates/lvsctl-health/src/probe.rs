@@ -24,6 +24,9 @@ pub struct HttpProbe {
     pub expect: Option<String>,
     /// The most response bytes read (headers and body) before the check gives up.
     pub max_response_bytes: usize,
+    /// Limit for connecting and for each single read, inside the total deadline; `None` = only
+    /// the total deadline applies.
+    pub io_timeout: Option<Duration>,
 }
 
 impl HttpProbe {
@@ -40,6 +43,7 @@ impl HttpProbe {
             status: Vec::new(),
             expect: None,
             max_response_bytes: Self::DEFAULT_MAX_RESPONSE_BYTES,
+            io_timeout: None,
         }
     }
 }

@@ -196,6 +196,26 @@ async fn http_reset_fails() {
 }
 
 #[tokio::test]
+async fn http_per_read_timeout_fails_before_the_deadline() {
+    let addr = serve(|mut s| async move {
+        read_request(&mut s).await;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    })
+    .await;
+    let Probe::Http(mut p) = health_ok() else {
+        unreachable!()
+    };
+    p.io_timeout = Some(Duration::from_millis(100));
+    let err = run_probe(&Probe::Http(p), &target(addr), Duration::from_secs(3600))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CheckError::Timeout { after, .. } if after == Duration::from_millis(100)),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn http_huge_response_is_bounded() {
     let addr = serve(|mut s| async move {
         read_request(&mut s).await;
