@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use super::diag::{Location, Sink};
 use super::read::{self, DirectorPart, FileRead, ParsedService, RealServerPart, Setting};
-use super::{Director, DirectorSysctl, IpvsTimeouts, Manifest, Source, duration};
+use super::{Director, DirectorSysctl, IpvsTimeouts, Manifest, Selector, Source, duration};
 use crate::state::{Protocol, ServiceKey};
 
 /// Who claims a (vip, protocol, port): a service name, where, and how.
@@ -18,9 +18,18 @@ struct Claim {
     by_match: bool,
 }
 
-pub(crate) fn merge(sources: &[Source], files: Vec<FileRead>, sink: &mut Sink) -> Manifest {
+pub(crate) fn merge(sources: &[Source], mut files: Vec<FileRead>, sink: &mut Sink) -> Manifest {
     let director = merge_director(&files, sink);
     let declares_services = files.iter().any(|f| f.has_services_key);
+    let services: Vec<(usize, ParsedService)> = files
+        .iter_mut()
+        .enumerate()
+        .flat_map(|(src, f)| {
+            std::mem::take(&mut f.services)
+                .into_iter()
+                .map(move |s| (src, s))
+        })
+        .collect();
 
     // Realserver: one file owns the section.
     let mut realserver: Option<(usize, &RealServerPart)> = None;
@@ -56,10 +65,10 @@ pub(crate) fn merge(sources: &[Source], files: Vec<FileRead>, sink: &mut Sink) -
         );
     }
 
-    let services: Vec<(usize, ParsedService)> = files
+    let selectors: Vec<&(Selector, Location, String)> = files
         .iter()
-        .enumerate()
-        .flat_map(|(src, f)| f.services.iter().cloned().map(move |s| (src, s)))
+        .filter_map(|f| f.director.as_ref())
+        .flat_map(|d| d.unmanaged.iter())
         .collect();
 
     // Unique names and identities.
@@ -92,12 +101,7 @@ pub(crate) fn merge(sources: &[Source], files: Vec<FileRead>, sink: &mut Sink) -
         } else {
             keys.insert(s.def.key, s);
         }
-        for (sel, _, sel_path) in files.iter().flat_map(|f| {
-            f.director
-                .iter()
-                .flat_map(|d| d.unmanaged.iter())
-                .collect::<Vec<_>>()
-        }) {
+        for (sel, _, sel_path) in &selectors {
             if sel.matches(&s.def.key) {
                 sink.push(
                     *src,
