@@ -113,3 +113,24 @@ fn every_error_is_reported_in_one_run() {
         assert!(!d.path.is_empty(), "{d}");
     }
 }
+
+/// A generated file with a systematic mistake gives a bounded report, not one line per error.
+#[test]
+fn error_reports_are_capped() {
+    let mut text = String::from("services:\n");
+    for i in 0..1500 {
+        text.push_str(&format!(
+            "  - {{name: s{i}, vip: 10.0.0.1, port: {}}}\n",
+            70000 + i
+        ));
+    }
+    let err = manifest::parse("many.yaml", &text).unwrap_err();
+    assert_eq!(err.len(), manifest::Diagnostics::MAX + 1);
+    let last = err.iter().last().unwrap();
+    assert_eq!(
+        last.message,
+        "stopping after 1000 errors (500 more not shown)"
+    );
+    // Sorted by position: the first error is the first service's.
+    assert_eq!(err.iter().next().unwrap().line, 2);
+}
