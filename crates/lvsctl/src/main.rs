@@ -1,26 +1,99 @@
 //! The lvsctl binary: command line, reporting, and the daemon. The only crate that uses tokio,
 //! clap and the file watcher; everything else is a library it drives.
 
+mod backend;
 mod cli;
+mod commands;
 mod daemon;
+mod files;
+mod import;
+mod kernel;
+mod lock;
+mod output;
+mod snapshot;
+mod status;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command};
+use crate::commands::{ApplyOpts, Reported, exit};
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    match cli.command {
-        cli::Command::Run(args) => match daemon::run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(1)
+    let cli = Cli::parse();
+    output::init_logging(cli.verbose, cli.quiet, cli.log_format);
+    let color = output::use_color(cli.color);
+    match dispatch(cli.command, color) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            // The single reporting point: `{:#}` prints the whole context chain.
+            match e.downcast_ref::<Reported>() {
+                Some(r) => {
+                    eprintln!("error: {}", r.message);
+                    ExitCode::from(r.code)
+                }
+                None => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(exit::ERROR)
+                }
             }
-        },
-        _ => {
-            eprintln!("error: not implemented yet");
-            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(command: Command, color: bool) -> anyhow::Result<u8> {
+    match command {
+        Command::Validate { manifests } => commands::validate(&manifests),
+        Command::Plan {
+            manifests,
+            state,
+            output,
+            detailed_exitcode,
+        } => commands::plan(
+            &manifests,
+            state.as_deref(),
+            output,
+            detailed_exitcode,
+            color,
+        ),
+        Command::Apply {
+            manifests,
+            dry_run,
+            allow_destroy,
+            max_changes,
+            lock_timeout,
+        } => commands::apply(
+            &manifests,
+            &ApplyOpts {
+                dry_run,
+                allow_destroy,
+                max_changes,
+                lock_timeout,
+            },
+            color,
+        ),
+        Command::Export { output, state } => commands::export(output, state),
+        Command::Import { from, file } => commands::import(from, &file),
+        Command::Status {
+            watch,
+            interval,
+            daemon_status,
+            state,
+        } => commands::status(watch, interval, &daemon_status, state.as_deref(), color),
+        Command::Run(args) => daemon::run(args).map(|()| exit::OK),
+        Command::Realserver { manifests, dry_run } => commands::realserver(&manifests, dry_run),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "lvsctl", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Man { out } => {
+            std::fs::create_dir_all(&out)?;
+            let cmd = Cli::command();
+            clap_mangen::generate_to(cmd, &out)?;
+            eprintln!("wrote man pages to {}", out.display());
+            Ok(exit::OK)
         }
     }
 }

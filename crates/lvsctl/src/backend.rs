@@ -1,0 +1,92 @@
+//! Picks the director lvsctl talks to: the real kernel, or (for tests and demos) an in-memory
+//! kernel persisted in a snapshot file named by `LVSCTL_FAKE_KERNEL`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use lvsctl_model::Observed;
+use lvsctl_plan::fake::FakeKernel;
+use lvsctl_plan::{Backend, BackendError, Errno, Op};
+
+/// Opens the backend for this process.
+pub fn open() -> Result<Box<dyn Backend + Send>> {
+    if let Some(path) = std::env::var_os("LVSCTL_FAKE_KERNEL") {
+        return Ok(Box::new(FileFake::open(PathBuf::from(path))?));
+    }
+    crate::kernel::open()
+}
+
+/// A [`FakeKernel`] whose state lives in a snapshot file between runs, so the CLI can be tested
+/// end to end (plan, apply, export, a failure mid-way, the next apply) without a kernel.
+/// `LVSCTL_FAKE_FAIL_AT=N` fails the N-th operation (0-based) of this process with EINVAL, and
+/// `LVSCTL_FAKE_FAIL_SCHEDULER=name` makes that scheduler "not available" (ENOENT).
+pub struct FileFake {
+    path: PathBuf,
+    kernel: FakeKernel,
+    executed: usize,
+    fail_at: Option<usize>,
+    missing_scheduler: Option<String>,
+}
+
+impl FileFake {
+    pub fn open(path: PathBuf) -> Result<Self> {
+        let observed = if path.exists() {
+            crate::snapshot::read(&path)?
+        } else {
+            Observed::default()
+        };
+        let fail_at = match std::env::var("LVSCTL_FAKE_FAIL_AT") {
+            Ok(v) => Some(
+                v.parse()
+                    .with_context(|| format!("LVSCTL_FAKE_FAIL_AT={v:?} is not a number"))?,
+            ),
+            Err(_) => None,
+        };
+        Ok(FileFake {
+            path,
+            kernel: FakeKernel::new(observed),
+            executed: 0,
+            fail_at,
+            missing_scheduler: std::env::var("LVSCTL_FAKE_FAIL_SCHEDULER").ok(),
+        })
+    }
+
+    fn save(&mut self) -> Result<(), BackendError> {
+        let observed = self.kernel.observe()?;
+        crate::snapshot::write(&self.path, &observed)
+            .map_err(|e| BackendError::Other(format!("{e:#}")))
+    }
+}
+
+impl Backend for FileFake {
+    fn observe(&mut self) -> Result<Observed, BackendError> {
+        self.kernel.observe()
+    }
+
+    fn execute(&mut self, op: &Op) -> Result<(), BackendError> {
+        let n = self.executed;
+        self.executed += 1;
+        if self.fail_at == Some(n) {
+            return Err(BackendError::Kernel {
+                op: crate::commands::describe(op),
+                errno: Errno::Invalid,
+                message: "injected failure (LVSCTL_FAKE_FAIL_AT) (EINVAL)".to_owned(),
+            });
+        }
+        if let (
+            Some(missing),
+            Op::AddService { spec, .. } | Op::UpdateService { after: spec, .. },
+        ) = (&self.missing_scheduler, op)
+        {
+            if spec.scheduler.as_str() == missing {
+                return Err(BackendError::Kernel {
+                    op: crate::commands::describe(op),
+                    errno: Errno::NotFound,
+                    message: format!("scheduler {missing:?} is not available (ENOENT)"),
+                });
+            }
+        }
+        self.kernel.execute(op)?;
+        self.save()
+    }
+}

@@ -1,0 +1,365 @@
+//! The one-shot commands: validate, plan, apply, export, import, status, realserver.
+//! Each returns the process exit code; errors travel as `anyhow` to `main`, which reports them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use lvsctl_model::manifest::{self, Manifest};
+use lvsctl_model::{Observed, State};
+use lvsctl_plan::{Backend, Op, Plan, RenderOpts};
+use tracing::{info, warn};
+
+use crate::cli::{ExportFormat, ImportFrom, ManifestArgs, PlanFormat};
+use crate::output;
+
+/// Exit codes, documented in the README and `--help`; stable.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const CHANGES: u8 = 2;
+    pub const REFUSED: u8 = 3;
+}
+
+/// An error that has already been reported in full (diagnostics listed), carrying its exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Reported {
+    pub code: u8,
+    pub message: String,
+}
+
+/// One-line description of an operation, for progress and error messages.
+pub fn describe(op: &Op) -> String {
+    op.to_string()
+}
+
+/// Reads, merges and validates manifests; every diagnostic is printed before failing.
+pub fn load_manifests(args: &ManifestArgs) -> Result<Manifest> {
+    let sources = crate::files::read_sources(&args.files, args.allow_insecure_manifest)?;
+    match manifest::load(&sources) {
+        Ok(m) => Ok(m),
+        Err(diags) => {
+            eprint!("{diags}");
+            if !diags.to_string().ends_with('\n') {
+                eprintln!();
+            }
+            Err(Reported {
+                code: exit::ERROR,
+                message: format!(
+                    "{} error(s) in the manifest; nothing was applied",
+                    diags.len()
+                ),
+            }
+            .into())
+        }
+    }
+}
+
+pub fn validate(args: &ManifestArgs) -> Result<u8> {
+    let m = load_manifests(args)?;
+    let state = m.desired_state();
+    let dests: usize = state.services.values().map(|s| s.dests.len()).sum();
+    let rules: usize = state.marks.values().map(|c| c.rules.len()).sum();
+    output::stdout(&format!(
+        "valid: {} service(s), {} real server(s), {} MARK rule(s) from {} file(s)\n",
+        state.services.len(),
+        dests,
+        rules,
+        crate::files::expand(&args.files)?.len()
+    ));
+    Ok(exit::OK)
+}
+
+/// Drops services the manifest leaves unmanaged, so no plan ever touches them.
+pub fn managed_view(manifest: &Manifest, observed: &Observed) -> Observed {
+    let mut o = observed.clone();
+    o.state.services.retain(|k, _| manifest.is_managed(k));
+    o.counters.retain(|k, _| manifest.is_managed(k));
+    o
+}
+
+fn locations(manifest: &Manifest) -> BTreeMap<lvsctl_model::ServiceKey, String> {
+    manifest
+        .services
+        .iter()
+        .map(|s| (s.key, s.location.to_string()))
+        .collect()
+}
+
+fn render(plan: &Plan, manifest: &Manifest, color: bool) -> String {
+    lvsctl_plan::render_text(
+        plan,
+        &RenderOpts {
+            color,
+            locations: locations(manifest),
+        },
+    )
+}
+
+pub fn plan(
+    args: &ManifestArgs,
+    state: Option<&Path>,
+    format: PlanFormat,
+    detailed: bool,
+    color: bool,
+) -> Result<u8> {
+    let manifest = load_manifests(args)?;
+    let observed = match state {
+        Some(p) => crate::snapshot::read(p)?,
+        None => observe(crate::backend::open()?.as_mut())?,
+    };
+    let observed = managed_view(&manifest, &observed);
+    let p = lvsctl_plan::plan(&manifest.desired_state(), &observed.state);
+    match format {
+        PlanFormat::Text => output::stdout(&render(&p, &manifest, color)),
+        PlanFormat::Json => output::stdout(&(lvsctl_plan::render_json(&p) + "\n")),
+    }
+    Ok(if detailed && !p.is_empty() {
+        exit::CHANGES
+    } else {
+        exit::OK
+    })
+}
+
+fn observe(backend: &mut dyn Backend) -> Result<Observed> {
+    let t = Instant::now();
+    let o = backend
+        .observe()
+        .map_err(|e| anyhow::anyhow!("observe the director: {e}"))?;
+    info!(
+        services = o.state.services.len(),
+        elapsed_ms = t.elapsed().as_millis() as u64,
+        "observed the director"
+    );
+    Ok(o)
+}
+
+pub struct ApplyOpts {
+    pub dry_run: bool,
+    pub allow_destroy: bool,
+    pub max_changes: Option<usize>,
+    pub lock_timeout: Duration,
+}
+
+pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
+    // Validate before taking the lock or touching anything.
+    let manifest = load_manifests(args)?;
+    let desired = manifest.desired_state();
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        Some(crate::lock::DirectorLock::acquire(opts.lock_timeout)?)
+    };
+    let mut backend = crate::backend::open()?;
+    let observed = managed_view(&manifest, &observe(backend.as_mut())?);
+    let p = lvsctl_plan::plan(&desired, &observed.state);
+    output::stdout(&render(&p, &manifest, color));
+    if p.is_empty() {
+        return Ok(exit::OK);
+    }
+    match lvsctl_plan::destroy_guard(&p, &observed.state, opts.max_changes) {
+        Ok(()) => {}
+        Err(lvsctl_plan::GuardError::DestroysAll { .. }) if opts.allow_destroy => {
+            warn!("deleting every service of the director (--allow-destroy)");
+        }
+        Err(e) => {
+            return Err(Reported {
+                code: exit::REFUSED,
+                message: format!("{e}; nothing was changed"),
+            }
+            .into());
+        }
+    }
+    if opts.dry_run {
+        info!("dry run: nothing applied");
+        return Ok(exit::OK);
+    }
+    run_plan(backend.as_mut(), &p)?;
+    // The kernel must now match the manifest; anything else is a bug or interference.
+    let after = managed_view(&manifest, &observe(backend.as_mut())?);
+    let again = lvsctl_plan::plan(&desired, &after.state);
+    if !again.is_empty() {
+        eprint!("{}", render(&again, &manifest, false));
+        bail!(
+            "the director does not match the manifest after applying ({} operation(s) still pending); \
+             another program may be changing it, or the kernel ignored an attribute — run `lvsctl plan` to see the difference",
+            again.ops.len()
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// Runs a plan step by step with progress on stderr. On failure, names the step and lists
+/// what was done; the next apply finishes the job.
+pub fn run_plan(backend: &mut dyn Backend, plan: &Plan) -> Result<()> {
+    let n = plan.ops.len();
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    for (i, op) in plan.ops.iter().enumerate() {
+        if let Err(e) = backend.execute(op) {
+            let mut msg = format!("apply step {}/{n} ({}) failed: {e}", i + 1, describe(op));
+            if i == 0 {
+                msg.push_str("\nnothing was changed");
+            } else {
+                msg.push_str(&format!("\nalready done ({i} of {n}):"));
+                for done in &plan.ops[..i] {
+                    msg.push_str(&format!("\n  {}", describe(done)));
+                }
+            }
+            msg.push_str(
+                "\nfix the cause and run apply again: it continues from the current state",
+            );
+            return Err(Reported {
+                code: exit::ERROR,
+                message: msg,
+            }
+            .into());
+        }
+        if n <= 20 {
+            info!("[{}/{n}] {}", i + 1, describe(op));
+        } else if last_report.elapsed() >= Duration::from_secs(1) || i + 1 == n {
+            info!(
+                "applied {}/{n} operations ({:.1}s)",
+                i + 1,
+                started.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+    }
+    info!(
+        "applied {n} operation(s) in {:.3}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub fn export(format: ExportFormat, state: bool) -> Result<u8> {
+    let mut backend = crate::backend::open()?;
+    let observed = observe(backend.as_mut())?;
+    if state {
+        output::stdout(&crate::snapshot::to_json(&observed)?);
+        return Ok(exit::OK);
+    }
+    output::stdout(&state_as_manifest(&observed.state, format)?);
+    Ok(exit::OK)
+}
+
+fn state_as_manifest(state: &State, format: ExportFormat) -> Result<String> {
+    let yaml = manifest::manifest_from_state(state);
+    Ok(match format {
+        ExportFormat::Yaml => yaml,
+        ExportFormat::Json => {
+            // The same document as the YAML, in JSON: `apply` accepts either.
+            let value: serde_json::Value = serde_saphyr::from_str(&yaml).map_err(|e| {
+                anyhow::anyhow!("internal error: exported manifest is not YAML: {e}")
+            })?;
+            let mut s = serde_json::to_string_pretty(&value)
+                .context("cannot encode the manifest as JSON")?;
+            s.push('\n');
+            s
+        }
+    })
+}
+
+pub fn import(from: ImportFrom, file: &Path) -> Result<u8> {
+    let text = if file == Path::new("-") {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .context("cannot read standard input")?;
+        s
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("{}: cannot read", file.display()))?
+    };
+    let name = file.display().to_string();
+    match from {
+        ImportFrom::Ipvsadm => match crate::import::parse_ipvsadm_save(&text) {
+            Ok(state) => {
+                output::stdout(&manifest::manifest_from_state(&state));
+                Ok(exit::OK)
+            }
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("{name}:{e}");
+                }
+                Err(Reported {
+                    code: exit::ERROR,
+                    message: format!(
+                        "{} line(s) of {name} could not be imported; no manifest written",
+                        errors.len()
+                    ),
+                }
+                .into())
+            }
+        },
+    }
+}
+
+pub fn status(
+    watch: bool,
+    interval: Duration,
+    daemon_status: &Path,
+    state: Option<&Path>,
+    color: bool,
+) -> Result<u8> {
+    let mut backend = match state {
+        Some(_) => None,
+        None => Some(crate::backend::open()?),
+    };
+    loop {
+        let observed = match (state, backend.as_mut()) {
+            (Some(p), _) => crate::snapshot::read(p)?,
+            (None, Some(b)) => b
+                .observe()
+                .map_err(|e| anyhow::anyhow!("observe the director: {e}"))?,
+            (None, None) => unreachable_backend()?,
+        };
+        let health = crate::status::read_daemon_status(daemon_status);
+        let table = crate::status::render(&observed, health.as_ref(), color);
+        if watch {
+            // Clear the screen and home the cursor, like watch(1).
+            output::stdout(&format!("\x1b[2J\x1b[H{table}"));
+            std::thread::sleep(interval);
+        } else {
+            output::stdout(&table);
+            return Ok(exit::OK);
+        }
+    }
+}
+
+fn unreachable_backend() -> Result<Observed> {
+    bail!("internal error: no backend and no snapshot")
+}
+
+pub fn realserver(args: &ManifestArgs, dry_run: bool) -> Result<u8> {
+    let manifest = load_manifests(args)?;
+    let Some(side) = manifest.realserver.as_ref() else {
+        bail!(
+            "the manifest has no `realserver:` section; add one listing the VIPs this real server answers for"
+        );
+    };
+    let changes = crate::kernel::realserver(side, dry_run)?;
+    if changes.is_empty() {
+        output::stdout("No changes. This real server is ready for DR.\n");
+    } else {
+        for c in &changes {
+            output::stdout(&format!("{c}\n"));
+        }
+        if dry_run {
+            output::stdout(&format!("Plan: {} change(s) (dry run).\n", changes.len()));
+        } else {
+            output::stdout(&format!("Applied: {} change(s).\n", changes.len()));
+        }
+    }
+    if !dry_run {
+        warn_if_forwarding();
+    }
+    Ok(exit::OK)
+}
+
+fn warn_if_forwarding() {
+    if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1") {
+        warn!("ip_forward is on: a DR real server normally does not route");
+    }
+}

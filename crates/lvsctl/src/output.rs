@@ -1,0 +1,53 @@
+//! Where output goes: plans, tables and manifests on stdout, progress and logs on stderr, and
+//! colour only on a terminal without `NO_COLOR`.
+
+use std::io::{IsTerminal, Write};
+
+use crate::cli::{ColorChoice, LogFormat};
+
+/// Decides whether stdout gets ANSI colours.
+pub fn use_color(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal()
+        }
+    }
+}
+
+/// Writes `text` to stdout; a closed pipe (`lvsctl plan | head`) is not an error.
+pub fn stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// Sets up tracing on stderr: `-v`/`-q` pick the level, `RUST_LOG` overrides it.
+pub fn init_logging(verbose: u8, quiet: u8, format: LogFormat) {
+    let level = match (verbose, quiet) {
+        (0, 0) => "info",
+        (1, _) => "debug",
+        (v, _) if v >= 2 => "trace",
+        (_, 1) => "warn",
+        _ => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Human => {
+            let _ = builder
+                .with_ansi(std::io::stderr().is_terminal())
+                .without_time()
+                .try_init();
+        }
+        LogFormat::Json => {
+            let _ = builder.json().try_init();
+        }
+    }
+}

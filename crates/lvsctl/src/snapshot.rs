@@ -1,0 +1,76 @@
+//! State snapshots: `lvsctl export --state` writes one, `plan --state` and `status --state`
+//! read one, so a pipeline without access to the director can still review a change. The file
+//! is versioned like the JSON plan.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use lvsctl_model::Observed;
+use serde::{Deserialize, Serialize};
+
+pub const FORMAT_VERSION: &str = "1";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Snapshot {
+    format_version: String,
+    observed: Observed,
+}
+
+pub fn to_json(observed: &Observed) -> Result<String> {
+    let snap = Snapshot {
+        format_version: FORMAT_VERSION.to_owned(),
+        observed: observed.clone(),
+    };
+    let mut s = serde_json::to_string_pretty(&snap).context("cannot encode the snapshot")?;
+    s.push('\n');
+    Ok(s)
+}
+
+pub fn from_json(name: &str, text: &str) -> Result<Observed> {
+    let snap: Snapshot = serde_json::from_str(text).with_context(|| {
+        format!("{name}: not an lvsctl state snapshot (make one with `lvsctl export --state`)")
+    })?;
+    if snap.format_version != FORMAT_VERSION {
+        bail!(
+            "{name}: snapshot format_version {:?} is not supported (this lvsctl reads {FORMAT_VERSION:?}); export it again with this version",
+            snap.format_version
+        );
+    }
+    Ok(snap.observed)
+}
+
+pub fn read(path: &Path) -> Result<Observed> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read snapshot", path.display()))?;
+    from_json(&path.display().to_string(), &text)
+}
+
+/// Writes atomically (temp file + rename) so a reader never sees half a snapshot.
+pub fn write(path: &Path, observed: &Observed) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, to_json(observed)?)
+        .with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_other_versions() {
+        let mut o = Observed::default();
+        o.state.services.insert(
+            "tcp/10.0.0.1:80".parse().unwrap(),
+            lvsctl_model::Service::default(),
+        );
+        let text = to_json(&o).unwrap();
+        assert_eq!(from_json("s.json", &text).unwrap(), o);
+        let other = text.replace("\"format_version\": \"1\"", "\"format_version\": \"9\"");
+        let err = from_json("s.json", &other).unwrap_err().to_string();
+        assert!(err.contains("format_version \"9\""), "{err}");
+        let err = from_json("s.json", "{}").unwrap_err().to_string();
+        assert!(err.contains("not an lvsctl state snapshot"), "{err}");
+    }
+}
