@@ -167,19 +167,47 @@ client_get() {
 }
 
 # probe CLIENT PORT: like client_get, but prints one parseable line
-#   probe <client> <port> <server>
-# where <server> is RS1 or RS2 (the :22 service's `RS1-22` is reduced to the server name),
-# or `FAILED` when the request failed. Returns non-zero on failure.
+#   probe <client> <port> <server> <body>
+# where <server> is RS1 or RS2 (the :22 service's body `RS1-22` reduced to the server name)
+# and <body> the first line of the answer; `FAILED -` when the request failed. Returns
+# non-zero on failure.
 probe() {
     local c body
     c=$(_seed_client "$1") || return
     if body=$(client_get "$c" "$2") && [[ -n $body ]]; then
         body=${body%%$'\n'*}
-        echo "probe $c $2 ${body%-22}"
+        echo "probe $c $2 ${body%-22} $body"
     else
-        echo "probe $c $2 FAILED"
+        echo "probe $c $2 FAILED -"
         return 1
     fi
+}
+
+# probe_rounds ROUNDS CLIENT:PORT...: probe each CLIENT:PORT in the order given, ROUNDS
+# times over. The order matters: persistence templates are created by the first request of
+# each client, and rr hands out real servers in request order. Returns non-zero if any
+# request failed (after making them all).
+probe_rounds() {
+    local rounds=$1 r pair rc=0
+    shift
+    for ((r = 0; r < rounds; r++)); do
+        for pair in "$@"; do
+            probe "${pair%%:*}" "${pair#*:}" || rc=1
+        done
+    done
+    return "$rc"
+}
+
+# wait_for SECS 'COMMAND': evaluate COMMAND every 0.2 s until it succeeds; fails after SECS.
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    while ! eval "$2"; do
+        if ((SECONDS >= deadline)); then
+            echo "wait_for: '$2' still failing after $1 s" >&2
+            return 1
+        fi
+        sleep 0.2
+    done
 }
 
 # vip_on_director: put the VIP on the director (lo, /32), as the seed does by hand.
