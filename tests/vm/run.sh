@@ -31,7 +31,7 @@ set -Eeuo pipefail
 trap 'echo "lvsctl-vm: error: tests/vm/run.sh line $LINENO failed: $BASH_COMMAND" >&2; exit 125' ERR
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-CACHE="${LVSCTL_VM_CACHE:-$HOME/.cache/lvsctl-vm}"
+CACHE="${LVSCTL_VM_CACHE:-${HOME:?set HOME or LVSCTL_VM_CACHE}/.cache/lvsctl-vm}"
 QEMU="${LVSCTL_VM_QEMU:-qemu-system-x86_64}"
 
 TIMEOUT=300

@@ -15,7 +15,7 @@
 #                               depends on, e.g. linux-image-6.1.0-56-cloud-amd64)
 set -euo pipefail
 
-CACHE="${LVSCTL_VM_CACHE:-$HOME/.cache/lvsctl-vm}"
+CACHE="${LVSCTL_VM_CACHE:-${HOME:?set HOME or LVSCTL_VM_CACHE}/.cache/lvsctl-vm}"
 KDIR="$CACHE/kernel"
 CHECK_ONLY=0
 case "${1:-}" in
