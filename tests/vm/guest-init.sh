@@ -64,7 +64,8 @@ cd /opt || fatal "no /opt"
 echo "lvsctl-vm: [$(uptime_s)s] running: ${CMD[*]}"
 case $CMD_MODE in
     shell) bash -c "${CMD[0]}" ;;
-    argv) bash -c '"$@"' bash "${CMD[@]}" ;;
+    # Leading NAME=value words set environment variables, as they would in a shell.
+    argv) bash -c 'while (($#)) && [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; do export "$1"; shift; done; "$@"' bash "${CMD[@]}" ;;
     script) bash "${CMD[@]}" ;;
     exec) "${CMD[@]}" ;;
     *) fatal "unknown CMD_MODE '$CMD_MODE'" ;;
