@@ -11,9 +11,8 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lvsctl_ipvs::codec::constants::*;
 use lvsctl_ipvs::codec::{DaemonRaw, IpvsRequest, TimeoutsRaw};
@@ -322,46 +321,32 @@ fn kernel_tests_in_vm() {
     if std::env::var_os("LVSCTL_IN_VM").is_some_and(|v| v == "1") {
         return; // already inside: the other tests run here
     }
-    if std::env::var_os("LVSCTL_VM").is_some_and(|v| v == "skip") {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: VM test `lvsctl-ipvs kernel tests` did not run (LVSCTL_VM=skip); it needs \
-             tests/vm/run.sh and qemu"
-        );
+    if lvsctl_vmtest::skip_requested("lvsctl-ipvs kernel tests") {
         return;
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let run = root.join("tests/vm/run.sh");
-    assert!(run.is_file(), "{} is missing", run.display());
-    let exe: PathBuf = std::env::current_exe().unwrap();
+    // This very test binary, run inside the VM with the kernel tests enabled.
+    let exe = std::env::current_exe().unwrap();
     let name = exe.file_name().unwrap().to_string_lossy().into_owned();
-    let out = Command::new(&run)
-        .args(["--timeout", "900", "--copy"])
-        .arg(&exe)
-        .arg("--")
-        .arg(format!(
-            "LVSCTL_IN_VM=1 /opt/{name} --test-threads=1 --nocapture"
-        ))
-        .output()
-        .unwrap();
-    let console = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{console}");
+    let out = lvsctl_vmtest::VmRun::new()
+        .timeout(Duration::from_secs(900))
+        .copy(&exe)
+        .command([
+            "LVSCTL_IN_VM=1".to_owned(),
+            format!("/opt/{name}"),
+            "--test-threads=1".to_owned(),
+            "--nocapture".to_owned(),
+        ])
+        .run();
+    out.assert_success();
     assert!(
-        out.status.success(),
-        "kernel tests failed in the VM ({}):\n{console}",
-        out.status
+        out.console.contains("test result: ok."),
+        "no test summary from the VM:\n{}",
+        out.console
     );
     assert!(
-        console.contains("test result: ok."),
-        "no test summary from the VM:\n{console}"
-    );
-    assert!(
-        !console.contains("skipped: needs the VM"),
-        "a kernel test skipped inside the VM:\n{console}"
+        !out.console.contains("skipped: needs the VM"),
+        "a kernel test skipped inside the VM:\n{}",
+        out.console
     );
 }
 
