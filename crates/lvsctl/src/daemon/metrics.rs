@@ -1,0 +1,564 @@
+//! Prometheus metrics (`--metrics ADDR`): reconcile passes, their duration and errors, drift
+//! repairs, health per real server, and the kernel's per-service and per-real-server counters.
+//!
+//! Served by a deliberately tiny HTTP server: `GET /metrics` (or `HEAD`) and nothing else, a
+//! bounded request size and read time, and a cap on concurrent connections, so the endpoint
+//! cannot be used to do anything but read metrics.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lvsctl_health::{HealthReader, Status};
+use lvsctl_model::{Counters, Observed};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tracing::debug;
+
+/// Upper bounds (seconds) of the reconcile duration histogram.
+const BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0];
+
+#[derive(Debug, Default)]
+struct Data {
+    passes: BTreeMap<&'static str, u64>,
+    duration_buckets: Vec<u64>,
+    duration_sum: f64,
+    duration_count: u64,
+    errors: u64,
+    ops_applied: u64,
+    ops_failed: u64,
+    drift_repairs: u64,
+    manifest_valid: bool,
+    manifest_reloads: BTreeMap<&'static str, u64>,
+    last_pass: f64,
+    last_success: f64,
+    observed: Option<Observed>,
+}
+
+/// The daemon's metrics, shared between the loop (which records) and the server (which reads).
+#[derive(Default)]
+pub struct Metrics {
+    data: Mutex<Data>,
+    health: Mutex<Option<HealthReader>>,
+}
+
+/// What one reconcile pass did, for [`Metrics::record_pass`].
+pub struct PassMetrics<'a> {
+    /// `ok`, `partial`, `failed`, `refused` or `waiting`.
+    pub result: &'static str,
+    pub duration: Duration,
+    pub applied: usize,
+    pub failed: usize,
+    /// Failed operations plus failed observes/locks.
+    pub errors: usize,
+    pub drift: usize,
+    pub at_unix: f64,
+    pub observed: Option<&'a Observed>,
+}
+
+impl Metrics {
+    fn data(&self) -> std::sync::MutexGuard<'_, Data> {
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_health(&self, reader: HealthReader) {
+        *self.health.lock().unwrap_or_else(|p| p.into_inner()) = Some(reader);
+    }
+
+    pub fn record_pass(&self, p: PassMetrics<'_>) {
+        let mut d = self.data();
+        *d.passes.entry(p.result).or_default() += 1;
+        let secs = p.duration.as_secs_f64();
+        if d.duration_buckets.len() != BUCKETS.len() {
+            d.duration_buckets = vec![0; BUCKETS.len()];
+        }
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                d.duration_buckets[i] += 1;
+            }
+        }
+        d.duration_sum += secs;
+        d.duration_count += 1;
+        d.errors += p.errors as u64;
+        d.ops_applied += p.applied as u64;
+        d.ops_failed += p.failed as u64;
+        d.drift_repairs += p.drift as u64;
+        d.last_pass = p.at_unix;
+        if p.result == "ok" {
+            d.last_success = p.at_unix;
+        }
+        if let Some(o) = p.observed {
+            d.observed = Some(o.clone());
+        }
+    }
+
+    pub fn record_manifest(&self, ok: bool) {
+        let mut d = self.data();
+        d.manifest_valid = ok;
+        *d.manifest_reloads
+            .entry(if ok { "ok" } else { "error" })
+            .or_default() += 1;
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let health = self
+            .health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(HealthReader::snapshot)
+            .unwrap_or_default();
+        let d = self.data();
+        let mut out = String::with_capacity(4096);
+        let o = &mut out;
+
+        help(
+            o,
+            "lvsctl_reconcile_passes_total",
+            "counter",
+            "Reconcile passes by result.",
+        );
+        for result in ["ok", "partial", "failed", "refused", "waiting"] {
+            let n = d.passes.get(result).copied().unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "lvsctl_reconcile_passes_total{{result=\"{result}\"}} {n}"
+            );
+        }
+        help(
+            o,
+            "lvsctl_reconcile_duration_seconds",
+            "histogram",
+            "Duration of reconcile passes.",
+        );
+        for (i, le) in BUCKETS.iter().enumerate() {
+            let n = d.duration_buckets.get(i).copied().unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "lvsctl_reconcile_duration_seconds_bucket{{le=\"{le}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            o,
+            "lvsctl_reconcile_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+            d.duration_count
+        );
+        let _ = writeln!(
+            o,
+            "lvsctl_reconcile_duration_seconds_sum {}",
+            d.duration_sum
+        );
+        let _ = writeln!(
+            o,
+            "lvsctl_reconcile_duration_seconds_count {}",
+            d.duration_count
+        );
+        single(
+            o,
+            "lvsctl_reconcile_errors_total",
+            "counter",
+            "Failed kernel operations, observes and locks.",
+            d.errors,
+        );
+        single(
+            o,
+            "lvsctl_applied_operations_total",
+            "counter",
+            "Kernel operations applied.",
+            d.ops_applied,
+        );
+        single(
+            o,
+            "lvsctl_failed_operations_total",
+            "counter",
+            "Kernel operations that failed.",
+            d.ops_failed,
+        );
+        single(
+            o,
+            "lvsctl_drift_repairs_total",
+            "counter",
+            "Operations that repaired changes made behind lvsctl's back.",
+            d.drift_repairs,
+        );
+        single(
+            o,
+            "lvsctl_manifest_valid",
+            "gauge",
+            "1 when the last manifest read was valid (0: the last good one is enforced).",
+            u64::from(d.manifest_valid),
+        );
+        help(
+            o,
+            "lvsctl_manifest_reloads_total",
+            "counter",
+            "Manifest reads by result.",
+        );
+        for result in ["ok", "error"] {
+            let n = d.manifest_reloads.get(result).copied().unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "lvsctl_manifest_reloads_total{{result=\"{result}\"}} {n}"
+            );
+        }
+        help(
+            o,
+            "lvsctl_last_reconcile_timestamp_seconds",
+            "gauge",
+            "When the last pass ended.",
+        );
+        let _ = writeln!(o, "lvsctl_last_reconcile_timestamp_seconds {}", d.last_pass);
+        help(
+            o,
+            "lvsctl_last_success_timestamp_seconds",
+            "gauge",
+            "When the last fully successful pass ended.",
+        );
+        let _ = writeln!(
+            o,
+            "lvsctl_last_success_timestamp_seconds {}",
+            d.last_success
+        );
+
+        help(
+            o,
+            "lvsctl_realserver_up",
+            "gauge",
+            "Health of a checked real server (1 up, 0 down).",
+        );
+        for (t, h) in &health {
+            let _ = writeln!(
+                o,
+                "lvsctl_realserver_up{{service=\"{}\",server=\"{}\",check=\"{}\"}} {}",
+                esc(&t.service.to_string()),
+                esc(&t.server.to_string()),
+                h.kind,
+                u8::from(h.status == Status::Up)
+            );
+        }
+        help(
+            o,
+            "lvsctl_health_checks_total",
+            "counter",
+            "Health checks run per real server.",
+        );
+        for (t, h) in &health {
+            let _ = writeln!(
+                o,
+                "lvsctl_health_checks_total{{service=\"{}\",server=\"{}\"}} {}",
+                esc(&t.service.to_string()),
+                esc(&t.server.to_string()),
+                h.checks
+            );
+        }
+        help(
+            o,
+            "lvsctl_health_check_failures_total",
+            "counter",
+            "Failed health checks per real server.",
+        );
+        for (t, h) in &health {
+            let _ = writeln!(
+                o,
+                "lvsctl_health_check_failures_total{{service=\"{}\",server=\"{}\"}} {}",
+                esc(&t.service.to_string()),
+                esc(&t.server.to_string()),
+                h.failures
+            );
+        }
+
+        if let Some(obs) = &d.observed {
+            kernel_counters(o, obs);
+        }
+        out
+    }
+}
+
+fn help(o: &mut String, name: &str, kind: &str, text: &str) {
+    let _ = writeln!(o, "# HELP {name} {text}\n# TYPE {name} {kind}");
+}
+
+fn single(o: &mut String, name: &str, kind: &str, text: &str, v: u64) {
+    help(o, name, kind, text);
+    let _ = writeln!(o, "{name} {v}");
+}
+
+/// Escapes a label value (backslash, quote, newline).
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Kernel counters per service and per real server, from the last observe.
+fn kernel_counters(o: &mut String, obs: &Observed) {
+    type Field = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&Counters) -> u64,
+    );
+    const FIELDS: &[Field] = &[
+        (
+            "connections_total",
+            "counter",
+            "Connections scheduled.",
+            |c| c.conns,
+        ),
+        ("in_packets_total", "counter", "Packets in.", |c| {
+            c.in_packets
+        }),
+        ("out_packets_total", "counter", "Packets out.", |c| {
+            c.out_packets
+        }),
+        ("in_bytes_total", "counter", "Bytes in.", |c| c.in_bytes),
+        ("out_bytes_total", "counter", "Bytes out.", |c| c.out_bytes),
+        ("active_connections", "gauge", "Active connections.", |c| {
+            u64::from(c.active_conns)
+        }),
+        (
+            "inactive_connections",
+            "gauge",
+            "Inactive connections.",
+            |c| u64::from(c.inactive_conns),
+        ),
+        (
+            "persistent_connections",
+            "gauge",
+            "Persistence templates.",
+            |c| u64::from(c.persist_conns),
+        ),
+        (
+            "connections_per_second",
+            "gauge",
+            "Connection rate (kernel estimate).",
+            |c| c.cps,
+        ),
+        (
+            "in_bytes_per_second",
+            "gauge",
+            "Inbound byte rate (kernel estimate).",
+            |c| c.in_bps,
+        ),
+        (
+            "out_bytes_per_second",
+            "gauge",
+            "Outbound byte rate (kernel estimate).",
+            |c| c.out_bps,
+        ),
+    ];
+    for (suffix, kind, text, get) in FIELDS {
+        let name = format!("lvsctl_ipvs_service_{suffix}");
+        help(o, &name, kind, &format!("{text} Per IPVS service."));
+        for (key, c) in &obs.counters {
+            let _ = writeln!(
+                o,
+                "{name}{{service=\"{}\"}} {}",
+                esc(&key.to_string()),
+                get(&c.service)
+            );
+        }
+    }
+    for (suffix, kind, text, get) in FIELDS {
+        let name = format!("lvsctl_ipvs_realserver_{suffix}");
+        help(o, &name, kind, &format!("{text} Per real server."));
+        for (key, c) in &obs.counters {
+            for (dest, dc) in &c.dests {
+                let _ = writeln!(
+                    o,
+                    "{name}{{service=\"{}\",server=\"{}\"}} {}",
+                    esc(&key.to_string()),
+                    esc(&dest.to_string()),
+                    get(dc)
+                );
+            }
+        }
+    }
+    help(
+        o,
+        "lvsctl_ipvs_realserver_weight",
+        "gauge",
+        "Weight of a real server in the kernel.",
+    );
+    for (key, svc) in &obs.state.services {
+        for (dest, spec) in &svc.dests {
+            let _ = writeln!(
+                o,
+                "lvsctl_ipvs_realserver_weight{{service=\"{}\",server=\"{}\"}} {}",
+                esc(&key.to_string()),
+                esc(&dest.to_string()),
+                spec.weight
+            );
+        }
+    }
+}
+
+/// Most connections served at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 16;
+/// Longest request head accepted.
+const MAX_REQUEST: usize = 8 * 1024;
+/// Time a client has to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves `metrics` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                debug!(error = %e, "metrics accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+            debug!(%peer, "too many metrics connections; closing");
+            continue;
+        };
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = tokio::time::timeout(READ_TIMEOUT * 2, handle(stream, &metrics)).await;
+        });
+    }
+}
+
+async fn handle(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    let head_complete = loop {
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n") {
+            break true;
+        }
+        if buf.len() >= MAX_REQUEST {
+            break false;
+        }
+        match tokio::time::timeout(READ_TIMEOUT, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Err(_) => break false,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Ok(Err(e)) => return Err(e),
+        }
+    };
+    let (status, body) = if !head_complete {
+        ("400 Bad Request", "bad request\n".to_owned())
+    } else {
+        let line = String::from_utf8_lossy(&buf);
+        let mut parts = line.lines().next().unwrap_or_default().split(' ');
+        let method = parts.next().unwrap_or_default();
+        let target = parts.next().unwrap_or_default();
+        let path = target.split('?').next().unwrap_or_default();
+        match (method, path) {
+            ("GET" | "HEAD", "/metrics") => ("200 OK", metrics.render()),
+            (_, "/metrics") => ("405 Method Not Allowed", "only GET\n".to_owned()),
+            _ => (
+                "404 Not Found",
+                "not found; metrics are at /metrics\n".to_owned(),
+            ),
+        }
+    };
+    let head_only = buf.starts_with(b"HEAD ");
+    let content_type = if status.starts_with("200") {
+        "text/plain; version=0.0.4; charset=utf-8"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if !head_only {
+        response.extend_from_slice(body.as_bytes());
+    }
+    stream.write_all(&response).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use lvsctl_model::{ServiceCounters, State};
+
+    async fn get(addr: std::net::SocketAddr, request: &str) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn serves_only_metrics() {
+        let metrics = Arc::new(Metrics::default());
+        let mut obs = Observed {
+            state: State::default(),
+            counters: BTreeMap::new(),
+        };
+        let mut sc = ServiceCounters::default();
+        sc.service.conns = 42;
+        sc.dests.insert(
+            "10.0.1.1:80".parse().unwrap(),
+            Counters {
+                active_conns: 3,
+                ..Counters::default()
+            },
+        );
+        obs.counters.insert("tcp/10.0.0.1:80".parse().unwrap(), sc);
+        metrics.record_pass(PassMetrics {
+            result: "ok",
+            duration: Duration::from_millis(3),
+            applied: 2,
+            failed: 0,
+            errors: 0,
+            drift: 1,
+            at_unix: 10.0,
+            observed: Some(&obs),
+        });
+        metrics.record_manifest(true);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, Arc::clone(&metrics)));
+
+        let r = get(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+        assert!(
+            r.contains("lvsctl_reconcile_passes_total{result=\"ok\"} 1\n"),
+            "{r}"
+        );
+        assert!(r.contains("lvsctl_drift_repairs_total 1\n"), "{r}");
+        assert!(
+            r.contains("lvsctl_reconcile_duration_seconds_bucket{le=\"0.005\"} 1\n"),
+            "{r}"
+        );
+        assert!(
+            r.contains("lvsctl_ipvs_service_connections_total{service=\"tcp/10.0.0.1:80\"} 42\n"),
+            "{r}"
+        );
+        assert!(r.contains("lvsctl_ipvs_realserver_active_connections{service=\"tcp/10.0.0.1:80\",server=\"10.0.1.1:80\"} 3\n"), "{r}");
+        assert!(r.contains("lvsctl_manifest_valid 1\n"), "{r}");
+
+        let r = get(addr, "GET / HTTP/1.1\r\n\r\n").await;
+        assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+        let r = get(addr, "GET /metrics/../etc/passwd HTTP/1.1\r\n\r\n").await;
+        assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+        let r = get(addr, "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n").await;
+        assert!(r.starts_with("HTTP/1.1 405"), "{r}");
+        let r = get(addr, "HEAD /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(
+            r.starts_with("HTTP/1.1 200") && r.ends_with("\r\n\r\n"),
+            "{r}"
+        );
+        // Exactly the limit and no end of head: refused, with nothing left unread (which would
+        // turn the close into a reset).
+        let start = "GET /metrics HTTP/1.1\r\nX: ";
+        let huge = format!("{start}{}", "a".repeat(MAX_REQUEST - start.len()));
+        let r = get(addr, &huge).await;
+        assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    }
+}
