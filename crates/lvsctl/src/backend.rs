@@ -9,11 +9,12 @@ use lvsctl_plan::fake::FakeKernel;
 use lvsctl_plan::{Backend, BackendError, Errno, Op};
 
 /// Opens the backend for this process.
-pub fn open() -> Result<Box<dyn Backend + Send>> {
+/// `vip_interface` is the manifest's `director.vip_interface` (VIPs are observed there).
+pub fn open(vip_interface: Option<&str>) -> Result<Box<dyn Backend + Send>> {
     if let Some(path) = std::env::var_os("LVSCTL_FAKE_KERNEL") {
         return Ok(Box::new(FileFake::open(PathBuf::from(path))?));
     }
-    crate::kernel::open()
+    crate::kernel::open(vip_interface)
 }
 
 /// A [`FakeKernel`] whose state lives in a snapshot file between runs, so the CLI can be tested

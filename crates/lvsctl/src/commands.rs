@@ -108,13 +108,25 @@ pub fn plan(
     let manifest = load_manifests(args)?;
     let observed = match state {
         Some(p) => crate::snapshot::read(p)?,
-        None => observe(crate::backend::open()?.as_mut())?,
+        None => {
+            observe(crate::backend::open(manifest.director.vip_interface.as_deref())?.as_mut())?
+        }
     };
     let observed = managed_view(&manifest, &observed);
     let p = lvsctl_plan::plan(&manifest.desired_state(), &observed.state);
+    if let Err(lvsctl_plan::GuardError::DestroysAll { services, .. }) =
+        lvsctl_plan::destroy_guard(&p, &observed.state, None)
+    {
+        // Reviewers of a plan should learn before apply that it will be refused.
+        warn!(
+            "this plan deletes all {services} IPVS service(s) of the director: \
+             apply will refuse it unless given --allow-destroy"
+        );
+    }
     match format {
         PlanFormat::Text => output::stdout(&render(&p, &manifest, color)),
-        PlanFormat::Json => output::stdout(&(lvsctl_plan::render_json(&p) + "\n")),
+        // render_json ends the document with a newline already.
+        PlanFormat::Json => output::stdout(&lvsctl_plan::render_json(&p)),
     }
     Ok(if detailed && !p.is_empty() {
         exit::CHANGES
@@ -152,7 +164,7 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
     } else {
         Some(crate::lock::DirectorLock::acquire(opts.lock_timeout)?)
     };
-    let mut backend = crate::backend::open()?;
+    let mut backend = crate::backend::open(manifest.director.vip_interface.as_deref())?;
     let observed = managed_view(&manifest, &observe(backend.as_mut())?);
     let p = lvsctl_plan::plan(&desired, &observed.state);
     output::stdout(&render(&p, &manifest, color));
@@ -165,9 +177,27 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
             warn!("deleting every service of the director (--allow-destroy)");
         }
         Err(e) => {
+            let mut message = e.to_string();
+            if let lvsctl_plan::GuardError::DestroysAll { services, examples } = &e {
+                let new = desired
+                    .services
+                    .keys()
+                    .filter(|k| !observed.state.services.contains_key(k))
+                    .count();
+                if new > 0 {
+                    // Not an empty manifest but one that shares no service with the director
+                    // (a switch of setup, or another director's manifest): say so.
+                    message = format!(
+                        "refusing to delete all {services} IPVS services of the director \
+                         ({examples}): the manifest keeps none of them and adds {new} other \
+                         service(s); pass --allow-destroy if it really replaces the whole table"
+                    );
+                }
+            }
+            message.push_str("; nothing was changed");
             return Err(Reported {
                 code: exit::REFUSED,
-                message: format!("{e}; nothing was changed"),
+                message,
             }
             .into());
         }
@@ -194,18 +224,28 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
 /// Runs a plan step by step with progress on stderr. On failure, names the step and lists
 /// what was done; the next apply finishes the job.
 pub fn run_plan(backend: &mut dyn Backend, plan: &Plan) -> Result<()> {
+    // Ops go to the backend in chunks, so it can pipeline them; progress is reported per chunk.
+    const CHUNK: usize = 2048;
     let n = plan.ops.len();
     let started = Instant::now();
     let mut last_report = Instant::now();
-    for (i, op) in plan.ops.iter().enumerate() {
-        if let Err(e) = backend.execute(op) {
+    let mut done = 0;
+    while done < n {
+        let chunk = &plan.ops[done..(done + CHUNK).min(n)];
+        if let Err((k, e)) = backend.execute_all(chunk) {
+            let i = done + k;
+            let op = &plan.ops[i];
             let mut msg = format!("apply step {}/{n} ({}) failed: {e}", i + 1, describe(op));
             if i == 0 {
                 msg.push_str("\nnothing was changed");
             } else {
                 msg.push_str(&format!("\nalready done ({i} of {n}):"));
-                for done in &plan.ops[..i] {
-                    msg.push_str(&format!("\n  {}", describe(done)));
+                const SHOWN: usize = 50;
+                for d in plan.ops[..i].iter().take(SHOWN) {
+                    msg.push_str(&format!("\n  {}", describe(d)));
+                }
+                if i > SHOWN {
+                    msg.push_str(&format!("\n  ... and {} more", i - SHOWN));
                 }
             }
             msg.push_str(
@@ -218,15 +258,18 @@ pub fn run_plan(backend: &mut dyn Backend, plan: &Plan) -> Result<()> {
             .into());
         }
         if n <= 20 {
-            info!("[{}/{n}] {}", i + 1, describe(op));
-        } else if last_report.elapsed() >= Duration::from_secs(1) || i + 1 == n {
+            for (k, op) in chunk.iter().enumerate() {
+                info!("[{}/{n}] {}", done + k + 1, describe(op));
+            }
+        } else if last_report.elapsed() >= Duration::from_secs(1) || done + chunk.len() == n {
             info!(
                 "applied {}/{n} operations ({:.1}s)",
-                i + 1,
+                done + chunk.len(),
                 started.elapsed().as_secs_f64()
             );
             last_report = Instant::now();
         }
+        done += chunk.len();
     }
     info!(
         "applied {n} operation(s) in {:.3}s",
@@ -236,7 +279,7 @@ pub fn run_plan(backend: &mut dyn Backend, plan: &Plan) -> Result<()> {
 }
 
 pub fn export(format: ExportFormat, state: bool) -> Result<u8> {
-    let mut backend = crate::backend::open()?;
+    let mut backend = crate::backend::open(None)?;
     let observed = observe(backend.as_mut())?;
     if state {
         output::stdout(&crate::snapshot::to_json(&observed)?);
@@ -272,16 +315,34 @@ pub fn import(from: ImportFrom, file: &Path) -> Result<u8> {
     } else {
         std::fs::read_to_string(file).with_context(|| format!("{}: cannot read", file.display()))?
     };
-    let name = file.display().to_string();
+    let name = if file == Path::new("-") {
+        "<stdin>".to_owned()
+    } else {
+        file.display().to_string()
+    };
     match from {
         ImportFrom::Ipvsadm => match crate::import::parse_ipvsadm_save(&text) {
             Ok(state) => {
-                output::stdout(&manifest::manifest_from_state(&state));
+                let yaml = manifest::manifest_from_state(&state);
+                // Say where the manifest came from instead of the generic export header.
+                let body = yaml
+                    .strip_prefix("# lvsctl manifest exported from a director state\n")
+                    .unwrap_or(&yaml);
+                let mut head =
+                    format!("# lvsctl manifest imported from `ipvsadm -S -n` output ({name})\n");
+                if state.services.keys().any(|k| k.is_fwmark()) {
+                    head.push_str(
+                        "# fwmark services: add a `match:` list for the packets to mark; \
+                         ipvsadm does not know the iptables rules that set the mark\n",
+                    );
+                }
+                output::stdout(&format!("{head}{body}"));
                 Ok(exit::OK)
             }
             Err(errors) => {
+                // FILE:LINE: message, like compilers and the manifest diagnostics.
                 for e in &errors {
-                    eprintln!("{name}:{e}");
+                    eprintln!("{name}:{}: {}", e.line, e.message);
                 }
                 Err(Reported {
                     code: exit::ERROR,
@@ -305,7 +366,7 @@ pub fn status(
 ) -> Result<u8> {
     let mut backend = match state {
         Some(_) => None,
-        None => Some(crate::backend::open()?),
+        None => Some(crate::backend::open(None)?),
     };
     loop {
         let observed = match (state, backend.as_mut()) {

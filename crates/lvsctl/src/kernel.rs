@@ -1,15 +1,34 @@
-//! The real director: IPVS over generic netlink, lvsctl's mangle chain, VIPs over rtnetlink.
+//! The real director: IPVS over generic netlink, lvsctl's mangle chain, VIPs over rtnetlink
+//! (`lvsctl-kernel`), and the DR real-server side (`lvsctl-vip`).
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result};
+use lvsctl_kernel::{Config, KernelBackend};
 use lvsctl_plan::Backend;
 
-pub fn open() -> Result<Box<dyn Backend + Send>> {
-    bail!("the kernel backend is not wired in yet")
+pub fn open(vip_interface: Option<&str>) -> Result<Box<dyn Backend + Send>> {
+    let backend = KernelBackend::open(Config {
+        vip_interface: vip_interface.map(str::to_owned),
+        xtables_wait: None,
+    })?;
+    Ok(Box::new(backend))
 }
 
+/// Puts this real server's VIPs on its interface and sets the ARP sysctls; returns the changes
+/// (planned only, with `dry_run`), one line each.
 pub fn realserver(
-    _side: &lvsctl_model::manifest::RealServerSide,
-    _dry_run: bool,
+    side: &lvsctl_model::manifest::RealServerSide,
+    dry_run: bool,
 ) -> Result<Vec<String>> {
-    bail!("the real-server side is not wired in yet")
+    let mut spec = lvsctl_vip::RealServerSpec::new(side.vips.iter().copied());
+    spec.interface = side.interface.clone();
+    if !side.arp {
+        spec.arp_interfaces.clear();
+    }
+    let changes = if dry_run {
+        lvsctl_vip::realserver_plan(&spec)
+    } else {
+        lvsctl_vip::realserver_apply(&spec)
+    }
+    .context("prepare this real server")?;
+    Ok(changes.iter().map(ToString::to_string).collect())
 }

@@ -39,7 +39,15 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
 
-    let backend = crate::backend::open()?;
+    // The VIP interface comes from the manifest as it is at start-up (None if unreadable now).
+    let vip_interface = crate::files::read_sources(
+        &args.manifests.files,
+        args.manifests.allow_insecure_manifest,
+    )
+    .ok()
+    .and_then(|s| lvsctl_model::manifest::load(&s).ok())
+    .and_then(|m| m.director.vip_interface);
+    let backend = crate::backend::open(vip_interface.as_deref())?;
     let fake = std::env::var_os("LVSCTL_FAKE_KERNEL").is_some();
     let mut config = Config::new(args.manifests.files.clone());
     config.allow_insecure_manifest = args.manifests.allow_insecure_manifest;
