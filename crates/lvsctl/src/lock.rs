@@ -2,6 +2,7 @@
 //! lock on a file; a second one waits a bounded time, then fails saying who to wait for.
 
 use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -9,10 +10,11 @@ use anyhow::{Context, Result, bail};
 use tracing::info;
 
 pub struct DirectorLock {
-    _file: File,
+    file: File,
 }
 
-/// The lock file: `LVSCTL_LOCK_FILE`, else beside a fake kernel's file, else `/run/lvsctl.lock`.
+/// The lock file: `LVSCTL_LOCK_FILE`, else beside a fake kernel's file, else
+/// `/run/lvsctl/lock` (the systemd unit's RuntimeDirectory, writable under ProtectSystem).
 pub fn lock_path() -> PathBuf {
     if let Some(p) = std::env::var_os("LVSCTL_LOCK_FILE") {
         return PathBuf::from(p);
@@ -22,15 +24,20 @@ pub fn lock_path() -> PathBuf {
         p.push(".lock");
         return PathBuf::from(p);
     }
-    PathBuf::from("/run/lvsctl.lock")
+    PathBuf::from("/run/lvsctl/lock")
 }
 
 impl DirectorLock {
     pub fn acquire(timeout: Duration) -> Result<Self> {
         let path = lock_path();
+        if let Some(dir) = path.parent() {
+            // Best effort: the open below reports the real problem if this fails.
+            let _ = std::fs::create_dir_all(dir);
+        }
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(&path)
             .with_context(|| format!("{}: cannot open the director lock", path.display()))?;
@@ -38,18 +45,30 @@ impl DirectorLock {
         let mut told = false;
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(DirectorLock { _file: file }),
+                Ok(()) => {
+                    let mut lock = DirectorLock { file };
+                    lock.record_holder();
+                    return Ok(lock);
+                }
                 Err(std::fs::TryLockError::WouldBlock) => {
                     if start.elapsed() >= timeout {
+                        let holder = holder(&file)
+                            .map(|h| format!(" by {h}"))
+                            .unwrap_or_default();
                         bail!(
-                            "another lvsctl is changing this director (lock {} held for {:.0}s); \
-                             wait for it to finish or raise --lock-timeout",
+                            "another lvsctl is changing this director: lock {} is held{holder}; \
+                             gave up after waiting {:.1}s (wait for it to finish, or raise \
+                             --lock-timeout)",
                             path.display(),
                             timeout.as_secs_f64()
                         );
                     }
                     if !told {
-                        info!("waiting for another lvsctl holding {}", path.display());
+                        let holder = holder(&file).map(|h| format!(" ({h})")).unwrap_or_default();
+                        info!(
+                            "waiting for another lvsctl holding {}{holder}",
+                            path.display()
+                        );
                         told = true;
                     }
                     std::thread::sleep(Duration::from_millis(100));
@@ -61,5 +80,67 @@ impl DirectorLock {
                 }
             }
         }
+    }
+
+    /// Writes `pid N: command line` into the lock file so a waiting lvsctl can say who holds it.
+    /// Best effort: the lock is what matters, not the note.
+    fn record_holder(&mut self) {
+        let args: Vec<String> = std::env::args().collect();
+        let note = format!("pid {}: {}\n", std::process::id(), args.join(" "));
+        let _ = self.file.set_len(0);
+        let _ = self.file.rewind();
+        let _ = self.file.write_all(note.as_bytes());
+        let _ = self.file.flush();
+    }
+}
+
+impl Drop for DirectorLock {
+    fn drop(&mut self) {
+        // Clear the note before the lock goes with the file descriptor, so a later holder that
+        // writes none (another tool) is never named after us.
+        let _ = self.file.set_len(0);
+    }
+}
+
+/// The holder's note, if it left one and that process still runs.
+fn holder(file: &File) -> Option<String> {
+    let mut text = String::new();
+    let mut f = file;
+    f.rewind().ok()?;
+    f.take(4096).read_to_string(&mut text).ok()?;
+    let line = text.lines().next()?.trim();
+    let pid = line.strip_prefix("pid ")?.split(':').next()?;
+    std::path::Path::new("/proc")
+        .join(pid)
+        .exists()
+        .then(|| line.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_holder_note_names_a_live_process_only() {
+        let path = std::env::temp_dir().join(format!("lvsctl-lock-test-{}", std::process::id()));
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        writeln!(f, "pid {}: lvsctl apply -f x.yaml", std::process::id()).unwrap();
+        assert_eq!(
+            holder(&f).unwrap(),
+            format!("pid {}: lvsctl apply -f x.yaml", std::process::id())
+        );
+        f.set_len(0).unwrap();
+        f.rewind().unwrap();
+        // pid_max is at most 2^22, so this one cannot exist.
+        writeln!(f, "pid 99999999: lvsctl apply").unwrap();
+        assert_eq!(holder(&f), None);
+        std::fs::remove_file(&path).unwrap();
     }
 }
