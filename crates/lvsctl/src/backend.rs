@@ -74,18 +74,15 @@ impl Backend for FileFake {
                 message: "injected failure (LVSCTL_FAKE_FAIL_AT) (EINVAL)".to_owned(),
             });
         }
-        if let (
-            Some(missing),
-            Op::AddService { spec, .. } | Op::UpdateService { after: spec, .. },
-        ) = (&self.missing_scheduler, op)
+        if let (Some(missing), Op::AddService { spec, .. } | Op::UpdateService { after: spec, .. }) =
+            (&self.missing_scheduler, op)
+            && spec.scheduler.as_str() == missing
         {
-            if spec.scheduler.as_str() == missing {
-                return Err(BackendError::Kernel {
-                    op: crate::commands::describe(op),
-                    errno: Errno::NotFound,
-                    message: format!("scheduler {missing:?} is not available (ENOENT)"),
-                });
-            }
+            return Err(BackendError::Kernel {
+                op: crate::commands::describe(op),
+                errno: Errno::NotFound,
+                message: format!("scheduler {missing:?} is not available (ENOENT)"),
+            });
         }
         self.kernel.execute(op)?;
         self.save()

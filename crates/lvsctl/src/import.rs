@@ -120,10 +120,8 @@ fn take_service_key<'a>(words: &[&'a str]) -> Result<(ServiceKey, Vec<&'a str>),
         }
     }
     let mut key = key.ok_or("no service address (-t, -u, --sctp-service or -f)")?;
-    if inet6 {
-        if let ServiceKey::Fwmark { family, .. } = &mut key {
-            *family = Family::Inet6;
-        }
+    if inet6 && let ServiceKey::Fwmark { family, .. } = &mut key {
+        *family = Family::Inet6;
     }
     Ok((key, rest))
 }
@@ -138,7 +136,14 @@ fn parse_service(words: &[&str]) -> Result<(ServiceKey, ServiceSpec), String> {
         match rest[i] {
             "-s" | "--scheduler" => {
                 let v = value(&rest, i)?;
-                spec.scheduler = Scheduler::from_kernel(v);
+                // A manifest can only name the mainline schedulers; say so here, with the line,
+                // rather than write a manifest that then fails validation.
+                spec.scheduler = Scheduler::known(v).ok_or_else(|| {
+                    format!(
+                        "unknown scheduler {v:?} (lvsctl manifests accept {})",
+                        Scheduler::KNOWN.join(", ")
+                    )
+                })?;
                 i += 2;
             }
             "-p" | "--persistent" => {
@@ -282,10 +287,11 @@ fn parse_dest(words: &[&str]) -> Result<(ServiceKey, DestKey, DestSpec), String>
     }
     let mut dest = dest.ok_or("no real server (-r ADDR:PORT)")?;
     // DR and tunnel real servers of a port service use the service's port (ipvsadm forces it).
-    if let ServiceKey::Inet { port, .. } = svc {
-        if dest.port == 0 && !matches!(spec.forward, Forward::Nat) {
-            dest.port = port;
-        }
+    if let ServiceKey::Inet { port, .. } = svc
+        && dest.port == 0
+        && !matches!(spec.forward, Forward::Nat)
+    {
+        dest.port = port;
     }
     Ok((svc, dest, spec))
 }
@@ -308,10 +314,11 @@ fn parse_sockaddr(v: &str) -> Result<SocketAddr, String> {
 
 /// ipvsadm prints an IPv4 netmask dotted and an IPv6 one as a prefix length.
 fn parse_netmask(v: &str, family: Family) -> Result<u8, String> {
-    if let Ok(p) = v.parse::<u8>() {
-        if p >= 1 && p <= family.max_prefix() {
-            return Ok(p);
-        }
+    if let Ok(p) = v.parse::<u8>()
+        && p >= 1
+        && p <= family.max_prefix()
+    {
+        return Ok(p);
     }
     if let Ok(std::net::IpAddr::V4(m)) = v.parse::<IpAddr>() {
         let bits = u32::from(m);
@@ -407,6 +414,19 @@ mod tests {
             errs[1].message.contains("no earlier -A line"),
             "{}",
             errs[1]
+        );
+    }
+
+    #[test]
+    fn unknown_schedulers_are_reported_not_carried_into_the_manifest() {
+        let errs = parse_ipvsadm_save("-A -t 10.0.0.1:80 -s roundrobin\n").unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0]
+                .message
+                .starts_with("unknown scheduler \"roundrobin\" (lvsctl manifests accept rr, wrr,"),
+            "{}",
+            errs[0]
         );
     }
 }
