@@ -235,7 +235,12 @@ pub fn run_plan(backend: &mut dyn Backend, plan: &Plan) -> Result<()> {
         if let Err((k, e)) = backend.execute_all(chunk) {
             let i = done + k;
             let op = &plan.ops[i];
-            let mut msg = format!("apply step {}/{n} ({}) failed: {e}", i + 1, describe(op));
+            // A kernel error already names the op; say it once.
+            let why = match &e {
+                lvsctl_plan::BackendError::Kernel { message, .. } => message.clone(),
+                other => other.to_string(),
+            };
+            let mut msg = format!("apply step {}/{n} ({}) failed: {why}", i + 1, describe(op));
             if i == 0 {
                 msg.push_str("\nnothing was changed");
             } else {

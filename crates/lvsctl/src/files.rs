@@ -9,9 +9,17 @@ use lvsctl_model::manifest::Source;
 
 /// Expands `paths` into the manifest files they name, in a stable order: each argument in the
 /// order given, a directory's files sorted by name. Hidden files (`.x.yaml`, editors' swap
-/// files) and Kubernetes' `..data` indirection entries are skipped.
+/// files) and Kubernetes' `..data` indirection entries are skipped. A file named twice (`-f
+/// dir/ -f dir/a.yaml`) is read once, where it first appears: it must not conflict with itself.
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut push = |out: &mut Vec<PathBuf>, p: PathBuf| {
+        let id = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+        if seen.insert(id) {
+            out.push(p);
+        }
+    };
     for p in paths {
         let meta = std::fs::metadata(p)
             .with_context(|| format!("{}: cannot read manifest path", p.display()))?;
@@ -45,9 +53,11 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                     p.display()
                 );
             }
-            out.extend(files);
+            for f in files {
+                push(&mut out, f);
+            }
         } else {
-            out.push(p.clone());
+            push(&mut out, p.clone());
         }
     }
     Ok(out)
@@ -123,6 +133,16 @@ mod tests {
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["a.yml", "b.yaml", "c.yaml"]);
+    }
+
+    #[test]
+    fn a_file_named_twice_is_read_once() {
+        let dir = tempdir();
+        for name in ["a.yaml", "b.yaml"] {
+            std::fs::write(dir.join(name), "services: []\n").unwrap();
+        }
+        let got = expand(&[dir.join("b.yaml"), dir.clone(), dir.join("./b.yaml")]).unwrap();
+        assert_eq!(got, [dir.join("b.yaml"), dir.join("a.yaml")]);
     }
 
     #[test]

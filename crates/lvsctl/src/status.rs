@@ -94,6 +94,25 @@ pub fn render(observed: &Observed, daemon: Option<&Value>, color: bool) -> Strin
                 dc.in_bps
             );
         }
+        // Real servers the daemon took out of IPVS (on_failure: remove) are not in the table
+        // any more; they are what the operator most needs to see.
+        for (dest, state, reason) in removed_by_daemon(daemon, key, svc) {
+            let s = match state.as_str() {
+                "down" => paint("31", "down"),
+                "up" => paint("32", "up"),
+                other => other.to_owned(),
+            };
+            let why = if reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({reason})")
+            };
+            let _ = writeln!(
+                out,
+                "  -> {:<40} {:<10} {:>7} {:>9} {:>9} {:>8} {:>10}  {s}{why}",
+                dest, "(removed)", "-", "-", "-", "-", "-"
+            );
+        }
     }
     for (family, chain) in &observed.state.marks {
         let _ = writeln!(
@@ -110,11 +129,105 @@ pub fn render(observed: &Observed, daemon: Option<&Value>, color: bool) -> Strin
         let _ = writeln!(out, "VIPs on {}: {}", v.interface, owned.join(", "));
     }
     if let Some(d) = daemon {
-        if let Some(last) = d.get("last_reconcile") {
-            let _ = writeln!(out, "daemon: last reconcile {last}");
-        }
+        daemon_lines(&mut out, d, &paint);
     }
     out
+}
+
+/// Real servers of `svc` that the daemon reports health for but that IPVS no longer has.
+fn removed_by_daemon(
+    daemon: Option<&Value>,
+    key: &ServiceKey,
+    svc: &lvsctl_model::Service,
+) -> Vec<(String, String, String)> {
+    let Some(dests) = daemon
+        .and_then(|d| d.get("health"))
+        .and_then(|h| h.get(key.to_string()))
+        .and_then(Value::as_object)
+    else {
+        return Vec::new();
+    };
+    let present: std::collections::BTreeSet<String> =
+        svc.dests.keys().map(ToString::to_string).collect();
+    dests
+        .iter()
+        .filter(|(name, _)| !present.contains(*name))
+        .filter_map(|(name, entry)| {
+            let state = entry.get("state")?.as_str()?.to_owned();
+            let reason = entry
+                .get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            Some((name.clone(), state, reason))
+        })
+        .collect()
+}
+
+/// The daemon's own news: manifest refused, last reconcile, real servers draining.
+fn daemon_lines(out: &mut String, d: &Value, paint: &dyn Fn(&str, &str) -> String) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.as_secs_f64())
+        .unwrap_or(0.0);
+    let ago = |at: Option<f64>| match at {
+        Some(at) if now >= at => format!("{}s ago", (now - at).round() as u64),
+        Some(_) => "just now".to_owned(),
+        None => "at an unknown time".to_owned(),
+    };
+    if let Some(m) = d.get("manifest") {
+        if m.get("ok").and_then(Value::as_bool) == Some(false) {
+            let error = m
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error");
+            let _ = writeln!(
+                out,
+                "daemon: {}: {error} (the last good manifest is still enforced)",
+                paint("31", "manifest refused")
+            );
+        }
+    }
+    match d.get("last_reconcile") {
+        Some(Value::Object(last)) => {
+            let summary = last
+                .get("summary")
+                .and_then(Value::as_str)
+                .or_else(|| last.get("result").and_then(Value::as_str))
+                .unwrap_or("?");
+            let _ = writeln!(
+                out,
+                "daemon: last reconcile {}: {summary}",
+                ago(last.get("at").and_then(Value::as_f64))
+            );
+            if let Some(errors) = last.get("errors").and_then(Value::as_array) {
+                for e in errors.iter().filter_map(Value::as_str) {
+                    let _ = writeln!(out, "  {} {e}", paint("31", "error:"));
+                }
+            }
+        }
+        Some(Value::Null) | None => {
+            let _ = writeln!(out, "daemon: no reconcile yet");
+        }
+        Some(other) => {
+            let _ = writeln!(out, "daemon: last reconcile {other}");
+        }
+    }
+    if let Some(draining) = d.get("draining").and_then(Value::as_array) {
+        for e in draining {
+            let service = e.get("service").and_then(Value::as_str).unwrap_or("?");
+            let server = e.get("server").and_then(Value::as_str).unwrap_or("?");
+            let left = e
+                .get("expires_at")
+                .and_then(Value::as_f64)
+                .map(|t| format!("{}s", (t - now).max(0.0).round() as u64))
+                .unwrap_or_else(|| "?".to_owned());
+            let _ = writeln!(
+                out,
+                "daemon: draining {server} of {service} (deleted when idle, at the latest in {left})"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -149,5 +262,52 @@ mod tests {
             .unwrap();
         assert!(line.contains(" 7 "), "{line}");
         assert!(line.contains("down (http: status 503)"), "{line}");
+    }
+
+    #[test]
+    fn shows_servers_the_daemon_removed_and_its_last_reconcile() {
+        let mut o = Observed::default();
+        let key: ServiceKey = "tcp/10.0.0.1:80".parse().unwrap();
+        let mut svc = lvsctl_model::Service::default();
+        svc.dests.insert(
+            "10.0.1.1:80".parse().unwrap(),
+            lvsctl_model::DestSpec::default(),
+        );
+        o.state.services.insert(key, svc);
+        let daemon = serde_json::json!({
+            "manifest": {"ok": false, "error": "a.yaml:3:5: bad port"},
+            "last_reconcile": {"at": 0.0, "result": "partial",
+                "summary": "partial: 1 of 2 operation(s) failed (health)",
+                "errors": ["add real server 10.0.1.2:80: EINVAL"]},
+            "health": {"tcp/10.0.0.1:80": {
+                "10.0.1.1:80": {"state": "up", "reason": "http 200"},
+                "10.0.1.2:80": {"state": "down", "reason": "tcp: connection refused"}}},
+            "draining": [{"service": "tcp/10.0.0.1:80", "server": "10.0.1.3:80",
+                "since": 0.0, "expires_at": 0.0}]
+        });
+        let text = render(&o, Some(&daemon), false);
+        let removed = text.lines().find(|l| l.contains("10.0.1.2:80")).unwrap();
+        assert!(removed.contains("(removed)"), "{removed}");
+        assert!(
+            removed.contains("down (tcp: connection refused)"),
+            "{removed}"
+        );
+        assert!(
+            text.contains("manifest refused: a.yaml:3:5: bad port"),
+            "{text}"
+        );
+        assert!(
+            text.contains("s ago: partial: 1 of 2 operation(s) failed (health)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("error: add real server 10.0.1.2:80: EINVAL"),
+            "{text}"
+        );
+        assert!(
+            text.contains("draining 10.0.1.3:80 of tcp/10.0.0.1:80"),
+            "{text}"
+        );
+        assert!(!text.contains('{'), "no raw JSON: {text}");
     }
 }

@@ -1,0 +1,364 @@
+//! `lvsctl apply`: convergence, idempotence, the safety guards, a failure mid-way and its
+//! recovery, unmanaged services, and the director lock.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::support::{EXAMPLES, PRODUCTION, Sandbox, example, fresh_state};
+
+const NO_CHANGES: &str =
+    "No changes. IPVS services, real servers, MARK rules and VIPs match the manifest.\n";
+
+#[test]
+fn each_example_applies_from_empty_and_then_has_no_changes() {
+    let mut manifests: Vec<String> = EXAMPLES.iter().map(|e| example(e)).collect();
+    manifests.push(PRODUCTION.to_owned());
+    for m in &manifests {
+        let sb = Sandbox::new("apply-each");
+        let planned = sb.run(&["plan", "-f", m]).success();
+        let applied = sb.apply(m, &[]);
+        assert_eq!(
+            applied.stdout, planned.stdout,
+            "{m}: apply prints the plan it runs"
+        );
+        // Progress and logs go to stderr, never into the plan.
+        // Small plans log each step, big ones their progress.
+        let steps = applied
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("  "))
+            .count();
+        if steps <= 20 {
+            assert!(applied.stderr.contains("[1/"), "{m}: {}", applied.stderr);
+        }
+        assert!(
+            applied.stderr.contains(" operation(s) in "),
+            "{m}: {}",
+            applied.stderr
+        );
+        assert!(!applied.stdout.contains("INFO"), "{m}");
+        let again = sb.apply(m, &[]);
+        assert_eq!(again.stdout, NO_CHANGES, "{m}");
+        sb.run(&["plan", "-f", m, "--detailed-exitcode"]).success();
+    }
+}
+
+#[test]
+fn quiet_apply_prints_the_plan_and_no_logs() {
+    let sb = Sandbox::new("apply-quiet");
+    let out = sb.apply(&example("ppc"), &["-q"]);
+    assert!(out.stdout.contains("Plan: 6 to add"), "{}", out.stdout);
+    assert_eq!(out.stderr, "");
+}
+
+/// The seed's experiments one after another on the same director: each switch leaves exactly
+/// the new example, with nothing of the previous one.
+#[test]
+fn switching_pcc_ppc_pnmpp_converges_with_no_leftovers() {
+    let sb = Sandbox::new("apply-switch");
+    sb.apply(&example("pcc"), &[]);
+    for (from, to) in [("pcc", "ppc"), ("ppc", "pnmpp"), ("pnmpp", "pcc")] {
+        let before = sb.kernel_bytes();
+        // Every service of the table goes: refused without --allow-destroy.
+        let out = sb.run(&["apply", "-f", &example(to)]).code(3);
+        assert!(
+            out.stderr
+                .contains("the manifest keeps none of them and adds"),
+            "{from} -> {to}: {}",
+            out.stderr
+        );
+        assert_eq!(sb.kernel_bytes(), before, "{from} -> {to}: nothing changed");
+        sb.apply(&example(to), &["--allow-destroy"])
+            .stderr_has("deleting every service of the director (--allow-destroy)");
+        assert_eq!(
+            sb.state(),
+            fresh_state(&example(to)),
+            "{from} -> {to} left something behind"
+        );
+        let exported = sb.run(&["export"]).success().stdout;
+        let fresh = Sandbox::new("apply-switch-fresh");
+        fresh.apply(&example(to), &[]);
+        assert_eq!(exported, fresh.run(&["export"]).success().stdout);
+        assert_eq!(sb.apply(&example(to), &[]).stdout, NO_CHANGES);
+    }
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let sb = Sandbox::new("apply-dry-run");
+    let out = sb.apply(&example("ppc"), &["--dry-run"]);
+    assert!(
+        out.stdout
+            .ends_with("Plan: 6 to add, 0 to change, 0 to destroy.\n")
+    );
+    assert!(
+        out.stderr.contains("dry run: nothing applied"),
+        "{}",
+        out.stderr
+    );
+    assert!(sb.listing().is_empty(), "no kernel file, no lock file");
+    sb.apply(&example("ppc"), &[]);
+    let before = sb.listing();
+    sb.apply(&example("pcc"), &["--dry-run", "--allow-destroy"]);
+    sb.apply(&example("ppc"), &["--dry-run"]);
+    assert_eq!(sb.listing(), before);
+}
+
+#[test]
+fn destroy_guard_refuses_to_empty_a_director_unless_allowed() {
+    let sb = Sandbox::new("apply-destroy-guard");
+    sb.apply(&example("ppc"), &[]);
+    let empty = sb.write("empty.yaml", "# truncated by a bad commit\nservices: []\n");
+    let empty = empty.to_str().unwrap();
+    let before = sb.kernel_bytes();
+    let out = sb.run(&["apply", "-f", empty]).code(3);
+    assert_eq!(
+        out.stderr.lines().last().unwrap(),
+        "error: refusing to delete all 2 IPVS services of the director \
+         (tcp/192.168.6.101:22, tcp/192.168.6.101:80); pass --allow-destroy if the manifest \
+         really is meant to empty the table; nothing was changed"
+    );
+    assert!(
+        out.stdout
+            .contains("Plan: 0 to add, 0 to change, 2 to destroy.")
+    );
+    assert_eq!(sb.kernel_bytes(), before);
+    // --dry-run reports the same refusal.
+    sb.run(&["apply", "-f", empty, "--dry-run"]).code(3);
+    sb.apply(empty, &["--allow-destroy"]);
+    assert!(sb.state().services.is_empty());
+    // An empty director stays empty without any flag.
+    assert_eq!(sb.apply(empty, &[]).stdout, NO_CHANGES);
+}
+
+#[test]
+fn max_changes_refuses_bigger_plans() {
+    let sb = Sandbox::new("apply-max-changes");
+    let out = sb
+        .run(&["apply", "-f", &example("ppc"), "--max-changes", "1"])
+        .code(3);
+    assert_eq!(
+        out.stderr.lines().last().unwrap(),
+        "error: refusing a plan that changes 6 objects (6 to add, 0 to change, 0 to destroy), \
+         more than --max-changes 1 allows; raise --max-changes if that is intended; nothing was changed"
+    );
+    assert!(sb.kernel_bytes().is_none());
+    // --allow-destroy does not lift the change limit.
+    sb.run(&[
+        "apply",
+        "-f",
+        &example("ppc"),
+        "--max-changes",
+        "5",
+        "--allow-destroy",
+    ])
+    .code(3);
+    sb.apply(&example("ppc"), &["--max-changes", "6"]);
+    assert_eq!(sb.state(), fresh_state(&example("ppc")));
+}
+
+#[test]
+fn a_failure_midway_names_the_step_lists_what_was_done_and_the_next_apply_finishes() {
+    let sb = Sandbox::new("apply-midway");
+    let ppc = example("ppc");
+    // The fake kernel fails its op number 2 (0-based): the third step.
+    let out = sb
+        .cmd(&["apply", "-f", &ppc])
+        .env("LVSCTL_FAKE_FAIL_AT", "2")
+        .run()
+        .code(1);
+    let expected = "\
+error: apply step 3/6 (add real server 192.168.60.101:22 to tcp/192.168.6.101:22) failed: injected failure (LVSCTL_FAKE_FAIL_AT) (EINVAL)
+already done (2 of 6):
+  add service tcp/192.168.6.101:22
+  add service tcp/192.168.6.101:80
+fix the cause and run apply again: it continues from the current state
+";
+    assert!(out.stderr.ends_with(expected), "{}", out.stderr);
+    // The director holds exactly the steps that were done.
+    let state = sb.state();
+    let keys: Vec<String> = state.services.keys().map(|k| k.to_string()).collect();
+    assert_eq!(keys, ["tcp/192.168.6.101:22", "tcp/192.168.6.101:80"]);
+    assert!(state.services.values().all(|s| s.dests.is_empty()));
+    // The next apply does the rest, then there is nothing left to do.
+    let out = sb.apply(&ppc, &[]);
+    assert!(
+        out.stdout
+            .ends_with("Plan: 4 to add, 0 to change, 0 to destroy.\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("+ service"), "{}", out.stdout);
+    assert_eq!(sb.state(), fresh_state(&ppc));
+    assert_eq!(sb.apply(&ppc, &[]).stdout, NO_CHANGES);
+}
+
+#[test]
+fn a_missing_scheduler_stops_at_the_first_step() {
+    let sb = Sandbox::new("apply-scheduler");
+    let out = sb
+        .cmd(&["apply", "-f", &example("ppc")])
+        .env("LVSCTL_FAKE_FAIL_SCHEDULER", "rr")
+        .run()
+        .code(1);
+    assert!(
+        out.stderr.contains(
+            "error: apply step 1/6 (add service tcp/192.168.6.101:22) failed: \
+             scheduler \"rr\" is not available (ENOENT)\nnothing was changed\n"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(sb.state().services.is_empty());
+    // Another scheduler is unaffected.
+    sb.cmd(&["apply", "-f", &example("ppc")])
+        .env("LVSCTL_FAKE_FAIL_SCHEDULER", "wlc")
+        .run()
+        .success();
+}
+
+#[test]
+fn unmanaged_services_survive_and_stay_out_of_the_plan() {
+    let sb = Sandbox::new("apply-unmanaged");
+    // Somebody else's service (kube-proxy's range) is already on the director.
+    let kube = sb.write(
+        "kube.yaml",
+        "services:\n  - {name: kube-dns, vip: 10.96.0.10, port: 53, protocol: udp, scheduler: rr, \
+         real_servers: [{address: 10.244.0.5, forward: nat}]}\n",
+    );
+    sb.apply(kube.to_str().unwrap(), &[]);
+    let kube_state = sb.state();
+    let ours = sb.write(
+        "ours.yaml",
+        &format!(
+            "director:\n  unmanaged: [{{cidr: 10.96.0.0/12}}]\n{}",
+            std::fs::read_to_string(crate::support::repo_root().join("examples/ppc.yaml")).unwrap()
+        ),
+    );
+    let ours = ours.to_str().unwrap();
+    let out = sb.apply(ours, &[]);
+    assert!(!out.stdout.contains("10.96"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .ends_with("Plan: 6 to add, 0 to change, 0 to destroy.\n"),
+        "{}",
+        out.stdout
+    );
+    let state = sb.state();
+    let kube_key = "udp/10.96.0.10:53".parse().unwrap();
+    assert_eq!(state.services[&kube_key], kube_state.services[&kube_key]);
+    assert_eq!(state.services.len(), 3);
+    assert_eq!(sb.apply(ours, &[]).stdout, NO_CHANGES);
+    // An empty manifest with the same selector: the guard counts only managed services, and
+    // --allow-destroy still leaves the unmanaged one alone.
+    let empty = sb.write(
+        "empty.yaml",
+        "director:\n  unmanaged: [{cidr: 10.96.0.0/12}]\nservices: []\n",
+    );
+    sb.run(&["apply", "-f", empty.to_str().unwrap()])
+        .code(3)
+        .stderr_has("refusing to delete all 2 IPVS services");
+    sb.apply(empty.to_str().unwrap(), &["--allow-destroy"]);
+    assert_eq!(sb.state().services.len(), 1);
+    assert!(sb.state().services.contains_key(&kube_key));
+}
+
+#[test]
+fn an_invalid_manifest_takes_no_lock_and_changes_nothing() {
+    let sb = Sandbox::new("apply-invalid");
+    let bad = sb.write("bad.yaml", "services:\n  - name: web\n    vip: 10.0.0.1\n");
+    let bad = bad.to_str().unwrap();
+    let out = sb.run(&["apply", "-f", bad]).code(1);
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "{bad}:2:5: services[0].port: missing; a service needs a port"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!sb.kernel().exists() && !sb.lock_file().exists());
+}
+
+#[test]
+fn a_second_apply_waits_for_the_lock_then_gives_up_clearly() {
+    let sb = Sandbox::new("apply-lock");
+    sb.apply(&example("pcc"), &[]);
+    let before = sb.kernel_bytes();
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(sb.lock_file())
+        .unwrap();
+    lock.lock().unwrap();
+
+    let started = Instant::now();
+    let out = sb
+        .run(&[
+            "apply",
+            "-f",
+            &example("ppc"),
+            "--allow-destroy",
+            "--lock-timeout",
+            "1s",
+        ])
+        .code(1);
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(1), "gave up after {waited:?}");
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+    let lock_name = sb.lock_file().display().to_string();
+    assert!(
+        out.stderr
+            .contains(&format!("waiting for another lvsctl holding {lock_name}")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.ends_with(&format!(
+            "error: another lvsctl is changing this director: lock {lock_name} is held; \
+             gave up after waiting 1.0s (wait for it to finish, or raise --lock-timeout)\n"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sb.kernel_bytes(), before, "nothing changed while locked");
+
+    // A holder that left a note is named.
+    (&lock).set_len(0).unwrap();
+    writeln!(
+        &lock,
+        "pid {}: lvsctl apply -f other.yaml",
+        std::process::id()
+    )
+    .unwrap();
+    sb.run(&["apply", "-f", &example("ppc"), "--lock-timeout", "200ms"])
+        .code(1)
+        .stderr_has(&format!(
+            "is held by pid {}: lvsctl apply -f other.yaml;",
+            std::process::id()
+        ));
+
+    // With time to spare, the second apply waits and then runs.
+    let child = sb
+        .cmd(&[
+            "apply",
+            "-f",
+            &example("ppc"),
+            "--allow-destroy",
+            "--lock-timeout",
+            "30s",
+        ])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sb.kernel_bytes(), before, "still waiting");
+    lock.unlock().unwrap();
+    let out = crate::support::Out::new("apply (waiting)".into(), child.wait_with_output().unwrap())
+        .success();
+    assert!(out.stdout.contains("Plan: 6 to add"), "{}", out.stdout);
+    assert_eq!(sb.state(), fresh_state(&example("ppc")));
+    // The lock file is left for the next run, without a stale note in it.
+    assert_eq!(std::fs::read_to_string(sb.lock_file()).unwrap(), "");
+}

@@ -1,0 +1,137 @@
+//! `lvsctl export`: the manifest it prints (YAML or JSON) reproduces the director exactly on an
+//! empty one, and `--state` writes a snapshot `plan --state` reads.
+
+use crate::support::{EXAMPLES, PRODUCTION, Sandbox, example, parse_snapshot};
+
+fn all_manifests() -> Vec<String> {
+    let mut v: Vec<String> = EXAMPLES.iter().map(|e| example(e)).collect();
+    v.push(PRODUCTION.to_owned());
+    v
+}
+
+#[test]
+fn exported_yaml_applied_to_an_empty_director_reproduces_it_exactly() {
+    for m in all_manifests() {
+        let a = Sandbox::new("export-yaml-a");
+        a.apply(&m, &[]);
+        let exported = a.run(&["export"]).success();
+        assert_eq!(exported.stderr.matches("ERROR").count(), 0);
+        let file = a.write("exported.yaml", &exported.stdout);
+        let file = file.to_str().unwrap();
+        a.run(&["validate", "-f", file]).success();
+
+        let b = Sandbox::new("export-yaml-b");
+        b.apply(file, &[]);
+        assert_eq!(b.state(), a.state(), "{m}: round trip through export");
+        // The exported manifest describes the original director without any change either.
+        a.run(&["plan", "-f", file, "--detailed-exitcode"])
+            .success();
+        // And exporting the copy gives the same text.
+        assert_eq!(b.run(&["export"]).success().stdout, exported.stdout, "{m}");
+    }
+}
+
+#[test]
+fn production_vips_and_mark_chains_survive_the_round_trip() {
+    let a = Sandbox::new("export-production");
+    a.apply(PRODUCTION, &[]);
+    let state = a.state();
+    let vips = state
+        .vips
+        .as_ref()
+        .expect("production manages VIPs on lvs0");
+    assert_eq!(vips.interface, "lvs0");
+    let owned: Vec<String> = vips.owned.iter().map(|a| a.to_string()).collect();
+    assert_eq!(
+        owned,
+        [
+            "203.0.113.10",
+            "203.0.113.25",
+            "203.0.113.30",
+            "203.0.113.53",
+            "2001:db8:10::10",
+            "2001:db8:10::30"
+        ]
+    );
+    assert_eq!(state.marks.len(), 2, "an ipv4 and an ipv6 mark chain");
+    let exported = a.run(&["export"]).success().stdout;
+    assert!(exported.contains("vip_interface: lvs0"), "{exported}");
+    let file = a.write("exported.yaml", &exported);
+    let b = Sandbox::new("export-production-b");
+    b.apply(file.to_str().unwrap(), &[]);
+    assert_eq!(b.state().vips, state.vips);
+    assert_eq!(b.state().marks, state.marks);
+}
+
+#[test]
+fn exported_json_parses_and_applies_too() {
+    for m in all_manifests() {
+        let a = Sandbox::new("export-json-a");
+        a.apply(&m, &[]);
+        let out = a.run(&["export", "--output", "json"]).success();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert!(v["services"].is_array(), "{m}");
+        // The JSON is the same document as the YAML export.
+        let yaml = a.run(&["export"]).success().stdout;
+        let from_yaml: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+        assert_eq!(v, from_yaml, "{m}");
+
+        let file = a.write("exported.json", &out.stdout);
+        let b = Sandbox::new("export-json-b");
+        b.apply(file.to_str().unwrap(), &[]);
+        assert_eq!(b.state(), a.state(), "{m}: round trip through JSON");
+    }
+}
+
+#[test]
+fn export_state_is_a_snapshot_plan_state_reads() {
+    let a = Sandbox::new("export-state");
+    a.apply(&example("pnmpp"), &[]);
+    let out = a.run(&["export", "--state"]).success();
+    let snap = parse_snapshot(&out.stdout);
+    assert_eq!(snap, a.observed());
+    let file = a.write("snapshot.json", &out.stdout);
+    let file = file.to_str().unwrap();
+    // Read elsewhere, without the director.
+    let b = Sandbox::new("export-state-b");
+    let out = b
+        .cmd(&[
+            "plan",
+            "-f",
+            &example("pnmpp"),
+            "--state",
+            file,
+            "--detailed-exitcode",
+        ])
+        .env_remove("LVSCTL_FAKE_KERNEL")
+        .run()
+        .success();
+    assert!(out.stdout.starts_with("No changes."), "{}", out.stdout);
+    b.run(&[
+        "plan",
+        "-f",
+        &example("ppc"),
+        "--state",
+        file,
+        "--detailed-exitcode",
+    ])
+    .code(2)
+    .stdout_has("- service fwmark/10");
+    b.run(&["status", "--state", file])
+        .success()
+        .stdout_has("fwmark/10");
+    assert!(b.listing().is_empty());
+}
+
+#[test]
+fn exporting_an_empty_director_gives_a_manifest_that_applies_as_no_change() {
+    let sb = Sandbox::new("export-empty");
+    let out = sb.run(&["export"]).success();
+    let file = sb.write("empty.yaml", &out.stdout);
+    sb.run(&["validate", "-f", file.to_str().unwrap()])
+        .success();
+    assert_eq!(
+        sb.apply(file.to_str().unwrap(), &[]).stdout,
+        "No changes. IPVS services, real servers, MARK rules and VIPs match the manifest.\n"
+    );
+}

@@ -1,0 +1,212 @@
+//! `lvsctl status`: the `ipvsadm -L -n`-like table with counters, health from the daemon's
+//! status file, snapshots, colour rules and `--watch`.
+
+use std::time::Duration;
+
+use crate::support::{Sandbox, example, has_ansi, repo_root};
+
+const SNAPSHOT: &str = "examples/snapshots/ppc-director.json";
+
+/// A status file in the shape the daemon writes (`daemon/status.rs`).
+fn daemon_status(now: f64) -> String {
+    serde_json::json!({
+        "format_version": "1",
+        "pid": 4242,
+        "version": "0.1.0",
+        "started_at": now - 600.0,
+        "updated_at": now - 5.0,
+        "manifest": {"ok": true, "paths": ["examples/ppc.yaml"], "loaded_at": now - 600.0,
+                     "error": null, "services": 2, "real_servers": 4},
+        "last_reconcile": {"at": now - 30.0, "trigger": "health", "result": "ok",
+                           "summary": "ok: 1 operation(s) applied (health)", "duration_ms": 1.5,
+                           "applied": 1, "failed": 0, "drift": 0, "errors": [],
+                           "retry_in_ms": null},
+        "health": {
+            "tcp/192.168.6.101:80": {
+                "192.168.60.101:80": {"state": "up", "reason": "http 200 in 3ms", "check": "http",
+                    "confirmed": true, "since": now - 600.0, "last_check": now - 1.0,
+                    "consecutive_ok": 200, "consecutive_fail": 0, "checks": 200, "failures": 0,
+                    "on_failure": "remove"},
+                "192.168.60.102:80": {"state": "down", "reason": "http: status 503", "check": "http",
+                    "confirmed": true, "since": now - 30.0, "last_check": now - 1.0,
+                    "consecutive_ok": 0, "consecutive_fail": 10, "checks": 200, "failures": 10,
+                    "on_failure": "remove"}
+            }
+        },
+        "draining": []
+    })
+    .to_string()
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn row<'a>(table: &'a str, needle: &str) -> &'a str {
+    table
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no row with {needle:?} in\n{table}"))
+}
+
+/// The numeric columns of a row: weight, active, inactive, cps, in B/s (dest rows) or active,
+/// inactive, cps, in B/s (service rows).
+fn numbers(line: &str) -> Vec<u64> {
+    line.split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect()
+}
+
+#[test]
+fn shows_services_and_real_servers_of_the_director() {
+    let sb = Sandbox::new("status-kernel");
+    sb.apply(&example("ppc"), &[]);
+    let missing = sb.path("no-daemon.json");
+    let out = sb
+        .run(&["status", "--daemon-status", missing.to_str().unwrap()])
+        .success();
+    let t = &out.stdout;
+    assert!(t.starts_with("SERVICE / REAL SERVER"), "{t}");
+    assert!(row(t, "tcp/192.168.6.101:80").contains("rr p120"));
+    for dest in [
+        "192.168.60.101:22",
+        "192.168.60.102:22",
+        "192.168.60.101:80",
+        "192.168.60.102:80",
+    ] {
+        let r = row(t, &format!("-> {dest}"));
+        assert!(r.contains(" dr "), "{r}");
+        assert!(r.trim_end().ends_with(" -"), "no daemon, no health: {r}");
+    }
+    assert_eq!(
+        t.lines().count(),
+        7,
+        "header, 2 services, 4 real servers:\n{t}"
+    );
+    assert!(!t.contains("daemon:"), "{t}");
+    assert!(!has_ansi(t));
+}
+
+#[test]
+fn snapshot_counters_are_shown() {
+    let sb = Sandbox::new("status-snapshot");
+    let out = sb
+        .cmd(&["status", "--state", SNAPSHOT])
+        .env_remove("LVSCTL_FAKE_KERNEL")
+        .run()
+        .success();
+    let t = &out.stdout;
+    // Per real server: weight, active, inactive, cps, in B/s from the snapshot.
+    assert_eq!(
+        numbers(row(t, "-> 192.168.60.101:80")),
+        [1, 12, 41, 3, 8012]
+    );
+    assert_eq!(numbers(row(t, "-> 192.168.60.102:22")), [1, 1, 1, 0, 251]);
+    // Per service: its real servers' connections summed, the service's own rates.
+    let svc = row(t, "tcp/192.168.6.101:80");
+    assert!(svc.contains("rr p120"), "{svc}");
+    assert_eq!(numbers(svc), [21, 78, 5, 14905]);
+    assert!(sb.listing().is_empty());
+}
+
+#[test]
+fn daemon_health_and_last_reconcile_are_shown() {
+    let sb = Sandbox::new("status-daemon");
+    sb.apply(&example("ppc"), &[]);
+    let status = sb.write("status.json", &daemon_status(now()));
+    let out = sb
+        .run(&["status", "--daemon-status", status.to_str().unwrap()])
+        .success();
+    let t = &out.stdout;
+    assert!(
+        row(t, "-> 192.168.60.101:80").ends_with("up (http 200 in 3ms)"),
+        "{t}"
+    );
+    assert!(
+        row(t, "-> 192.168.60.102:80").ends_with("down (http: status 503)"),
+        "{t}"
+    );
+    assert!(
+        row(t, "-> 192.168.60.101:22").trim_end().ends_with(" -"),
+        "{t}"
+    );
+    let last = row(t, "daemon: last reconcile");
+    assert!(
+        last.ends_with("s ago: ok: 1 operation(s) applied (health)"),
+        "{last}"
+    );
+    assert!(!t.contains('{'), "no raw JSON in the table:\n{t}");
+}
+
+#[test]
+fn a_real_server_the_daemon_removed_is_still_shown_with_why() {
+    let sb = Sandbox::new("status-removed");
+    sb.apply(&example("ppc"), &[]);
+    // The daemon took 192.168.60.102:80 out of IPVS (on_failure: remove).
+    let trimmed = sb.write(
+        "trimmed.yaml",
+        &std::fs::read_to_string(repo_root().join("examples/ppc.yaml"))
+            .unwrap()
+            .replacen(
+                "      - address: 192.168.60.101   # DR real servers use the service port (80)\n      - address: 192.168.60.102\n",
+                "      - address: 192.168.60.101\n",
+                1,
+            ),
+    );
+    sb.apply(trimmed.to_str().unwrap(), &[]);
+    let status = sb.write("status.json", &daemon_status(now()));
+    let out = sb
+        .run(&["status", "--daemon-status", status.to_str().unwrap()])
+        .success();
+    let r = row(&out.stdout, "-> 192.168.60.102:80");
+    assert!(r.contains("(removed)"), "{r}");
+    assert!(r.ends_with("down (http: status 503)"), "{r}");
+}
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal() {
+    let sb = Sandbox::new("status-colour");
+    let status = sb.write("status.json", &daemon_status(now()));
+    let status = status.to_str().unwrap();
+    let args = ["status", "--state", SNAPSHOT, "--daemon-status", status];
+    let piped = sb.run(&args).success();
+    assert!(!has_ansi(&piped.stdout));
+    let mut always = args.to_vec();
+    always.extend(["--color", "always"]);
+    let coloured = sb.run(&always).success();
+    assert!(
+        coloured.stdout.contains("\x1b[31mdown\x1b[0m"),
+        "{}",
+        coloured.stdout
+    );
+    assert!(coloured.stdout.contains("\x1b[32mup\x1b[0m"));
+    let mut never = args.to_vec();
+    never.extend(["--color", "never"]);
+    let plain = sb.cmd(&never).env("NO_COLOR", "1").run().success();
+    assert_eq!(plain.stdout, piped.stdout);
+}
+
+#[test]
+fn watch_redraws_until_stopped() {
+    let sb = Sandbox::new("status-watch");
+    let mut child = sb
+        .cmd(&[
+            "status",
+            "--watch",
+            "--interval",
+            "100ms",
+            "--state",
+            SNAPSHOT,
+        ])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(800));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let frames = stdout.matches("\x1b[2J\x1b[H").count();
+    assert!(frames >= 2, "{frames} frame(s):\n{stdout}");
+    assert!(stdout.matches("SERVICE / REAL SERVER").count() >= 2);
+}
