@@ -175,18 +175,18 @@ fn daemon_lines(out: &mut String, d: &Value, paint: &dyn Fn(&str, &str) -> Strin
         Some(_) => "just now".to_owned(),
         None => "at an unknown time".to_owned(),
     };
-    if let Some(m) = d.get("manifest") {
-        if m.get("ok").and_then(Value::as_bool) == Some(false) {
-            let error = m
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown error");
-            let _ = writeln!(
-                out,
-                "daemon: {}: {error} (the last good manifest is still enforced)",
-                paint("31", "manifest refused")
-            );
-        }
+    if let Some(m) = d.get("manifest")
+        && m.get("ok").and_then(Value::as_bool) == Some(false)
+    {
+        let error = m
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown error");
+        let _ = writeln!(
+            out,
+            "daemon: {}: {error} (the last good manifest is still enforced)",
+            paint("31", "manifest refused")
+        );
     }
     match d.get("last_reconcile") {
         Some(Value::Object(last)) => {

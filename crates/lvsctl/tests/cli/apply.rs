@@ -327,7 +327,7 @@ fn a_second_apply_waits_for_the_lock_then_gives_up_clearly() {
     assert_eq!(sb.kernel_bytes(), before, "nothing changed while locked");
 
     // A holder that left a note is named.
-    (&lock).set_len(0).unwrap();
+    lock.set_len(0).unwrap();
     writeln!(
         &lock,
         "pid {}: lvsctl apply -f other.yaml",
