@@ -8,7 +8,6 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use lvsctl_netlink::constants::IPVS_GENL_NAME;
-use lvsctl_netlink::frame::family_id_of;
 use lvsctl_netlink::{
     DaemonRaw, DestRaw, Incoming, InfoRaw, IpvsCmd, IpvsMessage, IpvsRequest, ServiceRaw,
     TimeoutsRaw, decode_datagram, encode_get_family, encode_ipvs,
@@ -21,8 +20,9 @@ use crate::error::IpvsError;
 /// Requested socket buffer size. Big receive buffers let many ACKs and dump chunks queue up
 /// while lvsctl is still sending; the kernel doubles the value for its bookkeeping.
 const SOCKET_BUFFER: usize = 4 << 20;
-/// Receive buffer for one datagram. The kernel caps dump chunks at about 32 KiB.
-const RECV_BUFFER: usize = 64 << 10;
+/// Receive buffer for one datagram. The kernel sizes dump chunks after the reader's buffer,
+/// capped at 32 KiB, and expects readers to offer that much (`netlink_dump`).
+const RECV_BUFFER: usize = 32 << 10;
 /// Largest datagram lvsctl sends (well under any default SO_SNDBUF).
 const MAX_DATAGRAM: usize = 32 << 10;
 /// How long one receive may wait for the kernel before lvsctl gives up.
@@ -212,8 +212,10 @@ impl IpvsSocket {
         while found.is_none() {
             self.recv_each(|m| {
                 match m {
-                    Incoming::Ctrl { seq: s, msg } if s == seq => {
-                        found = Some(family_id_of(&msg).ok_or_else(|| {
+                    Incoming::Ctrl {
+                        seq: s, family_id, ..
+                    } if s == seq => {
+                        found = Some(family_id.ok_or_else(|| {
                             IpvsError::Protocol("nlctrl answered without a family id".into())
                         }));
                     }

@@ -1,7 +1,10 @@
 //! Small helpers shared by the attribute enums: fixed-size value parsers that name the attribute
 //! in their error, NUL-terminated strings, and nested-attribute lists.
 
-use netlink_packet_core::{DecodeError, Emitable, Nla, NlaBuffer, NlasIterator, Parseable};
+use netlink_packet_core::{
+    DecodeError, DefaultNla, Emitable, NLA_F_NESTED, NLA_F_NET_BYTEORDER, Nla, NlaBuffer,
+    NlasIterator, Parseable,
+};
 
 /// Checks that `value` is exactly `N` bytes and returns them.
 pub(crate) fn fixed<const N: usize>(value: &[u8], what: &str) -> Result<[u8; N], DecodeError> {
@@ -87,4 +90,18 @@ pub(crate) fn nested_len<T: Nla>(attrs: &[T]) -> usize {
 /// Emits a list of attributes back to back (each padded to 4 bytes).
 pub(crate) fn emit_nested<T: Nla>(attrs: &[T], buffer: &mut [u8]) {
     <&[T] as Emitable>::emit(&attrs, buffer)
+}
+
+/// An attribute kept as is (`Other`): its type with the NESTED or NET_BYTEORDER flag. When
+/// both flags are set only NESTED is kept, because netlink-packet-core's emitter writes at
+/// most one of them (its `set_nested_flag` re-reads the type without flags); keeping both
+/// would make a parsed message re-emit as a different one. The kernel never sends both.
+pub(crate) fn other<T: AsRef<[u8]> + ?Sized>(buf: &NlaBuffer<&T>) -> DefaultNla {
+    let mut kind = buf.kind();
+    if buf.nested_flag() {
+        kind |= NLA_F_NESTED;
+    } else if buf.network_byte_order_flag() {
+        kind |= NLA_F_NET_BYTEORDER;
+    }
+    DefaultNla::new(kind, buf.value().to_vec())
 }

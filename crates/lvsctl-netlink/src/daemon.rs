@@ -98,7 +98,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for DaemonAttr {
             IPVS_DAEMON_ATTR_MCAST_TTL => {
                 DaemonAttr::McastTtl(u8_of(v, "IPVS_DAEMON_ATTR_MCAST_TTL")?)
             }
-            _ => DaemonAttr::Other(DefaultNla::parse(buf)?),
+            _ => DaemonAttr::Other(other(buf)),
         })
     }
 }

@@ -127,7 +127,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for DestAttr {
             IPVS_DEST_ATTR_TUN_TYPE => DestAttr::TunType(u8_of(v, "IPVS_DEST_ATTR_TUN_TYPE")?),
             IPVS_DEST_ATTR_TUN_PORT => DestAttr::TunPort(u16_be(v, "IPVS_DEST_ATTR_TUN_PORT")?),
             IPVS_DEST_ATTR_TUN_FLAGS => DestAttr::TunFlags(u16_ne(v, "IPVS_DEST_ATTR_TUN_FLAGS")?),
-            _ => DestAttr::Other(DefaultNla::parse(buf)?),
+            _ => DestAttr::Other(other(buf)),
         })
     }
 }

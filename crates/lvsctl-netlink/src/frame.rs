@@ -7,8 +7,8 @@ use netlink_packet_core::{
     NetlinkMessage, NlasIterator, Parseable, ParseableParametrized,
 };
 use netlink_packet_generic::{
-    GenlMessage,
-    constants::GENL_ID_CTRL,
+    GenlHeader, GenlMessage,
+    constants::{CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME, GENL_HDRLEN, GENL_ID_CTRL},
     ctrl::{GenlCtrl, GenlCtrlCmd, nlas::GenlCtrlAttrs},
 };
 
@@ -83,8 +83,15 @@ pub enum Incoming {
         flags: u16,
         msg: IpvsMessage,
     },
-    /// An nlctrl message (the GETFAMILY reply).
-    Ctrl { seq: u32, msg: GenlCtrl },
+    /// An nlctrl message (the GETFAMILY reply): its command and the family it describes.
+    /// Only these two attributes are read (netlink-packet-generic's full nlctrl parser panics
+    /// on some malformed nests).
+    Ctrl {
+        seq: u32,
+        cmd: u8,
+        family_id: Option<u16>,
+        family_name: Option<String>,
+    },
     /// NOOP, OVERRUN or a message of another family: nothing lvsctl waits for.
     Other { seq: u32, message_type: u16 },
 }
@@ -168,13 +175,7 @@ fn decode_one(nb: &NetlinkBuffer<&[u8]>, ipvs_family: u16) -> Result<Incoming, D
             seq,
             message_type: header.message_type,
         },
-        GENL_ID_CTRL => {
-            let msg = GenlMessage::<GenlCtrl>::parse_with_param(payload, GENL_ID_CTRL)?;
-            Incoming::Ctrl {
-                seq,
-                msg: msg.payload,
-            }
-        }
+        GENL_ID_CTRL => decode_ctrl(seq, payload)?,
         t if t == ipvs_family => {
             let msg = GenlMessage::<IpvsMessage>::parse_with_param(payload, t)?;
             Incoming::Ipvs {
@@ -215,10 +216,36 @@ fn ext_ack_message(flags: u16, echoed: &[u8]) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// The family id in an nlctrl GETFAMILY reply.
-pub fn family_id_of(reply: &GenlCtrl) -> Option<u16> {
-    reply.nlas.iter().find_map(|a| match a {
-        GenlCtrlAttrs::FamilyId(id) => Some(*id),
-        _ => None,
+/// Reads CTRL_ATTR_FAMILY_ID and CTRL_ATTR_FAMILY_NAME of an nlctrl message.
+fn decode_ctrl(seq: u32, payload: &[u8]) -> Result<Incoming, DecodeError> {
+    let header = GenlHeader::parse(payload)?;
+    let attrs = payload.get(GENL_HDRLEN..).unwrap_or(&[]);
+    let (mut family_id, mut family_name) = (None, None);
+    for nla in NlasIterator::new(attrs) {
+        let nla = nla?;
+        match nla.kind() {
+            CTRL_ATTR_FAMILY_ID => {
+                let v = nla.value();
+                let b: [u8; 2] = v.try_into().map_err(|_| {
+                    DecodeError::from(format!(
+                        "invalid CTRL_ATTR_FAMILY_ID: expected 2 bytes, got {}",
+                        v.len()
+                    ))
+                })?;
+                family_id = Some(u16::from_ne_bytes(b));
+            }
+            CTRL_ATTR_FAMILY_NAME => {
+                let v = nla.value();
+                let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
+                family_name = Some(String::from_utf8_lossy(&v[..end]).into_owned());
+            }
+            _ => {}
+        }
+    }
+    Ok(Incoming::Ctrl {
+        seq,
+        cmd: header.cmd,
+        family_id,
+        family_name,
     })
 }

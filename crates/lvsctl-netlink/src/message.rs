@@ -3,8 +3,7 @@
 use std::fmt;
 
 use netlink_packet_core::{
-    DecodeError, DefaultNla, Emitable, Nla, NlaBuffer, NlasIterator, Parseable,
-    ParseableParametrized,
+    DecodeError, DefaultNla, Emitable, Nla, NlaBuffer, NlasIterator, ParseableParametrized,
 };
 use netlink_packet_generic::{GenlFamily, GenlHeader};
 
@@ -195,7 +194,7 @@ impl IpvsAttr {
                     v,
                     "IPVS_INFO_ATTR_CONN_TAB_SIZE",
                 )?)),
-                _ => IpvsAttr::Other(DefaultNla::parse(buf)?),
+                _ => IpvsAttr::Other(other(buf)),
             });
         }
         Ok(match buf.kind() {
@@ -211,7 +210,7 @@ impl IpvsAttr {
             IPVS_CMD_ATTR_TIMEOUT_UDP => {
                 IpvsAttr::TimeoutUdp(u32_ne(v, "IPVS_CMD_ATTR_TIMEOUT_UDP")?)
             }
-            _ => IpvsAttr::Other(DefaultNla::parse(buf)?),
+            _ => IpvsAttr::Other(other(buf)),
         })
     }
 }

@@ -173,7 +173,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for ServiceAttr {
             IPVS_SVC_ATTR_STATS => ServiceAttr::Stats(nested(v, "IPVS_SVC_ATTR_STATS")?),
             IPVS_SVC_ATTR_PE_NAME => ServiceAttr::PeName(c_string(v, "IPVS_SVC_ATTR_PE_NAME")?),
             IPVS_SVC_ATTR_STATS64 => ServiceAttr::Stats64(nested(v, "IPVS_SVC_ATTR_STATS64")?),
-            _ => ServiceAttr::Other(DefaultNla::parse(buf)?),
+            _ => ServiceAttr::Other(other(buf)),
         })
     }
 }

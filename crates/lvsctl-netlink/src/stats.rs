@@ -9,7 +9,7 @@
 
 use netlink_packet_core::{DecodeError, DefaultNla, Nla, NlaBuffer, Parseable};
 
-use crate::attr::fixed;
+use crate::attr::{fixed, other};
 use crate::constants::*;
 
 /// One counter value with its wire width.
@@ -150,7 +150,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for StatsAttr {
             IPVS_STATS_ATTR_OUTBPS => {
                 StatsAttr::OutBps(StatValue::parse(v, "IPVS_STATS_ATTR_OUTBPS")?)
             }
-            _ => StatsAttr::Other(DefaultNla::parse(buf)?),
+            _ => StatsAttr::Other(other(buf)),
         })
     }
 }

@@ -965,10 +965,15 @@ fn resolve_family_messages() {
     assert_eq!(buf, hex(GET_FAMILY));
     let reply = hex(FAMILY_REPLY);
     let got: Vec<Incoming> = decode_datagram(&reply, 0).map(Result::unwrap).collect();
-    match &got[..] {
-        [Incoming::Ctrl { seq: 1, msg }] => assert_eq!(frame::family_id_of(msg), Some(0x24)),
-        other => panic!("unexpected {other:?}"),
-    }
+    assert_eq!(
+        got,
+        vec![Incoming::Ctrl {
+            seq: 1,
+            cmd: 1, // CTRL_CMD_NEWFAMILY
+            family_id: Some(0x24),
+            family_name: Some("IPVS".into()),
+        }]
+    );
 }
 
 #[test]

@@ -18,11 +18,14 @@ fn c_str() -> impl Strategy<Value = String> {
 }
 
 fn other_nla(first_unknown: u16) -> impl Strategy<Value = DefaultNla> {
+    // Unknown types, plain or with one of the NESTED / NET_BYTEORDER flags.
+    let flag = prop_oneof![Just(0u16), Just(0x8000), Just(0x4000)];
     (
         first_unknown..0x3fff_u16,
+        flag,
         proptest::collection::vec(any::<u8>(), 0..24),
     )
-        .prop_map(|(k, v)| DefaultNla::new(k, v))
+        .prop_map(|(k, f, v)| DefaultNla::new(k | f, v))
 }
 
 fn stat_value() -> impl Strategy<Value = StatValue> {
@@ -507,4 +510,41 @@ fn malformed_known_attributes_are_errors_not_panics() {
     buf[..4].copy_from_slice(&len.to_ne_bytes());
     let err = decode_datagram(&buf, FAMILY).next().unwrap().unwrap_err();
     assert!(err.to_string().contains("IPVS_SVC_ATTR_PORT"), "{err}");
+}
+
+#[test]
+fn both_attribute_flags_normalise_to_nested() {
+    // Unknown top-level attribute 42 with NLA_F_NESTED | NLA_F_NET_BYTEORDER: kept as
+    // NESTED only, so that parse -> emit -> parse is a fixed point.
+    let mut buf = vec![0u8; 16];
+    buf[4..6].copy_from_slice(&FAMILY.to_ne_bytes());
+    buf.extend_from_slice(&[1, 1, 0, 0]);
+    buf.extend_from_slice(&[8, 0, 42, 0xc0, 1, 2, 3, 4]);
+    let len = buf.len() as u32;
+    buf[..4].copy_from_slice(&len.to_ne_bytes());
+    let (_, _, msg) = decode_one(&buf);
+    assert_eq!(
+        msg.attrs,
+        vec![IpvsAttr::Other(DefaultNla::new(
+            0x8000 | 42,
+            vec![1, 2, 3, 4]
+        ))]
+    );
+    let mut again = Vec::new();
+    encode_ipvs(&mut again, FAMILY, 0, 0, msg.clone());
+    assert_eq!(decode_one(&again).2, msg);
+}
+
+#[test]
+fn hostile_nlctrl_messages_do_not_panic() {
+    // A GETFAMILY "reply" whose nested CTRL_ATTR_OPS holds a 1-byte attribute, which
+    // netlink-packet-generic's own nlctrl parser indexes out of bounds on.
+    let bytes: [u8; 60] = [
+        0x30, 0, 0, 0, 0x10, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 5, 0, 8, 0, 0xc, 0, 1, 0,
+        0xff, 0, 0, 0, 8, 5, 1, 0x80, 0, 0, 2, 0, 0x49, 0x50, 0x56, 0x53, 0xc, 0, 6, 0, 8, 0, 0x92,
+        0, 4, 0, 1, 0, 0xc, 0, 7, 0,
+    ];
+    for r in decode_datagram(&bytes, FAMILY) {
+        let _ = r;
+    }
 }
