@@ -381,8 +381,15 @@ pub fn status(
                 .map_err(|e| anyhow::anyhow!("observe the director: {e}"))?,
             (None, None) => unreachable_backend()?,
         };
-        let health = crate::status::read_daemon_status(daemon_status);
-        let table = crate::status::render(&observed, health.as_ref(), color);
+        let (health, problem) = match crate::status::read_daemon_status(daemon_status) {
+            Ok(h) => (h, None),
+            Err(e) => (None, Some(e)),
+        };
+        let mut table = crate::status::render(&observed, health.as_ref(), color);
+        if let Some(e) = problem {
+            // In the table rather than on stderr: `--watch` redraws it instead of scrolling.
+            table.push_str(&format!("daemon: no health shown: {e}\n"));
+        }
         if watch {
             // Clear the screen and home the cursor, like watch(1).
             output::stdout(&format!("\x1b[2J\x1b[H{table}"));

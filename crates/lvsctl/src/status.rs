@@ -7,10 +7,23 @@ use std::path::Path;
 use lvsctl_model::{Counters, Observed, ServiceKey};
 use serde_json::Value;
 
-/// The daemon's status file, if it is there and readable. Absent is normal (no daemon).
-pub fn read_daemon_status(path: &Path) -> Option<Value> {
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(&text).ok()
+/// The daemon's status file: `Ok(None)` when absent (normal: no daemon), an error saying why
+/// when it is there but cannot be used, so health never silently disappears.
+pub fn read_daemon_status(path: &Path) -> Result<Option<Value>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a daemon status file: {e}", path.display()))?;
+    match v.get("format_version").and_then(Value::as_str) {
+        Some("1") => Ok(Some(v)),
+        other => Err(format!(
+            "{} has status format_version {other:?}; this lvsctl reads \"1\" (is the daemon another version?)",
+            path.display()
+        )),
+    }
 }
 
 /// Health of one real server from the daemon's status: (state, reason).
@@ -175,6 +188,17 @@ fn daemon_lines(out: &mut String, d: &Value, paint: &dyn Fn(&str, &str) -> Strin
         Some(_) => "just now".to_owned(),
         None => "at an unknown time".to_owned(),
     };
+    // A daemon that died leaves its last status behind: say the health is old news.
+    if let Some(pid) = d.get("pid").and_then(Value::as_u64)
+        && !Path::new("/proc").join(pid.to_string()).exists()
+    {
+        let _ = writeln!(
+            out,
+            "daemon: {} (pid {pid} is gone); health above as of {}",
+            paint("31", "not running"),
+            ago(d.get("updated_at").and_then(Value::as_f64))
+        );
+    }
     if let Some(m) = d.get("manifest")
         && m.get("ok").and_then(Value::as_bool) == Some(false)
     {
@@ -309,5 +333,36 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains('{'), "no raw JSON: {text}");
+        assert!(!text.contains("not running"), "no pid: nothing to check");
+    }
+
+    #[test]
+    fn a_dead_daemons_status_is_flagged_stale() {
+        let daemon = serde_json::json!({"pid": 99_999_999u64, "updated_at": 0.0,
+            "last_reconcile": null, "health": {}});
+        let text = render(&Observed::default(), Some(&daemon), false);
+        assert!(
+            text.contains("daemon: not running (pid 99999999 is gone); health above as of "),
+            "{text}"
+        );
+        let alive = serde_json::json!({"pid": std::process::id(), "updated_at": 0.0});
+        assert!(!render(&Observed::default(), Some(&alive), false).contains("not running"));
+    }
+
+    #[test]
+    fn status_files_are_read_or_explained() {
+        let dir = std::env::temp_dir().join(format!("lvsctl-status-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("status.json");
+        assert_eq!(read_daemon_status(&f), Ok(None));
+        std::fs::write(&f, "{\"format_version\": \"1\", \"health\": {}}").unwrap();
+        assert!(read_daemon_status(&f).unwrap().is_some());
+        std::fs::write(&f, "{\"format_version\": \"2\"}").unwrap();
+        let err = read_daemon_status(&f).unwrap_err();
+        assert!(err.contains("format_version Some(\"2\")"), "{err}");
+        std::fs::write(&f, "{trunc").unwrap();
+        let err = read_daemon_status(&f).unwrap_err();
+        assert!(err.contains("is not a daemon status file"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -11,7 +11,8 @@ const SNAPSHOT: &str = "examples/snapshots/ppc-director.json";
 fn daemon_status(now: f64) -> String {
     serde_json::json!({
         "format_version": "1",
-        "pid": 4242,
+        // A live process, as when the daemon runs.
+        "pid": std::process::id(),
         "version": "0.1.0",
         "started_at": now - 600.0,
         "updated_at": now - 5.0,
@@ -209,4 +210,58 @@ fn watch_redraws_until_stopped() {
     let frames = stdout.matches("\x1b[2J\x1b[H").count();
     assert!(frames >= 2, "{frames} frame(s):\n{stdout}");
     assert!(stdout.matches("SERVICE / REAL SERVER").count() >= 2);
+}
+
+#[test]
+fn stale_or_unreadable_daemon_status_is_said_not_hidden() {
+    let sb = Sandbox::new("status-stale");
+    let mut v: serde_json::Value = serde_json::from_str(&daemon_status(now())).unwrap();
+    v["pid"] = serde_json::json!(99_999_999u64);
+    let dead = sb.write("dead.json", &v.to_string());
+    let out = sb
+        .run(&[
+            "status",
+            "--state",
+            SNAPSHOT,
+            "--daemon-status",
+            dead.to_str().unwrap(),
+        ])
+        .success();
+    let line = row(&out.stdout, "daemon: not running");
+    assert!(
+        line.starts_with("daemon: not running (pid 99999999 is gone); health above as of "),
+        "{line}"
+    );
+    let bad = sb.write("bad.json", "{\"format_version\": \"1\", \"health\": ");
+    let bad = bad.to_str().unwrap();
+    let out = sb
+        .run(&["status", "--state", SNAPSHOT, "--daemon-status", bad])
+        .success();
+    let line = row(&out.stdout, "daemon: no health shown");
+    assert!(
+        line.starts_with(&format!(
+            "daemon: no health shown: {bad} is not a daemon status file"
+        )),
+        "{line}"
+    );
+}
+
+#[test]
+fn counters_come_from_the_fake_kernel_as_from_a_snapshot() {
+    let sb = Sandbox::new("status-fake-counters");
+    std::fs::copy(repo_root().join(SNAPSHOT), sb.kernel()).unwrap();
+    let live = sb.run(&["status"]).success();
+    let saved = sb.run(&["status", "--state", SNAPSHOT]).success();
+    assert_eq!(live.stdout, saved.stdout);
+    assert_eq!(
+        numbers(row(&live.stdout, "-> 192.168.60.102:80")),
+        [1, 9, 37, 2, 6893]
+    );
+    // And export --state hands them on unchanged.
+    let exported = sb.run(&["export", "--state"]).success();
+    let text = std::fs::read_to_string(repo_root().join(SNAPSHOT)).unwrap();
+    assert_eq!(
+        crate::support::parse_snapshot(&exported.stdout),
+        crate::support::parse_snapshot(&text)
+    );
 }
