@@ -10,11 +10,13 @@ pub fn use_color(choice: ColorChoice) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::stdout().is_terminal()
-        }
+        ColorChoice::Auto => no_color_unset() && std::io::stdout().is_terminal(),
     }
+}
+
+/// NO_COLOR set to anything but the empty string turns colour off.
+fn no_color_unset() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Writes `text` to stdout; a closed pipe (`lvsctl plan | head`) is not an error.
@@ -41,8 +43,10 @@ pub fn init_logging(verbose: u8, quiet: u8, format: LogFormat) {
         .with_target(false);
     match format {
         LogFormat::Human => {
+            // NO_COLOR covers every output, logs included (https://no-color.org).
+            let ansi = std::io::stderr().is_terminal() && no_color_unset();
             let _ = builder
-                .with_ansi(std::io::stderr().is_terminal())
+                .with_ansi(ansi)
                 .without_time()
                 .try_init();
         }

@@ -188,3 +188,43 @@ fn logs_go_to_stderr_and_the_plan_to_stdout() {
     let out = sb.run(&["-q", "plan", "-f", &example("ppc")]).success();
     assert_eq!(out.stderr, "");
 }
+
+/// Runs `lvsctl ARGS` on a pseudo-terminal (util-linux `script`), where `--color auto` decides
+/// by itself; returns what the terminal showed (stdout and stderr together).
+fn on_a_terminal(sb: &Sandbox, args: &str, no_color: bool) -> String {
+    let mut c = std::process::Command::new("script");
+    c.args([
+        "-qec",
+        &format!("{} {args}", crate::support::BIN),
+        "/dev/null",
+    ])
+    .current_dir(crate::support::repo_root())
+    .env("LVSCTL_FAKE_KERNEL", sb.kernel())
+    .env_remove("RUST_LOG")
+    .env_remove("NO_COLOR")
+    .stdin(std::process::Stdio::null());
+    if no_color {
+        c.env("NO_COLOR", "1");
+    }
+    let out = c
+        .output()
+        .expect("util-linux `script` runs the terminal tests");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn on_a_terminal_colour_is_on_unless_no_color() {
+    let sb = Sandbox::new("docs-tty");
+    let args = "plan -f examples/pnmpp.yaml";
+    let tty = on_a_terminal(&sb, args, false);
+    assert!(
+        tty.contains("\x1b[32m+\x1b[0m service fwmark/10"),
+        "{tty:?}"
+    );
+    // NO_COLOR turns off every escape: the plan's and the logs'.
+    let plain = on_a_terminal(&sb, args, true);
+    assert!(!has_ansi(&plain), "{plain:?}");
+    assert!(plain.contains("INFO observed the director"), "{plain:?}");
+    assert!(plain.contains("  + service fwmark/10"), "{plain:?}");
+}
