@@ -392,7 +392,10 @@ pub fn status(
         }
         if watch {
             // Clear the screen and home the cursor, like watch(1).
-            output::stdout(&format!("\x1b[2J\x1b[H{table}"));
+            if output::try_stdout(&format!("\x1b[2J\x1b[H{table}")).is_err() {
+                // Nobody reads any more (a closed pipe): stop like watch(1) would.
+                return Ok(exit::OK);
+            }
             std::thread::sleep(interval);
         } else {
             output::stdout(&table);

@@ -21,9 +21,15 @@ fn no_color_unset() -> bool {
 
 /// Writes `text` to stdout; a closed pipe (`lvsctl plan | head`) is not an error.
 pub fn stdout(text: &str) {
+    let _ = try_stdout(text);
+}
+
+/// Writes `text` to stdout, saying whether anyone still reads it: loops that redraw stop when
+/// the reader is gone (`lvsctl status --watch | head`) instead of writing into a closed pipe.
+pub fn try_stdout(text: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
+    out.write_all(text.as_bytes())?;
+    out.flush()
 }
 
 /// Sets up tracing on stderr: `-v`/`-q` pick the level, `RUST_LOG` overrides it.

@@ -265,3 +265,35 @@ fn counters_come_from_the_fake_kernel_as_from_a_snapshot() {
         crate::support::parse_snapshot(&text)
     );
 }
+
+#[test]
+fn watch_stops_when_the_reader_goes_away() {
+    use std::io::Read;
+    let sb = Sandbox::new("status-watch-pipe");
+    let mut child = sb
+        .cmd(&[
+            "status",
+            "--watch",
+            "--interval",
+            "50ms",
+            "--state",
+            SNAPSHOT,
+        ])
+        .spawn();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout); // `lvsctl status --watch | head -c 64`
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("status --watch kept running after its reader left");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
