@@ -328,6 +328,11 @@ pub fn import(from: ImportFrom, file: &Path) -> Result<u8> {
     match from {
         ImportFrom::Ipvsadm => match crate::import::parse_ipvsadm_save(&text) {
             Ok(state) => {
+                if state.services.is_empty() {
+                    // Likely the wrong machine or an empty file; applying it would be refused
+                    // by the destroy guard anyway, but say so now.
+                    warn!("{name} holds no IPVS service: the manifest is empty");
+                }
                 let yaml = manifest::manifest_from_state(&state);
                 // Say where the manifest came from instead of the generic export header.
                 let body = yaml

@@ -217,7 +217,9 @@ fn parse_dest(words: &[&str]) -> Result<(ServiceKey, DestKey, DestSpec), String>
                     Err(_) => (
                         v.trim_matches(|c| c == '[' || c == ']')
                             .parse::<IpAddr>()
-                            .map_err(|_| format!("invalid real server address {v:?}"))?,
+                            .map_err(|_| {
+                                format!("invalid real server address {v:?}{}", numeric_hint(v))
+                            })?,
                         0,
                     ),
                 };
@@ -308,8 +310,27 @@ fn number<T: std::str::FromStr>(v: &str, what: &str) -> Result<T, String> {
 }
 
 fn parse_sockaddr(v: &str) -> Result<SocketAddr, String> {
-    v.parse()
-        .map_err(|_| format!("invalid address {v:?} (expected ADDR:PORT or [ADDR6]:PORT)"))
+    v.parse().map_err(|_| {
+        format!(
+            "invalid address {v:?} (expected ADDR:PORT or [ADDR6]:PORT){}",
+            numeric_hint(v)
+        )
+    })
+}
+
+/// `ipvsadm -S` without `-n` prints host and service names (`web1:http`), which a manifest
+/// cannot hold: point at the flag.
+fn numeric_hint(v: &str) -> &'static str {
+    let (host, port) = v.rsplit_once(':').unwrap_or((v, "0"));
+    let named_port = !port.is_empty() && !port.chars().all(|c| c.is_ascii_digit());
+    let named_host = host
+        .chars()
+        .any(|c| !(c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']')));
+    if named_port || named_host {
+        "; names instead of numbers: dump with `ipvsadm -S -n`"
+    } else {
+        ""
+    }
 }
 
 /// ipvsadm prints an IPv4 netmask dotted and an IPv6 one as a prefix length.
@@ -415,6 +436,19 @@ mod tests {
             "{}",
             errs[1]
         );
+    }
+
+    #[test]
+    fn names_from_ipvsadm_without_n_point_at_the_flag() {
+        let text = "-A -t director.example.com:http -s rr\n-A -t 10.0.0.1:80 -s rr\n\
+                    -a -t 10.0.0.1:80 -r web1:http -g -w 1\n-A -t 10.0.0.300:80 -s rr\n";
+        let errs = parse_ipvsadm_save(text).unwrap_err();
+        let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [1, 3, 4]);
+        for e in &errs[..2] {
+            assert!(e.message.ends_with("dump with `ipvsadm -S -n`"), "{e}");
+        }
+        assert!(!errs[2].message.contains("ipvsadm -S -n"), "{}", errs[2]);
     }
 
     #[test]

@@ -140,3 +140,22 @@ fn a_missing_file_is_an_error() {
         .stderr_has(&format!("error: {missing}: cannot read"));
     assert!(!Path::new(missing).exists());
 }
+
+#[test]
+fn an_empty_dump_gives_an_empty_manifest_with_a_warning() {
+    let sb = Sandbox::new("import-empty");
+    let empty = sb.write("empty.txt", "");
+    let empty = empty.to_str().unwrap();
+    let out = sb.run(&["import", "--from", "ipvsadm", empty]).success();
+    assert_eq!(
+        out.stdout,
+        format!("# lvsctl manifest imported from `ipvsadm -S -n` output ({empty})\nservices: []\n")
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "{empty} holds no IPVS service: the manifest is empty"
+        )),
+        "{}",
+        out.stderr
+    );
+}
