@@ -362,3 +362,26 @@ fn a_second_apply_waits_for_the_lock_then_gives_up_clearly() {
     // The lock file is left for the next run, without a stale note in it.
     assert_eq!(std::fs::read_to_string(sb.lock_file()).unwrap(), "");
 }
+
+#[test]
+fn concurrent_applies_run_one_after_the_other() {
+    let sb = Sandbox::new("apply-concurrent");
+    let children: Vec<_> = (0..4)
+        .map(|_| sb.cmd(&["apply", "-f", PRODUCTION]).spawn())
+        .collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| crate::support::Out::new("apply".into(), c.wait_with_output().unwrap()).success())
+        .collect();
+    // Exactly one of them did the work; the others found nothing left to do.
+    let worked = outs
+        .iter()
+        .filter(|o| {
+            o.stdout
+                .ends_with("Plan: 32 to add, 0 to change, 0 to destroy.\n")
+        })
+        .count();
+    let idle = outs.iter().filter(|o| o.stdout == NO_CHANGES).count();
+    assert_eq!((worked, idle), (1, 3), "{outs:#?}");
+    assert_eq!(sb.state(), fresh_state(PRODUCTION));
+}
