@@ -95,9 +95,10 @@ impl KernelBackend {
         let mark_err = |e: lvsctl_mark::MarkError| BackendError::Other(format!("{op}: {e}"));
         let vip_err = |e: lvsctl_vip::VipError| BackendError::Other(format!("{op}: {e}"));
         match op {
-            Op::WriteMarkChain { family, rules, .. } => {
-                self.xtables()?.write_chain(*family, rules).map_err(mark_err)
-            }
+            Op::WriteMarkChain { family, rules, .. } => self
+                .xtables()?
+                .write_chain(*family, rules)
+                .map_err(mark_err),
             Op::RemoveMarkChain { family, .. } => {
                 self.xtables()?.remove_chain(*family).map_err(mark_err)
             }
@@ -162,4 +163,46 @@ impl Backend for KernelBackend {
         }
         Ok(())
     }
+}
+
+/// Director-wide IPVS connection timeouts in seconds (`ipvsadm --set`); `None` leaves one as
+/// the kernel has it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp: Option<u32>,
+    pub tcp_fin: Option<u32>,
+    pub udp: Option<u32>,
+}
+
+/// Brings the kernel's IPVS timeouts to `want`; returns one line per change (`tcp: 900s ->
+/// 600s`). With `dry_run` nothing is written.
+pub fn sync_timeouts(want: &Timeouts, dry_run: bool) -> Result<Vec<String>, BackendError> {
+    let mut sock = IpvsSocket::open().map_err(|e| BackendError::Unavailable(e.to_string()))?;
+    let have = sock
+        .timeouts()
+        .map_err(|e| BackendError::Other(format!("read IPVS timeouts: {e}")))?;
+    let mut set = lvsctl_ipvs::codec::TimeoutsRaw {
+        tcp: 0,
+        tcp_fin: 0,
+        udp: 0,
+    };
+    let mut changes = Vec::new();
+    // 0 in SET_CONFIG means "leave as is", so only differing values are sent.
+    for (name, want, have, slot) in [
+        ("tcp", want.tcp, have.tcp, &mut set.tcp),
+        ("tcpfin", want.tcp_fin, have.tcp_fin, &mut set.tcp_fin),
+        ("udp", want.udp, have.udp, &mut set.udp),
+    ] {
+        if let Some(w) = want
+            && w != have
+        {
+            *slot = w;
+            changes.push(format!("~ ipvs timeout {name}: {have}s -> {w}s"));
+        }
+    }
+    if !changes.is_empty() && !dry_run {
+        sock.set_timeouts(&set)
+            .map_err(|e| BackendError::Other(format!("set IPVS timeouts: {e}")))?;
+    }
+    Ok(changes)
 }

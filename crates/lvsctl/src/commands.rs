@@ -124,7 +124,12 @@ pub fn plan(
         );
     }
     match format {
-        PlanFormat::Text => output::stdout(&render(&p, &manifest, color)),
+        PlanFormat::Text => {
+            output::stdout(&render(&p, &manifest, color));
+            if state.is_none() {
+                director_timeouts(&manifest, true)?;
+            }
+        }
         // render_json ends the document with a newline already.
         PlanFormat::Json => output::stdout(&lvsctl_plan::render_json(&p)),
     }
@@ -148,6 +153,33 @@ fn observe(backend: &mut dyn Backend) -> Result<Observed> {
     Ok(o)
 }
 
+/// Brings the director-wide IPVS timeouts (`director.timeouts`) to the manifest's values on the
+/// real kernel, printing each change; `dry_run` only prints. They are not IPVS objects, so they
+/// are kept out of the plan and its counts.
+fn director_timeouts(manifest: &Manifest, dry_run: bool) -> Result<()> {
+    let t = &manifest.director.timeouts;
+    let secs = |d: Option<Duration>| d.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+    let want = lvsctl_kernel::Timeouts {
+        tcp: secs(t.tcp),
+        tcp_fin: secs(t.tcpfin),
+        udp: secs(t.udp),
+    };
+    if want == lvsctl_kernel::Timeouts::default()
+        || std::env::var_os("LVSCTL_FAKE_KERNEL").is_some()
+    {
+        return Ok(());
+    }
+    let changes = lvsctl_kernel::sync_timeouts(&want, dry_run)
+        .map_err(|e| anyhow::anyhow!("director timeouts: {e}"))?;
+    for c in changes {
+        output::stdout(&format!("{c}\n"));
+        if !dry_run {
+            info!("{c}");
+        }
+    }
+    Ok(())
+}
+
 pub struct ApplyOpts {
     pub dry_run: bool,
     pub allow_destroy: bool,
@@ -168,6 +200,7 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
     let observed = managed_view(&manifest, &observe(backend.as_mut())?);
     let p = lvsctl_plan::plan(&desired, &observed.state);
     output::stdout(&render(&p, &manifest, color));
+    director_timeouts(&manifest, opts.dry_run)?;
     if p.is_empty() {
         return Ok(exit::OK);
     }
