@@ -101,8 +101,32 @@ fn current_euid() -> u32 {
         .unwrap_or(u32::MAX)
 }
 
+/// Refuses a manifest directory every user can write: anyone could drop a `*.yaml` into it
+/// (the sticky bit does not stop new files) and it would be merged into the desired state.
+pub fn check_dir_permissions(dir: &Path, allow_insecure: bool) -> Result<()> {
+    if allow_insecure {
+        return Ok(());
+    }
+    let meta = std::fs::metadata(dir).with_context(|| format!("{}: cannot read", dir.display()))?;
+    let mode = meta.mode();
+    if mode & 0o002 != 0 {
+        bail!(
+            "{}: refusing a manifest directory that every user can write (mode {:o}): anyone could add a manifest to it; fix with `chmod o-w {}` or pass --allow-insecure-manifest",
+            dir.display(),
+            mode & 0o7777,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Reads every manifest named by `paths` into sources, checking permissions first.
 pub fn read_sources(paths: &[PathBuf], allow_insecure: bool) -> Result<Vec<Source>> {
+    for p in paths {
+        if p.is_dir() {
+            check_dir_permissions(p, allow_insecure)?;
+        }
+    }
     let files = expand(paths)?;
     let mut sources = Vec::with_capacity(files.len());
     for f in files {
@@ -161,6 +185,21 @@ mod tests {
         let err = check_permissions(&f, false).unwrap_err().to_string();
         assert!(err.contains("every user can write"), "{err}");
         check_permissions(&f, true).unwrap();
+    }
+
+    #[test]
+    fn world_writable_directory_is_refused_unless_allowed() {
+        let dir = tempdir();
+        std::fs::write(dir.join("m.yaml"), "services: []\n").unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let err = read_sources(std::slice::from_ref(&dir), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("manifest directory that every user can write (mode 1777)"),
+            "{err}"
+        );
+        assert_eq!(read_sources(&[dir], true).unwrap().len(), 1);
     }
 
     fn tempdir() -> PathBuf {

@@ -230,3 +230,23 @@ fn validate_needs_a_file() {
     assert_eq!(out.stdout, "");
     assert!(out.stderr.contains("--file <PATH>"), "{}", out.stderr);
 }
+
+#[test]
+fn a_world_writable_manifest_directory_is_refused_unless_allowed() {
+    let sb = Sandbox::new("validate-dir-perm");
+    sb.write("conf.d/web.yaml", WEB);
+    let dir = sb.path("conf.d");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let dir = dir.to_str().unwrap();
+    let out = sb.run(&["validate", "-f", dir]).code(1);
+    assert_eq!(out.stdout, "");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: {dir}: refusing a manifest directory that every user can write (mode 1777): \
+             anyone could add a manifest to it; fix with `chmod o-w {dir}` or pass --allow-insecure-manifest\n"
+        )
+    );
+    sb.run(&["validate", "-f", dir, "--allow-insecure-manifest"])
+        .success();
+}
