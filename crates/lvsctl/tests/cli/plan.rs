@@ -222,6 +222,18 @@ fn readme_first_command_plans_ppc_to_pnmpp_from_the_bundled_snapshot() {
         .run()
         .success();
     golden("plan/readme-ppc-to-pnmpp.txt", &out.stdout);
+    // The README shows this very plan: it must not drift from what the command prints.
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let shown = readme
+        .split("```text\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .find(|block| block.starts_with("Symbols:") && block.contains("fwmark/10"))
+        .expect("the README shows the ppc -> pnmpp plan in a ```text block");
+    assert_eq!(
+        shown, out.stdout,
+        "README.md's plan differs from the command's output"
+    );
     assert!(
         out.stdout
             .ends_with("Plan: 4 to add, 0 to change, 2 to destroy.\n"),
