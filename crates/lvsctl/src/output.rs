@@ -51,10 +51,7 @@ pub fn init_logging(verbose: u8, quiet: u8, format: LogFormat) {
         LogFormat::Human => {
             // NO_COLOR covers every output, logs included (https://no-color.org).
             let ansi = std::io::stderr().is_terminal() && no_color_unset();
-            let _ = builder
-                .with_ansi(ansi)
-                .without_time()
-                .try_init();
+            let _ = builder.with_ansi(ansi).without_time().try_init();
         }
         LogFormat::Json => {
             let _ = builder.json().try_init();
