@@ -297,3 +297,87 @@ fn watch_stops_when_the_reader_goes_away() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// An HTTP health endpoint on loopback answering `OK`, for as long as the test runs.
+fn healthy_endpoint() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nOK\n");
+        }
+    });
+    port
+}
+
+/// The real daemon's status file, read by `lvsctl status`: the two sides agree on its shape.
+#[test]
+fn status_shows_health_from_a_running_daemon() {
+    let sb = Sandbox::new("status-daemon-e2e");
+    let up = healthy_endpoint();
+    // A port nobody listens on: connection refused.
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let manifest = sb.write(
+        "lvsctl.yaml",
+        &format!(
+            "services:\n  - name: web\n    vip: 10.0.0.1\n    port: 80\n    real_servers:\n      \
+             - {{address: 127.0.0.1, port: {up}, forward: nat}}\n      \
+             - {{address: 127.0.0.1, port: {down}, forward: nat}}\n    \
+             health:\n      http: {{path: /.health.html, expect: OK}}\n      interval: 1s\n      \
+             timeout: 500ms\n      rise: 1\n      fall: 1\n"
+        ),
+    );
+    let status_file = sb.path("status.json");
+    let mut daemon = sb
+        .cmd(&[
+            "run",
+            "-f",
+            manifest.to_str().unwrap(),
+            "--status-file",
+            status_file.to_str().unwrap(),
+        ])
+        .spawn();
+    let args = ["status", "--daemon-status", status_file.to_str().unwrap()];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let table = loop {
+        let out = sb.run(&args);
+        let t = out.stdout;
+        if out.code == 0 && t.contains("up (") && t.contains("down (") {
+            break t;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = daemon.kill();
+            let d = daemon.wait_with_output().unwrap();
+            panic!(
+                "no health in status after 30s:\n{t}\n--- daemon stderr\n{}",
+                String::from_utf8_lossy(&d.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert!(
+        row(&table, &format!("127.0.0.1:{up}")).contains("up ("),
+        "{table}"
+    );
+    assert!(
+        row(&table, &format!("127.0.0.1:{down}")).contains("down ("),
+        "{table}"
+    );
+    assert!(
+        row(&table, "daemon: last reconcile").contains("s ago: "),
+        "{table}"
+    );
+    // The daemon is gone now: its health is flagged as old news.
+    let after = sb.run(&args).success().stdout;
+    assert!(after.contains("daemon: not running (pid "), "{after}");
+}
