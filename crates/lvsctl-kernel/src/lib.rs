@@ -18,6 +18,9 @@ pub struct Config {
     pub vip_interface: Option<String>,
     /// Bounded wait for the xtables lock (default 5 s).
     pub xtables_wait: Option<Duration>,
+    /// Without `vip_interface`, look for the interface holding lvsctl's addresses (export and
+    /// status have no manifest to name it).
+    pub discover_vip_interface: bool,
 }
 
 /// The real kernel, in the calling thread's network namespace.
@@ -91,6 +94,28 @@ impl KernelBackend {
         Ok(out)
     }
 
+    /// The first interface (by name) holding an address lvsctl added, if any.
+    fn discover_vip_interface(&mut self) -> Result<Option<String>, BackendError> {
+        let mut names: Vec<String> = match std::fs::read_dir("/sys/class/net") {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => return Ok(None),
+        };
+        names.sort();
+        for name in names {
+            let state = self
+                .vips()?
+                .observe(&name)
+                .map_err(|e| BackendError::Other(format!("read addresses of {name}: {e}")))?;
+            if state.is_some_and(|s| !s.owned.is_empty()) {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
+    }
+
     fn execute_other(&mut self, op: &Op) -> Result<(), BackendError> {
         let mark_err = |e: lvsctl_mark::MarkError| BackendError::Other(format!("{op}: {e}"));
         let vip_err = |e: lvsctl_vip::VipError| BackendError::Other(format!("{op}: {e}"));
@@ -124,6 +149,9 @@ impl Backend for KernelBackend {
         observed.state.services = services;
         observed.counters = counters;
         observed.state.marks = self.observe_marks()?.into_iter().collect();
+        if self.config.vip_interface.is_none() && self.config.discover_vip_interface {
+            self.config.vip_interface = self.discover_vip_interface()?;
+        }
         if let Some(interface) = self.config.vip_interface.clone() {
             let state = self
                 .vips()?

@@ -14,7 +14,16 @@ pub fn open(vip_interface: Option<&str>) -> Result<Box<dyn Backend + Send>> {
     if let Some(path) = std::env::var_os("LVSCTL_FAKE_KERNEL") {
         return Ok(Box::new(FileFake::open(PathBuf::from(path))?));
     }
-    crate::kernel::open(vip_interface)
+    crate::kernel::open(vip_interface, false)
+}
+
+/// For commands without a manifest (`export`, `status`): VIPs are looked for on the interface
+/// holding lvsctl's addresses.
+pub fn open_without_manifest() -> Result<Box<dyn Backend + Send>> {
+    if let Some(path) = std::env::var_os("LVSCTL_FAKE_KERNEL") {
+        return Ok(Box::new(FileFake::open(PathBuf::from(path))?));
+    }
+    crate::kernel::open(None, true)
 }
 
 /// A [`FakeKernel`] whose state lives in a snapshot file between runs, so the CLI can be tested

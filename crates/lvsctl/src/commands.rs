@@ -317,7 +317,7 @@ pub fn run_plan(backend: &mut dyn Backend, plan: &Plan) -> Result<()> {
 }
 
 pub fn export(format: ExportFormat, state: bool) -> Result<u8> {
-    let mut backend = crate::backend::open(None)?;
+    let mut backend = crate::backend::open_without_manifest()?;
     let observed = observe(backend.as_mut())?;
     if state {
         output::stdout(&crate::snapshot::to_json(&observed)?);
@@ -409,7 +409,7 @@ pub fn status(
 ) -> Result<u8> {
     let mut backend = match state {
         Some(_) => None,
-        None => Some(crate::backend::open(None)?),
+        None => Some(crate::backend::open_without_manifest()?),
     };
     loop {
         let observed = match (state, backend.as_mut()) {

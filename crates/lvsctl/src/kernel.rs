@@ -5,10 +5,13 @@ use anyhow::{Context, Result};
 use lvsctl_kernel::{Config, KernelBackend};
 use lvsctl_plan::Backend;
 
-pub fn open(vip_interface: Option<&str>) -> Result<Box<dyn Backend + Send>> {
+/// `vip_interface` is the manifest's; without a manifest (`export`, `status`) pass `discover`
+/// to find the interface that holds lvsctl's addresses.
+pub fn open(vip_interface: Option<&str>, discover: bool) -> Result<Box<dyn Backend + Send>> {
     let backend = KernelBackend::open(Config {
         vip_interface: vip_interface.map(str::to_owned),
         xtables_wait: None,
+        discover_vip_interface: discover,
     })?;
     Ok(Box::new(backend))
 }

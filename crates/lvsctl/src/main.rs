@@ -21,8 +21,20 @@ use crate::cli::{Cli, Command};
 use crate::commands::{ApplyOpts, Reported, exit};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    output::init_logging(cli.verbose, cli.quiet, cli.log_format);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap's own usage errors exit 2, which `plan --detailed-exitcode` means "changes":
+            // a typo in a pipeline must read as an error (1). Help and version exit 0.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::ERROR
+            } else {
+                exit::OK
+            });
+        }
+    };
+    output::init_logging(cli.verbose, cli.quiet, cli.log_format, cli.color);
     let color = output::use_color(cli.color);
     match dispatch(cli.command, color) {
         Ok(code) => ExitCode::from(code),
@@ -85,7 +97,10 @@ fn dispatch(command: Command, color: bool) -> anyhow::Result<u8> {
         Command::Realserver { manifests, dry_run } => commands::realserver(&manifests, dry_run),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "lvsctl", &mut std::io::stdout());
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "lvsctl", &mut buf);
+            // Through the pipe-safe writer: `lvsctl completions bash | head` must not panic.
+            output::stdout(&String::from_utf8_lossy(&buf));
             Ok(exit::OK)
         }
         Command::Man { out } => {

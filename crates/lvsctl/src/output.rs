@@ -33,7 +33,7 @@ pub fn try_stdout(text: &str) -> std::io::Result<()> {
 }
 
 /// Sets up tracing on stderr: `-v`/`-q` pick the level, `RUST_LOG` overrides it.
-pub fn init_logging(verbose: u8, quiet: u8, format: LogFormat) {
+pub fn init_logging(verbose: u8, quiet: u8, format: LogFormat, color: ColorChoice) {
     let level = match (verbose, quiet) {
         (0, 0) => "info",
         (1, _) => "debug",
@@ -50,7 +50,11 @@ pub fn init_logging(verbose: u8, quiet: u8, format: LogFormat) {
     match format {
         LogFormat::Human => {
             // NO_COLOR covers every output, logs included (https://no-color.org).
-            let ansi = std::io::stderr().is_terminal() && no_color_unset();
+            let ansi = match color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => std::io::stderr().is_terminal() && no_color_unset(),
+            };
             let _ = builder.with_ansi(ansi).without_time().try_init();
         }
         LogFormat::Json => {
