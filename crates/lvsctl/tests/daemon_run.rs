@@ -1,0 +1,244 @@
+//! `lvsctl run` end to end, as a process: a fake kernel persisted in a file
+//! (`LVSCTL_FAKE_KERNEL`), real HTTP health endpoints on 127.0.0.1 served by this test, the
+//! metrics endpoint, the status file, SIGHUP and SIGTERM. Real time; every wait is a bounded
+//! poll for a condition, never a fixed sleep followed by a timing assertion.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lvsctl-run-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A health endpoint answering `OK` while `healthy`, 503 otherwise.
+fn health_server() -> (u16, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let healthy = Arc::new(AtomicBool::new(true));
+    let h = Arc::clone(&healthy);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = s.read(&mut buf);
+            let response: &[u8] = if h.load(Ordering::SeqCst) {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nOK\n"
+            } else {
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n\r\ndown\n"
+            };
+            let _ = s.write_all(response);
+        }
+    });
+    (port, healthy)
+}
+
+fn manifest(p1: u16, p2: u16, weight: u32) -> String {
+    format!(
+        "services:
+  - name: web
+    protocol: tcp
+    vip: 10.0.0.1
+    port: 80
+    real_servers:
+      - {{address: 127.0.0.1, port: {p1}, forward: nat, weight: {weight}}}
+      - {{address: 127.0.0.1, port: {p2}, forward: nat}}
+    health:
+      http: {{path: /.health.html, expect: OK}}
+      interval: 1s
+      timeout: 500ms
+      rise: 1
+      fall: 2
+"
+    )
+}
+
+fn write_manifest(dir: &Path, text: &str) {
+    let tmp = dir.join(".lvsctl.yaml.new");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, dir.join("lvsctl.yaml")).unwrap();
+}
+
+/// Real servers of `tcp/10.0.0.1:80` in the fake kernel: (port, weight).
+fn kernel_servers(kernel: &Path) -> Option<Vec<(u16, u64)>> {
+    let text = std::fs::read_to_string(kernel).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    let dests = v["observed"]["state"]["services"]["tcp/10.0.0.1:80"]["dests"].as_object()?;
+    let mut out: Vec<(u16, u64)> = dests
+        .iter()
+        .map(|(k, d)| {
+            let port = k.rsplit(':').next().unwrap().parse().unwrap();
+            (port, d["weight"].as_u64().unwrap())
+        })
+        .collect();
+    out.sort();
+    Some(out)
+}
+
+fn sorted(mut v: Vec<(u16, u64)>) -> Option<Vec<(u16, u64)>> {
+    v.sort();
+    Some(v)
+}
+
+/// Kills the daemon if the test fails half-way, so no process outlives the test.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} failed");
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("lvsctl run did not exit after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn run_follows_health_and_manifest_and_stops_cleanly_on_sigterm() {
+    let dir = tempdir("e2e");
+    let kernel = dir.join("kernel.json");
+    let status = dir.join("status.json");
+    let (p1, _h1) = health_server();
+    let (p2, h2) = health_server();
+    write_manifest(&dir, &manifest(p1, p2, 5));
+    let metrics_port = free_port();
+
+    let child = Command::new(env!("CARGO_BIN_EXE_lvsctl"))
+        .args(["run", "-f"])
+        .arg(dir.join("lvsctl.yaml"))
+        .arg("--status-file")
+        .arg(&status)
+        .args(["--metrics", &format!("127.0.0.1:{metrics_port}")])
+        .args(["--resync-interval", "5s"])
+        .env("LVSCTL_FAKE_KERNEL", &kernel)
+        .env("LVSCTL_LOCK_FILE", dir.join("lock"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(child);
+
+    // Both real servers pass their first check and are added.
+    wait_for("both real servers in the kernel", || {
+        kernel_servers(&kernel) == sorted(vec![(p1, 5), (p2, 1)])
+    });
+
+    // RS2 fails: out within interval x fall (+ margin); RS1 stays.
+    h2.store(false, Ordering::SeqCst);
+    wait_for("the failing real server to leave", || {
+        kernel_servers(&kernel) == sorted(vec![(p1, 5)])
+    });
+    let st: Value = serde_json::from_str(&std::fs::read_to_string(&status).unwrap()).unwrap();
+    let h = &st["health"]["tcp/10.0.0.1:80"][format!("127.0.0.1:{p2}")];
+    assert_eq!(h["state"], "down", "{st:#}");
+    assert!(h["reason"].as_str().unwrap().contains("503"), "{st:#}");
+
+    let metrics = http_get(metrics_port, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "lvsctl_realserver_up{{service=\"tcp/10.0.0.1:80\",server=\"127.0.0.1:{p2}\",check=\"http\"}} 0"
+        )),
+        "{metrics}"
+    );
+    assert!(http_get(metrics_port, "/").starts_with("HTTP/1.1 404"));
+
+    // Back again.
+    h2.store(true, Ordering::SeqCst);
+    wait_for("the recovered real server to return", || {
+        kernel_servers(&kernel) == sorted(vec![(p1, 5), (p2, 1)])
+    });
+
+    // An edit (rename over) is followed; a broken edit is not.
+    write_manifest(&dir, &manifest(p1, p2, 9));
+    wait_for("the manifest edit", || {
+        kernel_servers(&kernel) == sorted(vec![(p1, 9), (p2, 1)])
+    });
+    std::fs::write(
+        dir.join("lvsctl.yaml"),
+        "services:\n  - name: web\n    vip: [",
+    )
+    .unwrap();
+    wait_for("the broken manifest to be reported", || {
+        std::fs::read_to_string(&status)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .is_some_and(|v| v["manifest"]["ok"] == false)
+    });
+    assert_eq!(kernel_servers(&kernel), sorted(vec![(p1, 9), (p2, 1)]));
+
+    // SIGHUP re-reads (still broken: nothing changes) and the daemon keeps running.
+    signal(&guard.0, "-HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        guard.0.try_wait().unwrap().is_none(),
+        "SIGHUP stopped the daemon"
+    );
+
+    signal(&guard.0, "-TERM");
+    let exit = wait_exit(&mut guard.0);
+    assert!(exit.success(), "exit status {exit}");
+    // The kernel is left as it is.
+    assert_eq!(kernel_servers(&kernel), sorted(vec![(p1, 9), (p2, 1)]));
+}
