@@ -382,10 +382,17 @@ impl Daemon {
             0
         };
         if drift > 0 {
+            let repairs: Vec<String> = plan
+                .ops
+                .iter()
+                .filter(|op| !is_drain_progress(op, &self.drains))
+                .map(|op| format!("  {op}"))
+                .collect();
             warn!(
                 operations = drift,
                 trigger = trigger.as_str(),
-                "the kernel drifted from the manifest behind lvsctl's back; repairing"
+                "the kernel drifted from the manifest behind lvsctl's back; repairing:\n{}",
+                repairs.join("\n")
             );
         }
 
@@ -887,8 +894,11 @@ fn read_manifests(config: &Config, waited: Duration) -> Read {
 fn newest_change(paths: &[PathBuf]) -> Option<Duration> {
     let mut files: Vec<PathBuf> = crate::files::expand(paths).unwrap_or_default();
     files.extend(paths.iter().cloned());
+    // Files (and the symlinks leading to them) only: a directory's own mtime also moves for
+    // unrelated files written next to the manifests.
     let newest = files
         .iter()
+        .filter(|p| !std::fs::metadata(p).is_ok_and(|m| m.is_dir()))
         .filter_map(|p| {
             let link = std::fs::symlink_metadata(p).ok()?.modified().ok();
             let target = std::fs::metadata(p).ok().and_then(|m| m.modified().ok());
