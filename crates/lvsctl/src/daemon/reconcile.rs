@@ -439,6 +439,21 @@ impl Daemon {
 
         if let (Some(s), Some(m)) = (self.sysctls.as_mut(), self.manifest.as_ref()) {
             s.apply(&m.director.sysctl);
+            // Director-wide IPVS timeouts: only on the real kernel (sysctls set = real kernel).
+            let t = &m.director.timeouts;
+            let secs =
+                |d: Option<Duration>| d.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+            let want = lvsctl_kernel::Timeouts {
+                tcp: secs(t.tcp),
+                tcp_fin: secs(t.tcpfin),
+                udp: secs(t.udp),
+            };
+            if want != lvsctl_kernel::Timeouts::default() {
+                match lvsctl_kernel::sync_timeouts(&want, false) {
+                    Ok(changes) => changes.iter().for_each(|c| info!("{c}")),
+                    Err(e) => warn!("director timeouts: {e}"),
+                }
+            }
         }
 
         let (result, summary) = if counts.failed == 0 {
