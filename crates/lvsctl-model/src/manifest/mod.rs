@@ -59,6 +59,8 @@ use std::time::Duration;
 
 pub use diag::{Diagnostic, Diagnostics, Location};
 pub use export::manifest_from_state;
+/// Largest manifest file accepted, in bytes; callers reading files stop one byte past it.
+pub use yaml::MAX_INPUT_BYTES;
 
 use crate::state::{
     DestKey, DestSpec, Family, Forward, MarkChain, MarkRule, Protocol, Service, ServiceKey,

@@ -11,12 +11,15 @@ use granit_parser::{ErrorKind, Event, Parser, ScalarStyle, ScanError, Span};
 
 /// Largest manifest file accepted. Real manifests are kilobytes; 10,000 services with 10 real
 /// servers each fit in about 3 MiB of flow-style YAML.
-pub(crate) const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
 /// Deepest nesting of sequences and mappings. A manifest needs about 6.
 pub(crate) const MAX_DEPTH: usize = 64;
 /// How many nodes aliases (`*name`) may add to the document in total. Each alias copies its
 /// anchor's subtree, so this is what stops "billion laughs" documents.
 pub(crate) const MAX_ALIAS_NODES: usize = 100_000;
+/// How much text (scalars and keys) aliases may copy in total. The node budget alone lets a
+/// 1 MiB scalar be aliased thousands of times: few nodes, gigabytes of copies.
+pub(crate) const MAX_ALIAS_BYTES: usize = MAX_INPUT_BYTES;
 
 /// A 1-based line and column (columns count characters, as editors do).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -170,6 +173,18 @@ impl Node {
         matches!(&self.value, Value::Scalar(s) if s.resolve() == Resolved::Null)
     }
 
+    /// Bytes of text in this subtree (scalars and keys): what copying it costs beyond nodes.
+    fn text_len(&self) -> usize {
+        match &self.value {
+            Value::Scalar(s) => s.text.len(),
+            Value::Seq(items) => items.iter().map(Node::text_len).sum(),
+            Value::Map(entries) => entries
+                .iter()
+                .map(|(k, v)| k.text.len() + v.text_len())
+                .sum(),
+        }
+    }
+
     fn count(&self) -> usize {
         match &self.value {
             Value::Scalar(_) => 1,
@@ -250,8 +265,13 @@ enum Frame {
 struct Builder {
     stack: Vec<Frame>,
     root: Option<Node>,
-    anchors: HashMap<usize, (Node, usize)>,
+    /// Anchored nodes with their node count and text length.
+    anchors: HashMap<usize, (Node, usize, usize)>,
     alias_budget: usize,
+    alias_bytes_budget: usize,
+    /// What the anchors' copies hold so far (nested anchors copy their subtrees again).
+    anchored_nodes: usize,
+    anchored_bytes: usize,
     diags: Vec<RawDiag>,
 }
 
@@ -269,6 +289,9 @@ pub(crate) fn parse_document(text: &str) -> (Option<Node>, Vec<RawDiag>) {
         root: None,
         anchors: HashMap::new(),
         alias_budget: MAX_ALIAS_NODES,
+        alias_bytes_budget: MAX_ALIAS_BYTES,
+        anchored_nodes: 0,
+        anchored_bytes: 0,
         diags: Vec::new(),
     };
     let mut documents = 0usize;
@@ -459,7 +482,7 @@ impl Builder {
     }
 
     fn alias(&mut self, id: usize, pos: Pos) -> bool {
-        let Some((node, size)) = self.anchors.get(&id) else {
+        let Some((node, size, bytes)) = self.anchors.get(&id) else {
             self.diags.push(RawDiag {
                 pos,
                 path: self.path(),
@@ -479,7 +502,20 @@ impl Builder {
             });
             return false;
         }
+        if *bytes > self.alias_bytes_budget {
+            self.diags.push(RawDiag {
+                pos,
+                path: self.path(),
+                message: format!(
+                    "aliases (*name) expand to more than {} MiB of text; refusing a possible \
+                     \"billion laughs\" document",
+                    MAX_ALIAS_BYTES / (1024 * 1024)
+                ),
+            });
+            return false;
+        }
         self.alias_budget -= *size;
+        self.alias_bytes_budget -= *bytes;
         let node = node.clone();
         self.push_node(node, 0)
     }
@@ -487,8 +523,24 @@ impl Builder {
     /// Attaches a finished node to its parent (or makes it the root).
     fn push_node(&mut self, node: Node, anchor: usize) -> bool {
         if anchor != 0 {
-            let size = node.count();
-            self.anchors.insert(anchor, (node.clone(), size));
+            let (size, bytes) = (node.count(), node.text_len());
+            // Each anchor keeps a copy of its subtree for later aliases: 60 nested anchors
+            // around a 4 MiB scalar would otherwise keep 60 copies of it.
+            self.anchored_nodes = self.anchored_nodes.saturating_add(size);
+            self.anchored_bytes = self.anchored_bytes.saturating_add(bytes);
+            if self.anchored_nodes > MAX_ALIAS_NODES || self.anchored_bytes > MAX_ALIAS_BYTES {
+                self.diags.push(RawDiag {
+                    pos: node.pos,
+                    path: self.path(),
+                    message: format!(
+                        "anchors (&name) hold more than {MAX_ALIAS_NODES} YAML nodes or {} MiB \
+                         of text; anchor small pieces (such as one list of real servers)",
+                        MAX_ALIAS_BYTES / (1024 * 1024)
+                    ),
+                });
+                return false;
+            }
+            self.anchors.insert(anchor, (node.clone(), size, bytes));
         }
         let wants_key = matches!(self.stack.last(), Some(Frame::Map { pending: None, .. }));
         if wants_key && !matches!(node.value, Value::Scalar(_)) {
