@@ -131,11 +131,31 @@ pub fn read_sources(paths: &[PathBuf], allow_insecure: bool) -> Result<Vec<Sourc
     let mut sources = Vec::with_capacity(files.len());
     for f in files {
         check_permissions(&f, allow_insecure)?;
-        let bytes =
-            std::fs::read(&f).with_context(|| format!("{}: cannot read manifest", f.display()))?;
+        let bytes = read_bounded(&f)?;
         sources.push(Source::new(f.display().to_string(), bytes));
     }
     Ok(sources)
+}
+
+/// Reads a manifest, but never more than one byte past the largest one the reader accepts: a
+/// huge file, or one that never ends (`/dev/zero`), is refused without being read whole.
+fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let limit = lvsctl_model::manifest::MAX_INPUT_BYTES;
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("{}: cannot read manifest", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("{}: cannot read manifest", path.display()))?;
+    if bytes.len() > limit {
+        bail!(
+            "{}: manifest is larger than the {} MiB limit (split it into several files)",
+            path.display(),
+            limit / (1024 * 1024)
+        );
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
