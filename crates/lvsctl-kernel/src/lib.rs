@@ -2,14 +2,19 @@
 //! chain (`lvsctl-mark`) and VIP addresses (`lvsctl-vip`) behind [`lvsctl_plan::Backend`].
 //! It only routes each [`Op`] to the part that owns it; it must not plan, order or retry.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use lvsctl_ipvs::{IpvsSocket, is_ipvs_op};
+use lvsctl_ipvs::{IpvsSocket, is_ipvs_op, service_identity};
 use lvsctl_mark::{Config as MarkConfig, IptablesBackend, Xtables};
-use lvsctl_model::{Family, MarkChain, Observed};
+use lvsctl_model::{Family, MarkChain, Observed, Service, ServiceCounters, ServiceKey, VipState};
 use lvsctl_plan::{Backend, BackendError, Op};
 use lvsctl_vip::Vips;
 use tracing::{debug, warn};
+
+/// [`Backend::observe_changed`] reads touched services back one by one up to this many, or up
+/// to half of the table if that is more; beyond that the full (parallel) dump costs less.
+const PARTIAL_READBACK_MIN: usize = 64;
 
 /// How to reach the director's parts.
 #[derive(Debug, Clone, Default)]
@@ -46,14 +51,7 @@ impl KernelBackend {
     /// iptables is detected on first use: a director without fwmark services never needs it.
     fn xtables(&mut self) -> Result<&Xtables, BackendError> {
         if self.xtables.is_none() {
-            let backend = IptablesBackend::detect()
-                .map_err(|e| BackendError::Unavailable(format!("iptables: {e}")))?;
-            debug!(backend = %backend.backend, "iptables backend");
-            let mut cfg = MarkConfig::new(backend.backend);
-            if let Some(w) = self.config.xtables_wait {
-                cfg.wait = w;
-            }
-            self.xtables = Some(Xtables::new(cfg));
+            self.xtables = Some(detect_xtables(&self.config)?);
         }
         self.xtables
             .as_ref()
@@ -69,29 +67,70 @@ impl KernelBackend {
             .ok_or_else(|| BackendError::Other("rtnetlink socket missing".to_owned()))
     }
 
-    fn observe_marks(&mut self) -> Result<Vec<(Family, MarkChain)>, BackendError> {
-        let xt = match self.xtables() {
-            Ok(xt) => xt.clone(),
-            // No iptables at all: there can be no chain of ours to see. Writing one will fail
-            // with the same reason, so nothing is hidden.
-            Err(e) => {
-                warn!("cannot read MARK rules: {e}");
-                return Ok(Vec::new());
-            }
-        };
-        let mut out = Vec::new();
-        for family in [Family::Inet, Family::Inet6] {
-            let chain = xt
-                .observe(family)
-                .map_err(|e| BackendError::Other(format!("read the {family} mangle table: {e}")))?;
-            if let Some(chain) = chain {
-                for w in chain.warnings() {
-                    warn!("{family} LVSCTL-MARK: {w}");
-                }
-                out.push((family, chain.to_mark_chain()));
-            }
+    /// Runs `f` on this thread while another reads the MARK chains of `families`: the
+    /// `iptables-save` runs (and the first-use detection) are process spawns that overlap
+    /// well with the netlink dumps `f` does.
+    fn with_marks<T>(
+        &mut self,
+        families: &[Family],
+        f: impl FnOnce(&mut Self) -> Result<T, BackendError>,
+    ) -> Result<(T, Vec<(Family, MarkChain)>), BackendError> {
+        let xtables = self.xtables.clone();
+        let config = self.config.clone();
+        let (out, read) = std::thread::scope(|scope| {
+            let reader = scope.spawn(move || read_marks(xtables, &config, families));
+            let out = f(self);
+            let read = reader.join().unwrap_or_else(|_| MarkRead {
+                xtables: None,
+                chains: Err(BackendError::Other(
+                    "the thread reading MARK rules panicked".to_owned(),
+                )),
+            });
+            (out, read)
+        });
+        if self.xtables.is_none() {
+            self.xtables = read.xtables;
         }
-        Ok(out)
+        Ok((out?, read.chains?))
+    }
+
+    fn observe_vips(&mut self) -> Result<Option<VipState>, BackendError> {
+        if self.config.vip_interface.is_none() && self.config.discover_vip_interface {
+            self.config.vip_interface = self.discover_vip_interface()?;
+        }
+        let Some(interface) = self.config.vip_interface.clone() else {
+            return Ok(None);
+        };
+        let state = self
+            .vips()?
+            .observe(&interface)
+            .map_err(|e| BackendError::Other(format!("read VIPs on {interface}: {e}")))?;
+        // A missing interface holds nothing yet; the first AddVip creates it.
+        Ok(Some(state.unwrap_or_else(|| VipState {
+            interface,
+            ..Default::default()
+        })))
+    }
+
+    /// The current kernel copy of each of `keys` that exists (GET_SERVICE, then the real
+    /// servers of those found, in parallel when there are many).
+    fn read_services(
+        &mut self,
+        keys: &BTreeSet<ServiceKey>,
+    ) -> Result<Vec<(ServiceKey, Service, ServiceCounters)>, BackendError> {
+        let mut raws = Vec::with_capacity(keys.len());
+        for key in keys {
+            let found = self
+                .ipvs
+                .service(&service_identity(key))
+                .map_err(|e| BackendError::Other(format!("read back service {key}: {e}")))?;
+            raws.extend(found);
+        }
+        let dests = self.ipvs.dests_of_all(&raws)?;
+        raws.iter()
+            .zip(&dests)
+            .map(|(raw, ds)| lvsctl_ipvs::service_of(raw, ds).map_err(BackendError::Other))
+            .collect()
     }
 
     /// The first interface (by name) holding an address lvsctl added, if any.
@@ -144,26 +183,34 @@ impl KernelBackend {
 
 impl Backend for KernelBackend {
     fn observe(&mut self) -> Result<Observed, BackendError> {
-        let (services, counters) = self.ipvs.observe_services()?;
+        let ((services, counters), marks) = self
+            .with_marks(&[Family::Inet, Family::Inet6], |b| {
+                b.ipvs.observe_services()
+            })?;
         let mut observed = Observed::default();
         observed.state.services = services;
         observed.counters = counters;
-        observed.state.marks = self.observe_marks()?.into_iter().collect();
-        if self.config.vip_interface.is_none() && self.config.discover_vip_interface {
-            self.config.vip_interface = self.discover_vip_interface()?;
-        }
-        if let Some(interface) = self.config.vip_interface.clone() {
-            let state = self
-                .vips()?
-                .observe(&interface)
-                .map_err(|e| BackendError::Other(format!("read VIPs on {interface}: {e}")))?;
-            // A missing interface holds nothing yet; the first AddVip creates it.
-            observed.state.vips = Some(state.unwrap_or_else(|| lvsctl_model::VipState {
-                interface,
-                ..Default::default()
-            }));
-        }
+        observed.state.marks = marks.into_iter().collect();
+        observed.state.vips = self.observe_vips()?;
         Ok(observed)
+    }
+
+    /// Re-reads the services the ops touched (GET_SERVICE and one real-server dump each), the
+    /// MARK chains they wrote and the VIPs if they changed any; the rest comes from `before`.
+    /// When most of the table changed (an apply to an empty table), everything is read again.
+    fn observe_changed(&mut self, before: Observed, ops: &[Op]) -> Result<Observed, BackendError> {
+        let touched = Touched::of(ops);
+        if touched.services.len() > (before.state.services.len() / 2).max(PARTIAL_READBACK_MIN) {
+            return self.observe();
+        }
+        let (found, marks) =
+            self.with_marks(&touched.families, |b| b.read_services(&touched.services))?;
+        let vips = if touched.vips {
+            Some(self.observe_vips()?)
+        } else {
+            None
+        };
+        Ok(touched.merge(before, found, marks, vips))
     }
 
     fn execute(&mut self, op: &Op) -> Result<(), BackendError> {
@@ -190,6 +237,134 @@ impl Backend for KernelBackend {
             }
         }
         Ok(())
+    }
+}
+
+/// What a list of ops changes: the services (with their real servers), the MARK chain
+/// families, and whether VIPs.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Touched {
+    services: BTreeSet<ServiceKey>,
+    families: Vec<Family>,
+    vips: bool,
+}
+
+impl Touched {
+    fn of(ops: &[Op]) -> Touched {
+        let mut t = Touched::default();
+        for op in ops {
+            match op {
+                Op::AddService { key, .. }
+                | Op::UpdateService { key, .. }
+                | Op::DeleteService { key, .. } => {
+                    t.services.insert(*key);
+                }
+                Op::AddDest { service, .. }
+                | Op::UpdateDest { service, .. }
+                | Op::DeleteDest { service, .. }
+                | Op::DrainDest { service, .. } => {
+                    t.services.insert(*service);
+                }
+                Op::WriteMarkChain { family, .. } | Op::RemoveMarkChain { family, .. } => {
+                    if !t.families.contains(family) {
+                        t.families.push(*family);
+                    }
+                }
+                Op::AddVip { .. } | Op::DeleteVip { .. } => t.vips = true,
+            }
+        }
+        t
+    }
+
+    /// `before` with every touched object replaced by what was read back: a touched service
+    /// or chain that was not found is gone; `vips` is `Some` when VIPs were read again.
+    fn merge(
+        &self,
+        mut before: Observed,
+        found: Vec<(ServiceKey, Service, ServiceCounters)>,
+        chains: Vec<(Family, MarkChain)>,
+        vips: Option<Option<VipState>>,
+    ) -> Observed {
+        for key in &self.services {
+            before.state.services.remove(key);
+            before.counters.remove(key);
+        }
+        for (key, service, counters) in found {
+            before.state.services.insert(key, service);
+            before.counters.insert(key, counters);
+        }
+        for family in &self.families {
+            before.state.marks.remove(family);
+        }
+        before.state.marks.extend(chains);
+        if let Some(v) = vips {
+            before.state.vips = v;
+        }
+        before
+    }
+}
+
+/// Picks the iptables backend (`LVSCTL_IPTABLES`, else what `iptables --version` says).
+fn detect_xtables(config: &Config) -> Result<Xtables, BackendError> {
+    let backend = IptablesBackend::detect()
+        .map_err(|e| BackendError::Unavailable(format!("iptables: {e}")))?;
+    debug!(backend = %backend.backend, "iptables backend");
+    let mut cfg = MarkConfig::new(backend.backend);
+    if let Some(w) = config.xtables_wait {
+        cfg.wait = w;
+    }
+    Ok(Xtables::new(cfg))
+}
+
+/// What [`read_marks`] found: the iptables backend (kept for later writes) and the chains.
+struct MarkRead {
+    xtables: Option<Xtables>,
+    chains: Result<Vec<(Family, MarkChain)>, BackendError>,
+}
+
+/// Reads lvsctl's chain of each of `families`, detecting the iptables backend first if needed.
+fn read_marks(xtables: Option<Xtables>, config: &Config, families: &[Family]) -> MarkRead {
+    if families.is_empty() {
+        return MarkRead {
+            xtables,
+            chains: Ok(Vec::new()),
+        };
+    }
+    let xt = match xtables.map_or_else(|| detect_xtables(config), Ok) {
+        Ok(xt) => xt,
+        // No iptables at all: there can be no chain of ours to see. Writing one will fail
+        // with the same reason, so nothing is hidden.
+        Err(e) => {
+            warn!("cannot read MARK rules: {e}");
+            return MarkRead {
+                xtables: None,
+                chains: Ok(Vec::new()),
+            };
+        }
+    };
+    let mut chains = Vec::new();
+    for &family in families {
+        match xt.observe(family) {
+            Ok(Some(chain)) => {
+                for w in chain.warnings() {
+                    warn!("{family} LVSCTL-MARK: {w}");
+                }
+                chains.push((family, chain.to_mark_chain()));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return MarkRead {
+                    xtables: Some(xt),
+                    chains: Err(BackendError::Other(format!(
+                        "read the {family} mangle table: {e}"
+                    ))),
+                };
+            }
+        }
+    }
+    MarkRead {
+        xtables: Some(xt),
+        chains: Ok(chains),
     }
 }
 
@@ -233,4 +408,138 @@ pub fn sync_timeouts(want: &Timeouts, dry_run: bool) -> Result<Vec<String>, Back
             .map_err(|e| BackendError::Other(format!("set IPVS timeouts: {e}")))?;
     }
     Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::net::IpAddr;
+
+    use lvsctl_model::{DestKey, DestSpec, Forward, MarkRule, Protocol, ServiceSpec};
+    use lvsctl_plan::Reason;
+
+    use super::*;
+
+    fn tcp(vip: &str, port: u16) -> ServiceKey {
+        ServiceKey::Inet {
+            protocol: Protocol::Tcp,
+            vip: vip.parse().unwrap(),
+            port,
+        }
+    }
+
+    fn service(weight: u16) -> Service {
+        let mut s = Service {
+            spec: ServiceSpec::default(),
+            dests: Default::default(),
+        };
+        s.dests.insert(
+            DestKey {
+                addr: "10.0.0.1".parse::<IpAddr>().unwrap(),
+                port: 80,
+            },
+            DestSpec {
+                forward: Forward::Nat,
+                weight: weight.into(),
+                ..DestSpec::default()
+            },
+        );
+        s
+    }
+
+    fn chain(mark: u32) -> MarkChain {
+        MarkChain {
+            hooked: true,
+            rules: vec![MarkRule {
+                vip: "192.0.2.1".parse().unwrap(),
+                protocol: Protocol::Tcp,
+                ports: vec![80],
+                mark: lvsctl_model::Fwmark::new(mark).unwrap(),
+                service: "web".to_owned(),
+            }],
+        }
+    }
+
+    #[test]
+    fn touched_collects_services_of_service_and_dest_ops_once() {
+        let (a, b) = (tcp("192.0.2.1", 80), tcp("192.0.2.2", 80));
+        let dest = DestKey {
+            addr: "10.0.0.1".parse().unwrap(),
+            port: 80,
+        };
+        let ops = vec![
+            Op::AddService {
+                key: a,
+                spec: ServiceSpec::default(),
+                replaces: None,
+            },
+            Op::AddDest {
+                service: a,
+                key: dest,
+                spec: DestSpec::default(),
+                replaces: None,
+            },
+            Op::DeleteDest {
+                service: b,
+                key: dest,
+                spec: DestSpec::default(),
+                reason: Reason::NotInManifest,
+            },
+            Op::WriteMarkChain {
+                family: Family::Inet,
+                rules: Vec::new(),
+                added: Vec::new(),
+                removed: Vec::new(),
+            },
+            Op::RemoveMarkChain {
+                family: Family::Inet,
+                removed: Vec::new(),
+            },
+        ];
+        let t = Touched::of(&ops);
+        assert_eq!(t.services, BTreeSet::from([a, b]));
+        assert_eq!(t.families, vec![Family::Inet]);
+        assert!(!t.vips);
+        let t = Touched::of(&[Op::AddVip {
+            interface: "lvs0".to_owned(),
+            addr: "192.0.2.1".parse().unwrap(),
+        }]);
+        assert!(t.vips && t.services.is_empty() && t.families.is_empty());
+    }
+
+    #[test]
+    fn merge_replaces_touched_objects_and_keeps_the_rest() {
+        let (kept, changed, deleted) = (
+            tcp("192.0.2.1", 80),
+            tcp("192.0.2.2", 80),
+            tcp("192.0.2.3", 80),
+        );
+        let mut before = Observed::default();
+        for k in [kept, changed, deleted] {
+            before.state.services.insert(k, service(1));
+            before.counters.insert(k, ServiceCounters::default());
+        }
+        before.state.marks.insert(Family::Inet, chain(1));
+        before.state.marks.insert(Family::Inet6, chain(2));
+        let touched = Touched {
+            services: BTreeSet::from([changed, deleted]),
+            families: vec![Family::Inet],
+            vips: false,
+        };
+        let after = touched.merge(
+            before,
+            vec![(changed, service(5), ServiceCounters::default())],
+            Vec::new(),
+            None,
+        );
+        assert_eq!(after.state.services[&kept], service(1));
+        assert_eq!(after.state.services[&changed], service(5));
+        assert!(!after.state.services.contains_key(&deleted));
+        assert!(!after.counters.contains_key(&deleted));
+        // The touched chain was not found again: gone. The other family is untouched.
+        assert!(!after.state.marks.contains_key(&Family::Inet));
+        assert_eq!(after.state.marks[&Family::Inet6], chain(2));
+        assert_eq!(after.state.vips, None);
+    }
 }

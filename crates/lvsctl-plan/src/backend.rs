@@ -48,6 +48,15 @@ pub trait Backend {
     /// Reads the whole director state (services, real servers, MARK chains, VIPs).
     fn observe(&mut self) -> Result<Observed, BackendError>;
 
+    /// Reads the director again after `ops` ran, to check it converged. `before` is the
+    /// observation the ops were planned from: a backend that can read single objects re-reads
+    /// only what the ops touched and keeps the rest of `before`, so a small change to a large
+    /// table does not cost a second full dump. The default reads everything again.
+    fn observe_changed(&mut self, before: Observed, ops: &[Op]) -> Result<Observed, BackendError> {
+        let _ = (before, ops);
+        self.observe()
+    }
+
     /// Runs one operation.
     fn execute(&mut self, op: &Op) -> Result<(), BackendError>;
 

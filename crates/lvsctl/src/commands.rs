@@ -73,11 +73,14 @@ pub fn validate(args: &ManifestArgs) -> Result<u8> {
 }
 
 /// Drops services the manifest leaves unmanaged, so no plan ever touches them.
-pub fn managed_view(manifest: &Manifest, observed: &Observed) -> Observed {
-    let mut o = observed.clone();
-    o.state.services.retain(|k, _| manifest.is_managed(k));
-    o.counters.retain(|k, _| manifest.is_managed(k));
-    o
+/// Takes the observation by value: a large table is filtered in place, never copied.
+pub fn managed_view(manifest: &Manifest, mut observed: Observed) -> Observed {
+    observed
+        .state
+        .services
+        .retain(|k, _| manifest.is_managed(k));
+    observed.counters.retain(|k, _| manifest.is_managed(k));
+    observed
 }
 
 fn locations(manifest: &Manifest) -> BTreeMap<lvsctl_model::ServiceKey, String> {
@@ -112,7 +115,7 @@ pub fn plan(
             observe(crate::backend::open(manifest.director.vip_interface.as_deref())?.as_mut())?
         }
     };
-    let observed = managed_view(&manifest, &observed);
+    let observed = managed_view(&manifest, observed);
     let p = lvsctl_plan::plan(&manifest.desired_state(), &observed.state);
     if let Err(lvsctl_plan::GuardError::DestroysAll { services, .. }) =
         lvsctl_plan::destroy_guard(&p, &observed.state, None)
@@ -197,7 +200,7 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
         Some(crate::lock::DirectorLock::acquire(opts.lock_timeout)?)
     };
     let mut backend = crate::backend::open(manifest.director.vip_interface.as_deref())?;
-    let observed = managed_view(&manifest, &observe(backend.as_mut())?);
+    let observed = managed_view(&manifest, observe(backend.as_mut())?);
     let p = lvsctl_plan::plan(&desired, &observed.state);
     output::stdout(&render(&p, &manifest, color));
     director_timeouts(&manifest, opts.dry_run)?;
@@ -240,8 +243,18 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
         return Ok(exit::OK);
     }
     run_plan(backend.as_mut(), &p)?;
-    // The kernel must now match the manifest; anything else is a bug or interference.
-    let after = managed_view(&manifest, &observe(backend.as_mut())?);
+    // The kernel must now match the manifest; anything else is a bug or interference. Only
+    // what the plan touched is read back (everything else was just observed and needed no op),
+    // so a small change to a large table stays cheap.
+    let t = Instant::now();
+    let after = backend
+        .observe_changed(observed, &p.ops)
+        .map_err(|e| anyhow::anyhow!("read the director back after applying: {e}"))?;
+    info!(
+        elapsed_ms = t.elapsed().as_millis() as u64,
+        "read back what the plan changed"
+    );
+    let after = managed_view(&manifest, after);
     let again = lvsctl_plan::plan(&desired, &after.state);
     if !again.is_empty() {
         eprint!("{}", render(&again, &manifest, false));
