@@ -359,7 +359,7 @@ fn kernel_refuses_each_row_and_accepts_each_edge() {
     for row in rows() {
         flush();
         match apply(&mut backend, &corrupt_state(&row)) {
-            Err((op, e)) if errno_of(&e) == Some(row.errno) => {
+            Err((_, e)) if errno_of(&e) == Some(row.errno) => {
                 println!("kernel: {} -> {e}", row.cause);
                 *seen.entry(format!("{:?}", row.errno)).or_default() += 1;
             }
