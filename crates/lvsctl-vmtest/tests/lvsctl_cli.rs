@@ -11,11 +11,30 @@ use lvsctl_support::{
 };
 use lvsctl_vmtest::skip_requested;
 
-/// Per example: apply it, export, check the export (YAML, JSON, snapshot) plans no change,
-/// flush the director by hand, apply the export and send traffic; then run the seed's own
-/// commands, import their real `ipvsadm -S -n`, validate the import, and apply it to an
-/// empty table.
+/// Per example: apply it, export, check the export plans no change, flush the director by
+/// hand, apply the export and send traffic; then run the seed's own commands, import their
+/// real `ipvsadm -S -n`, validate the import, and apply it to an empty table. The other
+/// export formats (JSON, `--state` snapshot) and a second apply of the import run for
+/// PNMPP only, the richest example: every lvsctl run costs 1-3 s of emulated CPU.
 fn round_trip_script(exp: Experiment) -> String {
+    let extras = exp == Experiment::Pnmpp;
+    let formats = if extras {
+        "cmd $exp.export-json /opt/lvsctl export --output json
+         cp /tmp/cmd/$exp.export-json.out /tmp/$exp.exported.json
+         cmd $exp.plan-json /opt/lvsctl plan --detailed-exitcode -f /tmp/$exp.exported.json
+         cmd $exp.snapshot /opt/lvsctl export --state
+         cp /tmp/cmd/$exp.snapshot.out /tmp/$exp.snapshot.json
+         cmd $exp.plan-state /opt/lvsctl plan --detailed-exitcode --state /tmp/$exp.snapshot.json -f /opt/examples/$exp.yaml
+"
+    } else {
+        ""
+    };
+    let import_again = if extras {
+        "cmd $exp.import-again /opt/lvsctl apply -f /tmp/$exp.imported.yaml
+"
+    } else {
+        ""
+    };
     format!(
         r#"
 exp={name}
@@ -24,14 +43,8 @@ cmd $exp.apply /opt/lvsctl apply -f /opt/examples/$exp.yaml
 snap $exp.applied
 cmd $exp.export /opt/lvsctl export
 cp /tmp/cmd/$exp.export.out /tmp/$exp.exported.yaml
-cmd $exp.export-json /opt/lvsctl export --output json
-cp /tmp/cmd/$exp.export-json.out /tmp/$exp.exported.json
-cmd $exp.snapshot /opt/lvsctl export --state
-cp /tmp/cmd/$exp.snapshot.out /tmp/$exp.snapshot.json
 cmd $exp.plan-yaml /opt/lvsctl plan --detailed-exitcode -f /tmp/$exp.exported.yaml
-cmd $exp.plan-json /opt/lvsctl plan --detailed-exitcode -f /tmp/$exp.exported.json
-cmd $exp.plan-state /opt/lvsctl plan --detailed-exitcode --state /tmp/$exp.snapshot.json -f /opt/examples/$exp.yaml
-flush_director
+{formats}flush_director
 snap $exp.flushed
 cmd $exp.reapply /opt/lvsctl apply -f /tmp/$exp.exported.yaml
 snap $exp.reapplied
@@ -50,8 +63,7 @@ ipvsadm -C
 iptables -t mangle -F PREROUTING
 cmd $exp.import-apply /opt/lvsctl apply -f /tmp/$exp.imported.yaml
 snap $exp.imported
-cmd $exp.import-again /opt/lvsctl apply -f /tmp/$exp.imported.yaml
-"#,
+{import_again}"#,
         name = exp.name(),
         traffic = exp.traffic_script(&format!("{}.exported", exp.name()), 1),
     )
@@ -92,16 +104,18 @@ fn export_and_import_round_trip_through_the_kernel() {
                 "{n}: export lost the MARK rule:\n{yaml}"
             );
         }
-        run.expect_status(&name("export-json"), 0);
-        assert!(
-            run.stdout(&name("export-json"))
-                .trim_start()
-                .starts_with('{'),
-            "{n}: export --output json is not JSON"
-        );
-        run.expect_status(&name("snapshot"), 0);
-        for plan in ["plan-yaml", "plan-json", "plan-state"] {
-            run.expect_no_changes(&name(plan));
+        run.expect_no_changes(&name("plan-yaml"));
+        if exp == Experiment::Pnmpp {
+            run.expect_status(&name("export-json"), 0);
+            assert!(
+                run.stdout(&name("export-json"))
+                    .trim_start()
+                    .starts_with('{'),
+                "{n}: export --output json is not JSON"
+            );
+            run.expect_no_changes(&name("plan-json"));
+            run.expect_status(&name("snapshot"), 0);
+            run.expect_no_changes(&name("plan-state"));
         }
 
         // Flushed by hand, then rebuilt from the export alone.
@@ -155,7 +169,9 @@ fn export_and_import_round_trip_through_the_kernel() {
             dump,
             "{n}: applying the imported manifest to an empty table"
         );
-        run.expect_no_changes(&name("import-again"));
+        if exp == Experiment::Pnmpp {
+            run.expect_no_changes(&name("import-again"));
+        }
     }
 }
 
