@@ -94,7 +94,7 @@ impl KernelBackend {
         Ok((out?, read.chains?))
     }
 
-    fn observe_vips(&mut self) -> Result<Option<VipState>, BackendError> {
+    fn read_vips(&mut self) -> Result<Option<VipState>, BackendError> {
         if self.config.vip_interface.is_none() && self.config.discover_vip_interface {
             self.config.vip_interface = self.discover_vip_interface()?;
         }
@@ -191,7 +191,7 @@ impl Backend for KernelBackend {
         observed.state.services = services;
         observed.counters = counters;
         observed.state.marks = marks.into_iter().collect();
-        observed.state.vips = self.observe_vips()?;
+        observed.state.vips = self.read_vips()?;
         Ok(observed)
     }
 
@@ -206,11 +206,16 @@ impl Backend for KernelBackend {
         let (found, marks) =
             self.with_marks(&touched.families, |b| b.read_services(&touched.services))?;
         let vips = if touched.vips {
-            Some(self.observe_vips()?)
+            Some(self.read_vips()?)
         } else {
             None
         };
         Ok(touched.merge(before, found, marks, vips))
+    }
+
+    fn observe_vips(&mut self, interface: Option<&str>) -> Result<Option<VipState>, BackendError> {
+        self.config.vip_interface = interface.map(str::to_owned);
+        self.read_vips()
     }
 
     fn execute(&mut self, op: &Op) -> Result<(), BackendError> {

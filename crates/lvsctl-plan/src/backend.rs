@@ -1,7 +1,7 @@
 //! The narrow interface between the planner's world and a kernel: observe the director, run one
 //! [`Op`]. The real backend lives in `lvsctl-kernel`; [`crate::fake`] is an in-memory one.
 
-use lvsctl_model::Observed;
+use lvsctl_model::{Observed, VipState};
 use thiserror::Error;
 
 use crate::Op;
@@ -55,6 +55,15 @@ pub trait Backend {
     fn observe_changed(&mut self, before: Observed, ops: &[Op]) -> Result<Observed, BackendError> {
         let _ = (before, ops);
         self.observe()
+    }
+
+    /// Points the backend at the manifest's VIP interface (`None`: VIPs are not managed) and
+    /// reads the VIPs there, as [`Backend::observe`] reports them in `state.vips`. Lets a caller
+    /// open the backend and observe the rest of the director while it is still reading the
+    /// manifest. The default observes everything again and keeps the VIPs.
+    fn observe_vips(&mut self, interface: Option<&str>) -> Result<Option<VipState>, BackendError> {
+        let _ = interface;
+        Ok(self.observe()?.state.vips)
     }
 
     /// Runs one operation.

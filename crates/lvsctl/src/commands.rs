@@ -108,11 +108,11 @@ pub fn plan(
     detailed: bool,
     color: bool,
 ) -> Result<u8> {
-    let manifest = load_manifests(args)?;
-    let observed = match state {
-        Some(p) => crate::snapshot::read(p)?,
+    let (manifest, observed) = match state {
+        Some(p) => (load_manifests(args)?, crate::snapshot::read(p)?),
         None => {
-            observe(crate::backend::open(manifest.director.vip_interface.as_deref())?.as_mut())?
+            let (manifest, _backend, observed) = load_and_observe(args)?;
+            (manifest, observed)
         }
     };
     let observed = managed_view(&manifest, observed);
@@ -183,6 +183,31 @@ fn director_timeouts(manifest: &Manifest, dry_run: bool) -> Result<()> {
     Ok(())
 }
 
+/// Reads the manifests and observes the director at the same time: on a large director both
+/// take long and neither needs the other, except for the VIPs, which are read once the manifest
+/// has named their interface. A manifest error wins over a kernel error.
+fn load_and_observe(args: &ManifestArgs) -> Result<(Manifest, Box<dyn Backend + Send>, Observed)> {
+    std::thread::scope(|scope| {
+        let observer = scope.spawn(|| -> Result<(Box<dyn Backend + Send>, Observed)> {
+            let mut backend = crate::backend::open(None)?;
+            let observed = observe(backend.as_mut())?;
+            Ok((backend, observed))
+        });
+        let manifest = load_manifests(args);
+        let observed = observer.join().unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "internal error: the thread observing the director panicked"
+            ))
+        });
+        let manifest = manifest?;
+        let (mut backend, mut observed) = observed?;
+        observed.state.vips = backend
+            .observe_vips(manifest.director.vip_interface.as_deref())
+            .map_err(|e| anyhow::anyhow!("observe the director's VIPs: {e}"))?;
+        Ok((manifest, backend, observed))
+    })
+}
+
 pub struct ApplyOpts {
     pub dry_run: bool,
     pub allow_destroy: bool,
@@ -191,16 +216,26 @@ pub struct ApplyOpts {
 }
 
 pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
-    // Validate before taking the lock or touching anything.
-    let manifest = load_manifests(args)?;
-    let desired = manifest.desired_state();
-    let _lock = if opts.dry_run {
+    // When the lock file exists and nobody holds it, the lock is taken at once and the director
+    // is observed under it while the manifest is read. Otherwise the manifest is validated
+    // first, so an invalid one neither waits for the lock nor creates its file.
+    let free_lock = if opts.dry_run || !crate::lock::lock_path().exists() {
         None
     } else {
-        Some(crate::lock::DirectorLock::acquire(opts.lock_timeout)?)
+        crate::lock::DirectorLock::acquire(Duration::ZERO).ok()
     };
-    let mut backend = crate::backend::open(manifest.director.vip_interface.as_deref())?;
-    let observed = managed_view(&manifest, observe(backend.as_mut())?);
+    let (manifest, mut backend, observed, _lock) = if opts.dry_run || free_lock.is_some() {
+        let (manifest, backend, observed) = load_and_observe(args)?;
+        (manifest, backend, observed, free_lock)
+    } else {
+        let manifest = load_manifests(args)?;
+        let lock = crate::lock::DirectorLock::acquire(opts.lock_timeout)?;
+        let mut backend = crate::backend::open(manifest.director.vip_interface.as_deref())?;
+        let observed = observe(backend.as_mut())?;
+        (manifest, backend, observed, Some(lock))
+    };
+    let desired = manifest.desired_state();
+    let observed = managed_view(&manifest, observed);
     let p = lvsctl_plan::plan(&desired, &observed.state);
     output::stdout(&render(&p, &manifest, color));
     director_timeouts(&manifest, opts.dry_run)?;
