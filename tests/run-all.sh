@@ -19,8 +19,17 @@ bash tests/check-engine-deps.sh
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "cargo deny: licences, bans and sources (deny.toml)"
+# Built from crates.io once (about 6 CPU-minutes; 27 min wall on a loaded 2-core machine) and
+# kept in ~/.cargo/bin. Advisories need github.com (RustSec): run `cargo deny check advisories`
+# where it is reachable.
+command -v cargo-deny >/dev/null || cargo install cargo-deny --locked --version 0.20.2
+cargo deny --locked --offline check licenses bans sources
+
 step "cargo test (unit, property, CLI, namespace and VM tests)"
-# LVSCTL_VM=required: a VM test that cannot boot fails instead of skipping.
+# LVSCTL_VM=required: a VM test that cannot boot fails instead of skipping. The fuzz targets
+# (fuzz_manifest, fuzz_netlink) run their corpus and 8 s of mutation each; LVSCTL_SOAK=1 makes
+# the fuzz, fault and VM reliability tests long (RELIABILITY.md).
 LVSCTL_VM=required cargo test --workspace --locked -- --test-threads=2
 
 step "done in $(( $(date +%s) - start ))s"
