@@ -6,11 +6,7 @@
 // Each test crate includes this module and uses a different part of it.
 #![allow(dead_code)]
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    fs,
-    time::Duration,
-};
+use std::{collections::BTreeSet, fs, time::Duration};
 
 use lvsctl_vmtest::{VmOutput, VmRun, repo_root, workspace_bin};
 
@@ -456,15 +452,6 @@ pub fn check_marks(exp: Experiment, before: &str, after: &str, context: &str) {
         save_lines(before),
         "{context}: the mangle table outside lvsctl's chain changed"
     );
-}
-
-/// Counts how often each line occurs (for comparing dumps whose order does not matter).
-pub fn line_counts(text: &str) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for l in text.lines() {
-        *m.entry(l.to_string()).or_insert(0) += 1;
-    }
-    m
 }
 
 #[cfg(test)]
