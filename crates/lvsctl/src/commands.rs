@@ -83,7 +83,10 @@ pub fn managed_view(manifest: &Manifest, mut observed: Observed) -> Observed {
     observed
 }
 
-fn locations(manifest: &Manifest) -> BTreeMap<lvsctl_model::ServiceKey, String> {
+/// Where each service is defined (`file:line`), for the plan's notes.
+type Locations = BTreeMap<lvsctl_model::ServiceKey, String>;
+
+fn locations(manifest: &Manifest) -> Locations {
     manifest
         .services
         .iter()
@@ -91,14 +94,30 @@ fn locations(manifest: &Manifest) -> BTreeMap<lvsctl_model::ServiceKey, String> 
         .collect()
 }
 
-fn render(plan: &Plan, manifest: &Manifest, color: bool) -> String {
-    lvsctl_plan::render_text(
-        plan,
-        &RenderOpts {
-            color,
-            locations: locations(manifest),
-        },
-    )
+/// The desired state and where its services are defined; then the parsed services, the
+/// largest thing a big manifest leaves in memory, are dropped (nothing after planning reads
+/// them).
+fn desired_and_locations(manifest: &mut Manifest) -> (State, Locations) {
+    let desired = manifest.desired_state();
+    let locations = locations(manifest);
+    manifest.services = Vec::new();
+    (desired, locations)
+}
+
+fn render(plan: &Plan, locations: &Locations, color: bool) -> String {
+    // Only service ops show a location.
+    let locations = plan
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::AddService { key, .. }
+            | Op::UpdateService { key, .. }
+            | Op::DeleteService { key, .. } => locations.get_key_value(key),
+            _ => None,
+        })
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    lvsctl_plan::render_text(plan, &RenderOpts { color, locations })
 }
 
 pub fn plan(
@@ -108,7 +127,7 @@ pub fn plan(
     detailed: bool,
     color: bool,
 ) -> Result<u8> {
-    let (manifest, observed) = match state {
+    let (mut manifest, observed) = match state {
         Some(p) => (load_manifests(args)?, crate::snapshot::read(p)?),
         None => {
             let (manifest, _backend, observed) = load_and_observe(args)?;
@@ -116,7 +135,9 @@ pub fn plan(
         }
     };
     let observed = managed_view(&manifest, observed);
-    let p = lvsctl_plan::plan(&manifest.desired_state(), &observed.state);
+    let (desired, locations) = desired_and_locations(&mut manifest);
+    let p = lvsctl_plan::plan(&desired, &observed.state);
+    drop(desired);
     if let Err(lvsctl_plan::GuardError::DestroysAll { services, .. }) =
         lvsctl_plan::destroy_guard(&p, &observed.state, None)
     {
@@ -128,7 +149,7 @@ pub fn plan(
     }
     match format {
         PlanFormat::Text => {
-            output::stdout(&render(&p, &manifest, color));
+            output::stdout(&render(&p, &locations, color));
             if state.is_none() {
                 director_timeouts(&manifest, true)?;
             }
@@ -224,7 +245,7 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
     } else {
         crate::lock::DirectorLock::acquire(Duration::ZERO).ok()
     };
-    let (manifest, mut backend, observed, _lock) = if opts.dry_run || free_lock.is_some() {
+    let (mut manifest, mut backend, observed, _lock) = if opts.dry_run || free_lock.is_some() {
         let (manifest, backend, observed) = load_and_observe(args)?;
         (manifest, backend, observed, free_lock)
     } else {
@@ -234,10 +255,10 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
         let observed = observe(backend.as_mut())?;
         (manifest, backend, observed, Some(lock))
     };
-    let desired = manifest.desired_state();
+    let (desired, locations) = desired_and_locations(&mut manifest);
     let observed = managed_view(&manifest, observed);
     let p = lvsctl_plan::plan(&desired, &observed.state);
-    output::stdout(&render(&p, &manifest, color));
+    output::stdout(&render(&p, &locations, color));
     director_timeouts(&manifest, opts.dry_run)?;
     if p.is_empty() {
         return Ok(exit::OK);
@@ -292,7 +313,7 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
     let after = managed_view(&manifest, after);
     let again = lvsctl_plan::plan(&desired, &after.state);
     if !again.is_empty() {
-        eprint!("{}", render(&again, &manifest, false));
+        eprint!("{}", render(&again, &locations, false));
         bail!(
             "the director does not match the manifest after applying ({} operation(s) still pending); \
              another program may be changing it, or the kernel ignored an attribute — run `lvsctl plan` to see the difference",
