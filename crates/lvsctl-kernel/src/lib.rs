@@ -232,8 +232,33 @@ impl Backend for KernelBackend {
                     .position(|op| !is_ipvs_op(op))
                     .map_or(ops.len(), |p| i + p);
                 let results = self.ipvs.execute_ops(&ops[i..end], true);
-                for (k, r) in results.into_iter().enumerate() {
-                    r.map_err(|e| (i + k, e))?;
+                if let Some(k) = results.iter().position(Result::is_err) {
+                    // Requests after the failed one were already on the wire: name those that
+                    // the kernel carried out too, so the report of what was done is complete.
+                    let also: Vec<String> = results[k + 1..]
+                        .iter()
+                        .zip(&ops[i + k + 1..end])
+                        .filter(|(r, _)| r.is_ok())
+                        .map(|(_, op)| op.to_string())
+                        .collect();
+                    let mut err = match results.into_iter().nth(k) {
+                        Some(Err(e)) => e,
+                        _ => BackendError::Other(format!("{}: failed", ops[i + k])),
+                    };
+                    if !also.is_empty() {
+                        let note = format!(
+                            "; {} later step(s) already sent were done too: {}",
+                            also.len(),
+                            also.join(", ")
+                        );
+                        match &mut err {
+                            BackendError::Kernel { message, .. } => message.push_str(&note),
+                            BackendError::Unavailable(m) | BackendError::Other(m) => {
+                                m.push_str(&note)
+                            }
+                        }
+                    }
+                    return Err((i + k, err));
                 }
                 i = end;
             } else {
