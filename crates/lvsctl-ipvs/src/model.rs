@@ -455,6 +455,11 @@ pub fn op_error(op: &Op, err: IpvsError) -> BackendError {
     }
 }
 
+fn dests_error(service: &ServiceRaw, err: IpvsError) -> BackendError {
+    let which = service_key_of(service).map_or_else(|_| "a service".to_owned(), |k| k.to_string());
+    observe_error(&format!("reading the real servers of {which}"), err)
+}
+
 fn observe_error(context: &str, err: IpvsError) -> BackendError {
     match err {
         IpvsError::Unavailable | IpvsError::Permission => {
@@ -475,11 +480,22 @@ impl IpvsSocket {
         let raws = self
             .services()
             .map_err(|e| observe_error("reading IPVS services", e))?;
-        let dests = self.dests_of_all(&raws)?;
+        // Each thread turns its services into the model as it dumps them, reusing one buffer
+        // for the kernel's records: no second copy of a large table is ever held.
+        let models = self.per_chunk(&raws, |sock, part| {
+            let mut buf = Vec::new();
+            part.iter()
+                .map(|raw| {
+                    buf.clear();
+                    sock.dests_into(raw, &mut buf)
+                        .map_err(|e| dests_error(raw, e))?;
+                    service_of(raw, &buf).map_err(BackendError::Other)
+                })
+                .collect()
+        })?;
         let mut services = BTreeMap::new();
         let mut counters = BTreeMap::new();
-        for (raw, ds) in raws.iter().zip(&dests) {
-            let (key, svc, ctr) = service_of(raw, ds).map_err(BackendError::Other)?;
+        for (key, svc, ctr) in models {
             services.insert(key, svc);
             counters.insert(key, ctr);
         }
@@ -491,15 +507,27 @@ impl IpvsSocket {
         &mut self,
         services: &[ServiceRaw],
     ) -> Result<Vec<Vec<DestRaw>>, BackendError> {
+        self.per_chunk(services, |sock, part| sock.dests_sequential(part))
+    }
+
+    /// Runs `f` over `services` in order, split over several sockets and threads when there
+    /// are many (the kernel answers one real-server dump per service), and concatenates the
+    /// results in the same order.
+    fn per_chunk<T: Send>(
+        &mut self,
+        services: &[ServiceRaw],
+        f: impl Fn(&mut IpvsSocket, &[ServiceRaw]) -> Result<Vec<T>, BackendError> + Sync,
+    ) -> Result<Vec<T>, BackendError> {
         let threads = thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(MAX_DUMP_THREADS);
         if services.len() < PARALLEL_DUMP_THRESHOLD || threads < 2 {
-            return self.dests_sequential(services);
+            return f(self, services);
         }
         let family = self.family();
         let chunk = services.len().div_ceil(threads);
-        let mut parts: Vec<Result<Vec<Vec<DestRaw>>, BackendError>> = Vec::new();
+        let f = &f;
+        let mut parts: Vec<Result<Vec<T>, BackendError>> = Vec::new();
         thread::scope(|scope| {
             let mut chunks = services.chunks(chunk);
             // This thread works on the first chunk with its own socket.
@@ -509,11 +537,11 @@ impl IpvsSocket {
                     scope.spawn(move || {
                         let mut s = IpvsSocket::with_family(family)
                             .map_err(|e| observe_error("opening another IPVS socket", e))?;
-                        s.dests_sequential(part)
+                        f(&mut s, part)
                     })
                 })
                 .collect();
-            parts.push(self.dests_sequential(first));
+            parts.push(f(self, first));
             for h in handles {
                 parts.push(h.join().unwrap_or_else(|_| {
                     Err(BackendError::Other(
@@ -535,13 +563,7 @@ impl IpvsSocket {
     ) -> Result<Vec<Vec<DestRaw>>, BackendError> {
         services
             .iter()
-            .map(|s| {
-                self.dests(s).map_err(|e| {
-                    let which = service_key_of(s)
-                        .map_or_else(|_| "a service".to_owned(), |k| k.to_string());
-                    observe_error(&format!("reading the real servers of {which}"), e)
-                })
-            })
+            .map(|s| self.dests(s).map_err(|e| dests_error(s, e)))
             .collect()
     }
 
