@@ -112,24 +112,46 @@ impl KernelBackend {
         })))
     }
 
-    /// The current kernel copy of each of `keys` that exists (GET_SERVICE, then the real
-    /// servers of those found, in parallel when there are many).
+    /// The current kernel copy of each touched service that exists: GET_SERVICE, then its real
+    /// servers (in parallel when there are many). A service only its real servers were written
+    /// to keeps its settings from `before` and costs just the real-server dump.
     fn read_services(
         &mut self,
-        keys: &BTreeSet<ServiceKey>,
+        touched: &Touched,
+        before: &Observed,
     ) -> Result<Vec<(ServiceKey, Service, ServiceCounters)>, BackendError> {
-        let mut raws = Vec::with_capacity(keys.len());
-        for key in keys {
-            let found = self
-                .ipvs
-                .service(&service_identity(key))
-                .map_err(|e| BackendError::Other(format!("read back service {key}: {e}")))?;
-            raws.extend(found);
+        let mut raws = Vec::with_capacity(touched.services.len());
+        let mut kept_specs = Vec::with_capacity(touched.services.len());
+        for key in &touched.services {
+            let kept = before.state.services.get(key).map(|s| &s.spec);
+            match kept {
+                Some(spec) if !touched.service_ops.contains(key) => {
+                    raws.push(service_identity(key));
+                    kept_specs.push(Some(spec));
+                }
+                _ => {
+                    let found = self.ipvs.service(&service_identity(key)).map_err(|e| {
+                        BackendError::Other(format!("read back service {key}: {e}"))
+                    })?;
+                    if let Some(raw) = found {
+                        raws.push(raw);
+                        kept_specs.push(None);
+                    }
+                }
+            }
         }
         let dests = self.ipvs.dests_of_all(&raws)?;
         raws.iter()
             .zip(&dests)
-            .map(|(raw, ds)| lvsctl_ipvs::service_of(raw, ds).map_err(BackendError::Other))
+            .zip(kept_specs)
+            .map(|((raw, ds), kept)| {
+                let (key, mut service, counters) =
+                    lvsctl_ipvs::service_of(raw, ds).map_err(BackendError::Other)?;
+                if let Some(spec) = kept {
+                    service.spec = spec.clone();
+                }
+                Ok((key, service, counters))
+            })
             .collect()
     }
 
@@ -204,7 +226,7 @@ impl Backend for KernelBackend {
             return self.observe();
         }
         let (found, marks) =
-            self.with_marks(&touched.families, |b| b.read_services(&touched.services))?;
+            self.with_marks(&touched.families, |b| b.read_services(&touched, &before))?;
         let vips = if touched.vips {
             Some(self.read_vips()?)
         } else {
@@ -275,6 +297,8 @@ impl Backend for KernelBackend {
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Touched {
     services: BTreeSet<ServiceKey>,
+    /// The services written themselves (added, updated, deleted), not just their real servers.
+    service_ops: BTreeSet<ServiceKey>,
     families: Vec<Family>,
     vips: bool,
 }
@@ -288,6 +312,7 @@ impl Touched {
                 | Op::UpdateService { key, .. }
                 | Op::DeleteService { key, .. } => {
                     t.services.insert(*key);
+                    t.service_ops.insert(*key);
                 }
                 Op::AddDest { service, .. }
                 | Op::UpdateDest { service, .. }
@@ -529,6 +554,7 @@ mod tests {
         ];
         let t = Touched::of(&ops);
         assert_eq!(t.services, BTreeSet::from([a, b]));
+        assert_eq!(t.service_ops, BTreeSet::from([a]));
         assert_eq!(t.families, vec![Family::Inet]);
         assert!(!t.vips);
         let t = Touched::of(&[Op::AddVip {
@@ -554,6 +580,7 @@ mod tests {
         before.state.marks.insert(Family::Inet6, chain(2));
         let touched = Touched {
             services: BTreeSet::from([changed, deleted]),
+            service_ops: BTreeSet::from([deleted]),
             families: vec![Family::Inet],
             vips: false,
         };
