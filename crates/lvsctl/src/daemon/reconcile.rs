@@ -334,6 +334,12 @@ impl Daemon {
 
         self.monitor
             .reconcile(desired::health_targets(&manifest, &observed));
+        // Transitions that came in while this pass started (a resync under way when a check
+        // failed) are applied by it: log them now, so the log shows the cause before the
+        // operations. The snapshot below includes them; no extra health pass is needed.
+        while let Ok(t) = self.transitions.try_recv() {
+            log_transition(&t);
+        }
         let health = self.monitor.snapshot();
         let (desired_state, effect) = desired::desired_state(&manifest, &observed, |t| {
             health.get(t).map(|h| (h.status, h.confirmed))
