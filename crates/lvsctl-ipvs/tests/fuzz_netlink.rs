@@ -104,7 +104,7 @@ fn use_message(msg: &IpvsMessage) {
 const FUZZ: Fuzz = Fuzz {
     target: "netlink",
     // Datagrams are at most a few KiB; decoding one takes microseconds.
-    case_limit: Duration::from_secs(2),
+    case_limit: Duration::from_secs(5),
     // The decoded attributes are a small multiple of the datagram, plus the message copies.
     mem_limit: |len| (4 << 20) + 64 * len,
 };

@@ -208,8 +208,9 @@ impl<'n> Fields<'n> {
 }
 
 fn join(path: &str, key: &str) -> String {
+    let key = super::yaml::path_segment(key);
     if path.is_empty() {
-        key.to_owned()
+        key.into_owned()
     } else {
         format!("{path}.{key}")
     }

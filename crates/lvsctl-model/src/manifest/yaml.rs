@@ -194,6 +194,16 @@ impl Node {
     }
 }
 
+/// A mapping key as it appears in a diagnostic's field path, shortened: a key can be megabytes
+/// long (`? key` has no length limit), and every diagnostic below it repeats the path.
+pub(crate) fn path_segment(key: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 60;
+    match key.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &key[..cut]).into(),
+        None => key.into(),
+    }
+}
+
 /// Quotes a user-provided string for a message, shortened so a 1 MiB scalar does not end up
 /// in a log line.
 pub(crate) fn quote(s: &str) -> String {
@@ -423,7 +433,7 @@ impl Builder {
                         if !out.is_empty() {
                             out.push('.');
                         }
-                        out.push_str(k);
+                        out.push_str(&path_segment(k));
                     }
                 }
             }
