@@ -336,7 +336,7 @@ impl Reader<'_> {
                     self.err(
                         node.pos,
                         path,
-                        format!("{} is out of range {lo}..={hi}", s.text),
+                        format!("{} is out of range {lo}..={hi}", yaml::shorten(&s.text)),
                     );
                     return None;
                 }
@@ -488,7 +488,10 @@ impl Reader<'_> {
                     self.err(
                         node.pos,
                         path,
-                        format!("{} is out of range {lo}..={hi} seconds", s.text),
+                        format!(
+                            "{} is out of range {lo}..={hi} seconds",
+                            yaml::shorten(&s.text)
+                        ),
                     );
                     return None;
                 }

@@ -162,8 +162,8 @@ impl Node {
             Value::Scalar(s) => match s.resolve() {
                 Resolved::Null => "nothing (null)".to_owned(),
                 Resolved::Bool(b) => format!("boolean {b}"),
-                Resolved::Int(_) => format!("integer {}", s.text),
-                Resolved::Float => format!("number {}", s.text),
+                Resolved::Int(_) => format!("integer {}", shorten(&s.text)),
+                Resolved::Float => format!("number {}", shorten(&s.text)),
                 Resolved::Str(t) => format!("string {}", quote(t)),
             },
         }
@@ -197,10 +197,16 @@ impl Node {
 /// A mapping key as it appears in a diagnostic's field path, shortened: a key can be megabytes
 /// long (`? key` has no length limit), and every diagnostic below it repeats the path.
 pub(crate) fn path_segment(key: &str) -> std::borrow::Cow<'_, str> {
+    shorten(key)
+}
+
+/// Input text shown unquoted in a message (a number, a key), cut to 60 characters: a plain
+/// scalar can be megabytes of digits.
+pub(crate) fn shorten(text: &str) -> std::borrow::Cow<'_, str> {
     const MAX: usize = 60;
-    match key.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &key[..cut]).into(),
-        None => key.into(),
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &text[..cut]).into(),
+        None => text.into(),
     }
 }
 
