@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use lvsctl_ipvs::{IpvsSocket, is_ipvs_op, service_identity};
 use lvsctl_mark::{Config as MarkConfig, IptablesBackend, Xtables};
-use lvsctl_model::{Family, MarkChain, Observed, Service, ServiceCounters, ServiceKey, VipState};
+use lvsctl_model::{
+    Family, MarkChain, MarkRule, Observed, Service, ServiceCounters, ServiceKey, VipState,
+};
 use lvsctl_plan::{Backend, BackendError, Op};
 use lvsctl_vip::Vips;
 use tracing::{debug, warn};
@@ -292,14 +294,19 @@ impl Backend for KernelBackend {
     }
 }
 
-/// What a list of ops changes: the services (with their real servers), the MARK chain
-/// families, and whether VIPs.
+/// What a list of ops changes: the services (with their real servers), the MARK chains, and
+/// whether VIPs.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Touched {
     services: BTreeSet<ServiceKey>,
     /// The services written themselves (added, updated, deleted), not just their real servers.
     service_ops: BTreeSet<ServiceKey>,
+    /// MARK chains to read again (removed ones).
     families: Vec<Family>,
+    /// MARK chains as written. `Xtables::write_chain` has already read each back and compared
+    /// it with what it wrote (rules, and exactly one jump per hook), so another
+    /// `iptables-save` would only repeat that check.
+    written: Vec<(Family, MarkChain)>,
     vips: bool,
 }
 
@@ -320,7 +327,12 @@ impl Touched {
                 | Op::DrainDest { service, .. } => {
                     t.services.insert(*service);
                 }
-                Op::WriteMarkChain { family, .. } | Op::RemoveMarkChain { family, .. } => {
+                Op::WriteMarkChain { family, rules, .. } => {
+                    t.written.retain(|(f, _)| f != family);
+                    t.written.push((*family, written_chain(rules)));
+                }
+                Op::RemoveMarkChain { family, .. } => {
+                    t.written.retain(|(f, _)| f != family);
                     if !t.families.contains(family) {
                         t.families.push(*family);
                     }
@@ -352,10 +364,28 @@ impl Touched {
             before.state.marks.remove(family);
         }
         before.state.marks.extend(chains);
+        before.state.marks.extend(self.written.iter().cloned());
         if let Some(v) = vips {
             before.state.vips = v;
         }
         before
+    }
+}
+
+/// A chain as reading it back after a successful write shows it: hooked, its rules in the
+/// order written, each rule's ports sorted and deduplicated (as iptables lists them).
+fn written_chain(rules: &[MarkRule]) -> MarkChain {
+    MarkChain {
+        hooked: true,
+        rules: rules
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.ports.sort_unstable();
+                r.ports.dedup();
+                r
+            })
+            .collect(),
     }
 }
 
@@ -471,7 +501,7 @@ mod tests {
 
     use std::net::IpAddr;
 
-    use lvsctl_model::{DestKey, DestSpec, Forward, MarkRule, Protocol, ServiceSpec};
+    use lvsctl_model::{DestKey, DestSpec, Forward, Protocol, ServiceSpec};
     use lvsctl_plan::Reason;
 
     use super::*;
@@ -541,21 +571,33 @@ mod tests {
                 spec: DestSpec::default(),
                 reason: Reason::NotInManifest,
             },
-            Op::WriteMarkChain {
-                family: Family::Inet,
-                rules: Vec::new(),
-                added: Vec::new(),
-                removed: Vec::new(),
-            },
             Op::RemoveMarkChain {
                 family: Family::Inet,
+                removed: Vec::new(),
+            },
+            Op::WriteMarkChain {
+                family: Family::Inet6,
+                rules: vec![MarkRule {
+                    vip: "2001:db8::1".parse().unwrap(),
+                    protocol: Protocol::Tcp,
+                    ports: vec![443, 80, 443],
+                    mark: lvsctl_model::Fwmark::new(7).unwrap(),
+                    service: "web6".to_owned(),
+                }],
+                added: Vec::new(),
                 removed: Vec::new(),
             },
         ];
         let t = Touched::of(&ops);
         assert_eq!(t.services, BTreeSet::from([a, b]));
         assert_eq!(t.service_ops, BTreeSet::from([a]));
+        // The removed chain is read again; the written one is taken as written, ports the way
+        // iptables lists them.
         assert_eq!(t.families, vec![Family::Inet]);
+        assert_eq!(t.written.len(), 1);
+        assert_eq!(t.written[0].0, Family::Inet6);
+        assert!(t.written[0].1.hooked);
+        assert_eq!(t.written[0].1.rules[0].ports, vec![80, 443]);
         assert!(!t.vips);
         let t = Touched::of(&[Op::AddVip {
             interface: "lvs0".to_owned(),
@@ -582,6 +624,7 @@ mod tests {
             services: BTreeSet::from([changed, deleted]),
             service_ops: BTreeSet::from([deleted]),
             families: vec![Family::Inet],
+            written: Vec::new(),
             vips: false,
         };
         let after = touched.merge(
