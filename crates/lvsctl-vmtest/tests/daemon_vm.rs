@@ -463,12 +463,15 @@ fn edits_drift_corruption_and_restarts() {
         "the daemon took {reaction:.2} s to start applying an edited manifest (its pass then took {pass:.2} s)"
     );
 
-    // Drift: repaired by the next resync, logged as drift, back to the manifest exactly.
+    // Drift: repaired by the next resync, logged as drift, back to the manifest exactly. The
+    // wall-clock bound is loose (a debug-build pass under emulation on a loaded 2-core machine
+    // took up to ~10 s); the reaction check below, with the pass's own time taken out, is the
+    // one that proves "the next resync".
     assert_latency(
         "ipvsadm -C is repaired",
         timing(&t, "drift"),
         0.0,
-        RESYNC + PASS_BUDGET,
+        3.0 * RESYNC,
     );
     // Cleared right after a resync pass ended, so the repair is the next resync's work: taking
     // that pass's own time out leaves about one interval (measured 4.9-5.0 s); the resync after
