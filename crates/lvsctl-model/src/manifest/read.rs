@@ -462,14 +462,10 @@ impl Reader<'_> {
                     }
                 },
                 Resolved::Int(_) => {
-                    self.err(
-                        node.pos,
-                        path,
-                        format!(
-                            "{} needs a unit (write e.g. {}s or {}ms)",
-                            s.text, s.text, s.text
-                        ),
-                    );
+                    self.err(node.pos, path, {
+                        let n = yaml::shorten(&s.text);
+                        format!("{n} needs a unit (write e.g. {n}s or {n}ms)")
+                    });
                     return None;
                 }
                 _ => {}
@@ -522,7 +518,9 @@ impl Reader<'_> {
         };
         if !(lo..=hi).contains(&secs) {
             let shown = match &node.value {
-                Value::Scalar(s) if matches!(s.resolve(), Resolved::Int(_)) => s.text.clone(),
+                Value::Scalar(s) if matches!(s.resolve(), Resolved::Int(_)) => {
+                    yaml::shorten(&s.text).into_owned()
+                }
                 _ => format!("{secs}s"),
             };
             self.err(

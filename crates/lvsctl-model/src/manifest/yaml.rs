@@ -652,8 +652,9 @@ impl Builder {
         if !problems.is_empty() {
             let base = self.path();
             for (pos, key, message) in problems {
+                let key = path_segment(&key);
                 let path = if base.is_empty() {
-                    key
+                    key.into_owned()
                 } else {
                     format!("{base}.{key}")
                 };
