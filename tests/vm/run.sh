@@ -26,6 +26,9 @@
 #                             0: fail instead
 #      LVSCTL_VM_KEEP         1: keep the per-run temp dir (initramfs, console log)
 #      LVSCTL_VM_QEMU         qemu binary (default qemu-system-x86_64)
+#      LVSCTL_VM_BOOT_TIMEOUT seconds for the VM to reach its init before the boot counts as
+#                             stalled and is retried (default 120)
+#      LVSCTL_VM_BOOT_ATTEMPTS boots tried before giving up (default 3)
 set -Eeuo pipefail
 # Anything that fails unexpectedly still says where, in run.sh's error format.
 trap 'echo "lvsctl-vm: error: tests/vm/run.sh line $LINENO failed: $BASH_COMMAND" >&2; exit 125' ERR
@@ -313,26 +316,70 @@ cat "$BASE" "$TMP/overlay.cpio" >"$TMP/initrd.cpio"
 
 # --- boot ----------------------------------------------------------------------------------
 LOG="$TMP/console.log"
-mkfifo "$TMP/console.fifo"
-# Serial output ends lines with \r\n; strip the \r and the firmware's terminal escapes,
-# stream to stdout, keep a copy.
-sed -u -e 's/\r$//' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' <"$TMP/console.fifo" | tee "$LOG" &
-READER=$!
+# Under TCG the emulated boot very rarely stalls before the kernel prints anything (seen once
+# in CI: "Booting from ROM..." then silence for the whole timeout). A boot that has not
+# reached our init within BOOT_TIMEOUT is killed and retried, up to BOOT_ATTEMPTS times; the
+# command itself has not started then, so a retry cannot run it twice.
+BOOT_TIMEOUT="${LVSCTL_VM_BOOT_TIMEOUT:-120}"
+BOOT_ATTEMPTS="${LVSCTL_VM_BOOT_ATTEMPTS:-3}"
+[[ $BOOT_TIMEOUT =~ ^[1-9][0-9]*$ ]] || fail "LVSCTL_VM_BOOT_TIMEOUT must be a whole number of seconds, got '$BOOT_TIMEOUT'"
+[[ $BOOT_ATTEMPTS =~ ^[1-9][0-9]*$ ]] || fail "LVSCTL_VM_BOOT_ATTEMPTS must be a whole number, got '$BOOT_ATTEMPTS'"
+INIT_MARK='^lvsctl-vm: init started'
+
+boot_once() { # sets QSTATUS; returns 0 when the VM got to our init, 1 when the boot hung
+    : >"$LOG"
+    rm -f "$TMP/console.fifo"
+    mkfifo "$TMP/console.fifo"
+    # Serial output ends lines with \r\n; strip the \r and the firmware's terminal escapes and
+    # keep everything in the log. Stream it to stdout without the kernel's boot messages (they
+    # stay in the log and in the tail printed on failure).
+    sed -u -e 's/\r$//' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' <"$TMP/console.fifo" |
+        tee -a "$LOG" | sed -u "/$INIT_MARK/,\$!{/^\[ *[0-9]*\.[0-9]*\] /d}" &
+    READER=$!
+    # -nic none: no network card at all, so nothing in the VM can reach outside it.
+    # KVM does not work on these machines; TCG with -cpu max does. no_timer_check: under TCG
+    # on a busy host the kernel's IO-APIC timer check can fail ("MP-BIOS bug") or even panic.
+    # No `quiet`: a boot that stalls shows how far it got; init lowers the console log level.
+    timeout -k 10 "$TIMEOUT" "$QEMU" -accel tcg -cpu max -m "$MEM" -smp 2 \
+        -nographic -no-reboot -nic none \
+        -kernel "$KROOT/vmlinuz" -initrd "$TMP/initrd.cpio" \
+        -append "console=ttyS0 panic=-1 no_timer_check edd=off" \
+        </dev/null >"$TMP/console.fifo" 2>&1 &
+    QPID=$!
+    local deadline=$((SECONDS + BOOT_TIMEOUT)) hung=0
+    while kill -0 "$QPID" 2>/dev/null; do
+        grep -q -a -m1 "$INIT_MARK" "$LOG" && break
+        if ((SECONDS >= deadline)); then
+            hung=1
+            kill "$QPID" 2>/dev/null || true # timeout(1) passes the TERM on to qemu
+            break
+        fi
+        sleep 1
+    done
+    QSTATUS=0
+    wait "$QPID" || QSTATUS=$?
+    QPID=""
+    wait "$READER" || true
+    READER=""
+    return "$hung"
+}
+
 say "booting kernel $KVER (timeout ${TIMEOUT}s, ${MEM} MB, topology $TOPOLOGY)"
-START=$SECONDS
-# -nic none: no network card at all, so nothing in the VM can reach outside it.
-# KVM does not work on these machines; TCG with -cpu max does. no_timer_check: under TCG
-# on a busy host the kernel's IO-APIC timer check can fail ("MP-BIOS bug") or even panic.
-timeout -k 10 "$TIMEOUT" "$QEMU" -accel tcg -cpu max -m "$MEM" -smp 2 \
-    -nographic -no-reboot -nic none \
-    -kernel "$KROOT/vmlinuz" -initrd "$TMP/initrd.cpio" \
-    -append "console=ttyS0 panic=-1 quiet no_timer_check" \
-    </dev/null >"$TMP/console.fifo" 2>&1 &
-QPID=$!
-QSTATUS=0
-wait "$QPID" || QSTATUS=$?
-QPID=""
-wait "$READER" || true
+ATTEMPT=1
+while :; do
+    START=$SECONDS
+    boot_once && break
+    if ((ATTEMPT >= BOOT_ATTEMPTS)); then
+        echo "--- last console lines ($LOG) ---" >&2
+        tail -n 40 "$LOG" >&2
+        echo "---" >&2
+        fail "the VM did not reach its init within ${BOOT_TIMEOUT}s in $BOOT_ATTEMPTS boots (emulator stall; raise LVSCTL_VM_BOOT_TIMEOUT if the machine is just slow)"
+    fi
+    say "boot $ATTEMPT stalled: no init after ${BOOT_TIMEOUT}s; last console lines:"
+    tail -n 5 "$LOG" | sed 's/^/    /' >&2
+    ATTEMPT=$((ATTEMPT + 1))
+    say "booting again (attempt $ATTEMPT of $BOOT_ATTEMPTS)"
+done
 ELAPSED=$((SECONDS - START))
 
 tail_console() {
