@@ -19,12 +19,14 @@ bash tests/check-engine-deps.sh
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo deny: licences, bans and sources (deny.toml)"
+step "cargo deny: licences, bans, sources and advisories (deny.toml)"
 # Built from crates.io once (about 6 CPU-minutes; 27 min wall on a loaded 2-core machine) and
-# kept in ~/.cargo/bin. Advisories need github.com (RustSec): run `cargo deny check advisories`
-# where it is reachable.
+# kept in ~/.cargo/bin.
 command -v cargo-deny >/dev/null || cargo install cargo-deny --locked --version 0.20.2
 cargo deny --locked --offline check licenses bans sources
+# RustSec advisories: the live database when github.com is reachable, else the snapshot kept
+# in tests/advisory-db/ (see the script).
+bash tests/check-advisories.sh
 
 step "cargo test (unit, property, CLI, namespace and VM tests)"
 # LVSCTL_VM=required: a VM test that cannot boot fails instead of skipping. The fuzz targets
