@@ -202,8 +202,9 @@ pub struct RunArgs {
     /// Full reconcile at least this often, repairing drift made behind lvsctl's back.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub resync_interval: std::time::Duration,
-    /// Serve Prometheus metrics on this address (loopback only unless you say otherwise).
-    #[arg(long, value_name = "ADDR")]
+    /// Serve Prometheus metrics at /metrics on this address. A bare PORT binds loopback
+    /// (127.0.0.1:PORT); give ADDR:PORT to listen elsewhere (logged as a warning).
+    #[arg(long, value_name = "[ADDR:]PORT", value_parser = parse_metrics_addr)]
     pub metrics: Option<SocketAddr>,
     /// Where to write health and reconcile status for `lvsctl status`.
     #[arg(long, value_name = "PATH", default_value = "/run/lvsctl/status.json")]
@@ -215,6 +216,21 @@ pub struct RunArgs {
     /// Allow a pass that deletes every service of a non-empty table.
     #[arg(long)]
     pub allow_destroy: bool,
+}
+
+/// Parses `--metrics`: `9469` means 127.0.0.1:9469 (loopback unless asked otherwise),
+/// `ADDR:PORT` and `[V6]:PORT` are taken as given.
+pub fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(port) = s.parse::<u16>() {
+        if port == 0 {
+            return Err("port 0 is not a port to scrape; give e.g. 9469".into());
+        }
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| {
+        format!("invalid metrics address {s:?} (expected PORT, e.g. 9469, or ADDR:PORT, e.g. 127.0.0.1:9469 or [::1]:9469)")
+    })
 }
 
 /// Parses `500ms`, `3s`, `2m`, `1h`, or a bare number of seconds.
@@ -235,4 +251,47 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         _ => return Err(format!("invalid duration {s:?} (units: ms, s, m, h)")),
     };
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_bare_metrics_port_binds_loopback() {
+        assert_eq!(
+            parse_metrics_addr("9469").unwrap(),
+            "127.0.0.1:9469".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            parse_metrics_addr("[::1]:9469").unwrap(),
+            "[::1]:9469".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            parse_metrics_addr("0.0.0.0:9469").unwrap(),
+            "0.0.0.0:9469".parse::<SocketAddr>().unwrap()
+        );
+        assert!(parse_metrics_addr("0").unwrap_err().contains("port 0"));
+        let err = parse_metrics_addr("localhost:9469").unwrap_err();
+        assert!(err.contains("expected PORT"), "{err}");
+        assert!(parse_metrics_addr("70000").is_err());
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(
+            parse_duration("500ms").unwrap(),
+            std::time::Duration::from_millis(500)
+        );
+        assert_eq!(
+            parse_duration("3").unwrap(),
+            std::time::Duration::from_secs(3)
+        );
+        assert_eq!(
+            parse_duration("2m").unwrap(),
+            std::time::Duration::from_secs(120)
+        );
+        assert!(parse_duration("3d").unwrap_err().contains("units"));
+    }
 }

@@ -3,8 +3,8 @@
 //! - `exec` health checks from a manifest never go through a shell: arguments holding `;`,
 //!   `$( )`, backquotes and `&&` reach the program as they are, and nothing they "say" runs;
 //!   a shell command line written as one string is refused by validation;
-//! - the daemon listens on no TCP port unless `--metrics` is given; given a loopback address it
-//!   listens there only and serves nothing but `/metrics`;
+//! - the daemon listens on no TCP port unless `--metrics` is given; given a bare port it
+//!   listens on 127.0.0.1 only and serves nothing but `/metrics`;
 //! - a manifest other users can write is refused (before anything is applied), unless
 //!   `--allow-insecure-manifest`;
 //! - a manifest "file" that never ends (`/dev/zero`) or is huge gets a clear error instead of
@@ -266,9 +266,10 @@ fn the_daemon_listens_on_nothing_by_default_and_on_loopback_metrics_only_when_as
     );
     drop(d);
 
-    // --metrics on loopback: exactly that socket, and only /metrics behind it.
+    // --metrics with a bare port binds loopback: exactly that socket, and only /metrics
+    // behind it.
     let port = free_port();
-    let d = start_daemon(&dir, &["--metrics", &format!("127.0.0.1:{port}")]);
+    let d = start_daemon(&dir, &["--metrics", &port.to_string()]);
     wait_for("the metrics endpoint", Duration::from_secs(30), || {
         TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
