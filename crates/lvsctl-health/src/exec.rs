@@ -34,7 +34,16 @@ pub(crate) async fn check(
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| CheckError::Exec(format!("cannot run {program:?}: {e}")))?;
+        .map_err(|e| {
+            if crate::probe::is_local_shortage(&e) {
+                CheckError::Local {
+                    during: format!("starting {program:?}"),
+                    source: e,
+                }
+            } else {
+                CheckError::Exec(format!("cannot run {program:?}: {e}"))
+            }
+        })?;
     let pid = child.id();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();

@@ -100,7 +100,7 @@ async fn exchange(
     let mut stream = step(probe.io_timeout, format!("connecting to {addr}"), async {
         TcpStream::connect(addr)
             .await
-            .map_err(|source| CheckError::Connect { addr, source })
+            .map_err(|source| CheckError::connect(addr, source))
     })
     .await?;
     let result = converse(probe, &mut stream, request, progress).await;

@@ -5,6 +5,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -72,6 +73,9 @@ pub struct HealthState {
     pub since: SystemTime,
     pub checks: u64,
     pub failures: u64,
+    /// Checks the director could not run (out of sockets, memory, ports or processes); they
+    /// count neither as passes nor as failures.
+    pub inconclusive: u64,
     /// `http`, `tcp` or `exec`.
     pub kind: &'static str,
 }
@@ -191,6 +195,7 @@ impl Monitor {
                                     since: SystemTime::now(),
                                     checks: 0,
                                     failures: 0,
+                                    inconclusive: 0,
                                     kind: config.probe.kind(),
                                 },
                                 generation,
@@ -342,6 +347,7 @@ async fn check_loop(
             Ok(()) => {
                 tracing::trace!(service = %target.service, server = %target.server, ?took, "check passed")
             }
+            Err(e) if e.is_inconclusive() => warn_inconclusive(&target, e),
             Err(e) => {
                 tracing::debug!(service = %target.service, server = %target.server, ?took, error = %e, "check failed")
             }
@@ -353,6 +359,28 @@ async fn check_loop(
             return;
         }
     }
+}
+
+/// Logs a check the director could not run, at most once every 10 s for the whole monitor
+/// (when the director runs out of sockets, every check says so at once).
+fn warn_inconclusive(target: &Target, e: &CheckError) {
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let now = Instant::now();
+    if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(10)) {
+        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    *last = Some(now);
+    let suppressed = SUPPRESSED.swap(0, Ordering::Relaxed);
+    tracing::warn!(
+        service = %target.service,
+        server = %target.server,
+        error = %e,
+        similar_since_last_warning = suppressed,
+        "health check not run; the server keeps its status (raise LimitNOFILE or lower the number of checks)"
+    );
 }
 
 /// Applies one result with rise/fall counting; returns the transition it caused, if any.
@@ -374,6 +402,14 @@ fn record(
     s.last_check = Some(SystemTime::now());
     s.last_duration = Some(took);
     let before = s.status;
+    if let Err(e) = &result
+        && e.is_inconclusive()
+    {
+        // Nothing was learnt about the server: keep its status and its rise/fall counts.
+        s.inconclusive += 1;
+        s.last_error = Some(e.to_string());
+        return None;
+    }
     let reason = match result {
         Ok(()) => {
             s.consecutive_ok = s.consecutive_ok.saturating_add(1);
@@ -420,7 +456,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::{ProbeFuture, TcpProbe};
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::net::SocketAddr;
+    use std::sync::atomic::AtomicBool;
 
     fn target(n: u8) -> Target {
         Target {
@@ -470,6 +507,7 @@ mod tests {
                     since: SystemTime::now(),
                     checks: 0,
                     failures: 0,
+                    inconclusive: 0,
                     kind: "tcp",
                 },
                 generation: 1,
@@ -505,6 +543,73 @@ mod tests {
         let st = &lock(&shared)[&t].state;
         assert_eq!(st.checks, 7);
         assert_eq!(st.failures, 4);
+    }
+
+    fn out_of_fds() -> Result<(), CheckError> {
+        Err(CheckError::connect(
+            "10.0.1.1:80".parse().unwrap(),
+            std::io::Error::from_raw_os_error(libc::EMFILE),
+        ))
+    }
+
+    #[test]
+    fn checks_the_director_cannot_run_count_neither_way() {
+        let shared = fresh(Status::Up);
+        let c = config(2, 2);
+        let t = target(1);
+        let z = Duration::ZERO;
+        // One real failure, then the director runs out of file descriptors for a while: the
+        // server stays up, its failure streak is neither extended nor reset.
+        assert_eq!(record(&shared, &t, &c, 1, fail(), z), None);
+        for _ in 0..10 {
+            assert_eq!(record(&shared, &t, &c, 1, out_of_fds(), z), None);
+        }
+        {
+            let st = &lock(&shared)[&t].state;
+            assert_eq!(
+                (st.status, st.consecutive_fail, st.failures),
+                (Status::Up, 1, 1)
+            );
+            assert_eq!(st.inconclusive, 10);
+            let e = st.last_error.as_deref().unwrap();
+            assert!(
+                e.contains("check not run") && e.contains("result ignored"),
+                "{e}"
+            );
+        }
+        // The next real failure completes the streak.
+        let down = record(&shared, &t, &c, 1, fail(), z).unwrap();
+        assert_eq!(down.to, Status::Down);
+        // Nor does a shortage bring a down server back.
+        for _ in 0..5 {
+            assert_eq!(record(&shared, &t, &c, 1, out_of_fds(), z), None);
+        }
+        assert_eq!(lock(&shared)[&t].state.status, Status::Down);
+    }
+
+    #[test]
+    fn only_the_directors_own_shortages_are_inconclusive() {
+        let addr: SocketAddr = "10.0.1.1:80".parse().unwrap();
+        for errno in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOMEM,
+            libc::ENOBUFS,
+            libc::EADDRNOTAVAIL,
+        ] {
+            let e = CheckError::connect(addr, std::io::Error::from_raw_os_error(errno));
+            assert!(e.is_inconclusive(), "errno {errno}");
+        }
+        for errno in [
+            libc::ECONNREFUSED,
+            libc::EHOSTUNREACH,
+            libc::ENETUNREACH,
+            libc::ETIMEDOUT,
+            libc::ECONNRESET,
+        ] {
+            let e = CheckError::connect(addr, std::io::Error::from_raw_os_error(errno));
+            assert!(!e.is_inconclusive(), "errno {errno}");
+        }
     }
 
     #[test]

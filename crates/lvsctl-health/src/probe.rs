@@ -114,6 +114,52 @@ pub enum CheckError {
     /// A failure reported by a prober outside this crate.
     #[error("{0}")]
     Other(String),
+    /// The director could not run the check (out of file descriptors, memory, local ports or
+    /// processes). Says nothing about the real server, so it counts neither way: a director
+    /// short of sockets must not take healthy real servers out of service.
+    #[error("check not run: {during}: {source} (director short of resources; result ignored)")]
+    Local {
+        during: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CheckError {
+    /// A connect that failed: [`CheckError::Local`] when the error is the director's own
+    /// shortage, [`CheckError::Connect`] otherwise.
+    pub(crate) fn connect(addr: SocketAddr, source: std::io::Error) -> CheckError {
+        if is_local_shortage(&source) {
+            CheckError::Local {
+                during: format!("connecting to {addr}"),
+                source,
+            }
+        } else {
+            CheckError::Connect { addr, source }
+        }
+    }
+
+    /// True when the check did not really run (see [`CheckError::Local`]).
+    pub fn is_inconclusive(&self) -> bool {
+        matches!(self, CheckError::Local { .. })
+    }
+}
+
+/// Errors that come from the director's own limits, not from the real server: no file
+/// descriptor (EMFILE, ENFILE), no memory or buffer (ENOMEM, ENOBUFS), no free local port
+/// (EADDRNOTAVAIL), no process slot (EAGAIN from fork).
+pub(crate) fn is_local_shortage(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EMFILE
+                | libc::ENFILE
+                | libc::ENOMEM
+                | libc::ENOBUFS
+                | libc::EADDRNOTAVAIL
+                | libc::EAGAIN
+        )
+    )
 }
 
 /// A boxed probe future, so [`Prober`] can be used as a trait object.

@@ -13,7 +13,7 @@ pub(crate) async fn check(addr: SocketAddr, deadline: Duration) -> Result<(), Ch
             abort(stream);
             Ok(())
         }
-        Ok(Err(source)) => Err(CheckError::Connect { addr, source }),
+        Ok(Err(source)) => Err(CheckError::connect(addr, source)),
         Err(_) => Err(CheckError::Timeout {
             after: deadline,
             during: format!("connecting to {addr}"),

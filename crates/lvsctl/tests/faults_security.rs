@@ -37,8 +37,13 @@ fn write(path: &Path, text: &str, mode: u32) {
 
 fn lvsctl(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
-    c.args(args)
-        .current_dir(dir)
+    c.args(args);
+    test_env(c, dir)
+}
+
+/// The fake kernel in `dir`, and nothing from the caller's environment that changes lvsctl.
+fn test_env(mut c: Command, dir: &Path) -> Command {
+    c.current_dir(dir)
         .env("LVSCTL_FAKE_KERNEL", dir.join("kernel.json"))
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
@@ -387,4 +392,48 @@ fn endless_or_huge_manifest_files_get_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("4 MiB"), "{err}");
+}
+
+/// Soft and hard "Max open files" of a process.
+fn open_files_limit(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut f = line["Max open files".len()..].split_whitespace();
+    (f.next().unwrap().to_owned(), f.next().unwrap().to_owned())
+}
+
+#[test]
+fn the_daemon_raises_its_open_files_limit_for_thousands_of_checks() {
+    let dir = tempdir("nofile");
+    write(
+        &dir.join("lvsctl.yaml"),
+        "services:\n  - {name: web, vip: 10.0.0.1, port: 80, real_servers: [{address: 127.0.0.1, port: 8080, forward: nat}]}\n",
+        0o644,
+    );
+    // Started with a soft limit of 256 under a hard limit of 4096 (prlimit execs the daemon,
+    // so the pid is the daemon's).
+    let status = dir.join("status.json").display().to_string();
+    let mut cmd = Command::new("prlimit");
+    cmd.arg("--nofile=256:4096").arg(BIN).args([
+        "run",
+        "-f",
+        "lvsctl.yaml",
+        "--status-file",
+        &status,
+    ]);
+    let mut cmd = test_env(cmd, &dir);
+    cmd.stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap());
+    let d = Daemon(cmd.spawn().unwrap());
+    wait_for("the first pass", Duration::from_secs(30), || {
+        kernel_ports(&dir).is_some()
+    });
+    assert_eq!(
+        open_files_limit(d.0.id()),
+        ("4096".to_owned(), "4096".to_owned()),
+        "the soft limit should have been raised to the hard one"
+    );
 }

@@ -269,6 +269,21 @@ impl Metrics {
                 h.failures
             );
         }
+        help(
+            o,
+            "lvsctl_health_checks_not_run_total",
+            "counter",
+            "Health checks the director could not run (out of sockets, memory, ports or processes); they count neither way.",
+        );
+        for (t, h) in &health {
+            let _ = writeln!(
+                o,
+                "lvsctl_health_checks_not_run_total{{service=\"{}\",server=\"{}\"}} {}",
+                esc(&t.service.to_string()),
+                esc(&t.server.to_string()),
+                h.inconclusive
+            );
+        }
 
         if let Some(obs) = &d.observed {
             kernel_counters(o, obs);

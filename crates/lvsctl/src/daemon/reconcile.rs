@@ -775,6 +775,7 @@ fn health_entry(h: &HealthState, on_failure: Option<&OnFailure>) -> HealthEntry 
         consecutive_fail: h.consecutive_fail,
         checks: h.checks,
         failures: h.failures,
+        not_run: h.inconclusive,
         on_failure: match on_failure {
             Some(OnFailure::Quiesce) => "quiesce",
             _ => "remove",

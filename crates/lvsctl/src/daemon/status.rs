@@ -79,6 +79,10 @@ pub struct HealthEntry {
     pub consecutive_fail: u32,
     pub checks: u64,
     pub failures: u64,
+    /// Checks the director could not run (out of sockets, memory, ports or processes); they
+    /// changed nothing.
+    #[serde(default)]
+    pub not_run: u64,
     /// `remove` or `quiesce`.
     pub on_failure: String,
 }
@@ -164,6 +168,7 @@ mod tests {
                 consecutive_fail: 3,
                 checks: 10,
                 failures: 3,
+                not_run: 0,
                 on_failure: "remove".into(),
             },
         );
