@@ -24,7 +24,9 @@
 //!   `timeouts`, `daemons`, `new_service`, ..., `flush`, `zero`) and
 //!   [`IpvsSocket::execute_batch`], which sends many writes back to back and matches ACKs by
 //!   sequence number.
-//! - Model level: [`IpvsSocket::observe_services`] (normalised state plus counters),
+//! - Model level: [`IpvsSocket::observe_services`] (normalised state plus counters; IPv4
+//!   real servers through the legacy getsockopt interface where that is exact, netlink
+//!   otherwise, see [`IpvsSocket::observe_services_reported`]),
 //!   [`IpvsSocket::execute_ops`] (plan ops, with a read-back of tunnel settings), and the pure
 //!   mappings ([`service_of`], [`service_raw`], [`dest_raw`], [`request_for_op`],
 //!   [`op_error`]).
@@ -34,10 +36,13 @@
 
 mod error;
 mod model;
+mod observe;
 mod socket;
+mod sockopt;
 
 pub use error::{IpvsError, errno_description, errno_name};
 pub use model::*;
+pub use observe::{NetlinkReason, ObserveReport};
 pub use socket::IpvsSocket;
 
 /// The IPVS codec (`lvsctl-netlink`), re-exported for its records and constants.

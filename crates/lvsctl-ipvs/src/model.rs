@@ -455,12 +455,12 @@ pub fn op_error(op: &Op, err: IpvsError) -> BackendError {
     }
 }
 
-fn dests_error(service: &ServiceRaw, err: IpvsError) -> BackendError {
+pub(crate) fn dests_error(service: &ServiceRaw, err: IpvsError) -> BackendError {
     let which = service_key_of(service).map_or_else(|_| "a service".to_owned(), |k| k.to_string());
     observe_error(&format!("reading the real servers of {which}"), err)
 }
 
-fn observe_error(context: &str, err: IpvsError) -> BackendError {
+pub(crate) fn observe_error(context: &str, err: IpvsError) -> BackendError {
     match err {
         IpvsError::Unavailable | IpvsError::Permission => {
             BackendError::Unavailable(err.to_string())
@@ -473,35 +473,6 @@ fn observe_error(context: &str, err: IpvsError) -> BackendError {
 // Socket-level operations on the model
 
 impl IpvsSocket {
-    /// Reads every service and its real servers and normalises them into the model (see
-    /// [`service_spec_of`] and [`dest_of`]), with counters apart. Large tables dump their real
-    /// servers over several sockets in parallel.
-    pub fn observe_services(&mut self) -> Result<ObservedServices, BackendError> {
-        let raws = self
-            .services()
-            .map_err(|e| observe_error("reading IPVS services", e))?;
-        // Each thread turns its services into the model as it dumps them, reusing one buffer
-        // for the kernel's records: no second copy of a large table is ever held.
-        let models = self.per_chunk(&raws, |sock, part| {
-            let mut buf = Vec::new();
-            part.iter()
-                .map(|raw| {
-                    buf.clear();
-                    sock.dests_into(raw, &mut buf)
-                        .map_err(|e| dests_error(raw, e))?;
-                    service_of(raw, &buf).map_err(BackendError::Other)
-                })
-                .collect()
-        })?;
-        let mut services = BTreeMap::new();
-        let mut counters = BTreeMap::new();
-        for (key, svc, ctr) in models {
-            services.insert(key, svc);
-            counters.insert(key, ctr);
-        }
-        Ok((services, counters))
-    }
-
     /// The real servers of each service, in the same order.
     pub fn dests_of_all(
         &mut self,
@@ -513,7 +484,7 @@ impl IpvsSocket {
     /// Runs `f` over `services` in order, split over several sockets and threads when there
     /// are many (the kernel answers one real-server dump per service), and concatenates the
     /// results in the same order.
-    fn per_chunk<T: Send>(
+    pub(crate) fn per_chunk<T: Send>(
         &mut self,
         services: &[ServiceRaw],
         f: impl Fn(&mut IpvsSocket, &[ServiceRaw]) -> Result<Vec<T>, BackendError> + Sync,

@@ -16,6 +16,7 @@ use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_GENERIC};
 
 use crate::error::IpvsError;
+use crate::sockopt::SockoptSocket;
 
 /// Requested socket buffer size. Big receive buffers let many ACKs and dump chunks queue up
 /// while lvsctl is still sending; the kernel doubles the value for its bookkeeping.
@@ -40,6 +41,10 @@ pub struct IpvsSocket {
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
     max_in_flight: usize,
+    /// For the legacy getsockopt reads of [`IpvsSocket::observe_services`]; opened with the
+    /// netlink socket so both speak for the same network namespace. `None` when it could not
+    /// be opened or was turned off.
+    pub(crate) sockopt: Option<SockoptSocket>,
 }
 
 impl std::fmt::Debug for IpvsSocket {
@@ -48,6 +53,7 @@ impl std::fmt::Debug for IpvsSocket {
             .field("family", &self.family)
             .field("next_seq", &self.next_seq)
             .field("max_in_flight", &self.max_in_flight)
+            .field("sockopt", &self.sockopt.is_some())
             .finish()
     }
 }
@@ -58,6 +64,8 @@ impl IpvsSocket {
     pub fn open() -> Result<IpvsSocket, IpvsError> {
         let mut s = IpvsSocket::open_raw()?;
         s.family = s.resolve_family(IPVS_GENL_NAME)?;
+        // Without it every read goes through netlink, so a failure here is no error.
+        s.sockopt = SockoptSocket::open().ok();
         Ok(s)
     }
 
@@ -66,6 +74,18 @@ impl IpvsSocket {
         let mut s = IpvsSocket::open_raw()?;
         s.family = family;
         Ok(s)
+    }
+
+    /// Whether [`IpvsSocket::observe_services`] may read real servers through the legacy
+    /// getsockopt interface (on by default when its socket could be opened).
+    pub fn sockopt_reads(&self) -> bool {
+        self.sockopt.is_some()
+    }
+
+    /// Turns the getsockopt reads off (netlink only) or back on (reopening the socket in the
+    /// calling thread's network namespace, which must be the one this socket was opened in).
+    pub fn set_sockopt_reads(&mut self, on: bool) {
+        self.sockopt = if on { SockoptSocket::open().ok() } else { None };
     }
 
     fn open_raw() -> Result<IpvsSocket, IpvsError> {
@@ -97,6 +117,7 @@ impl IpvsSocket {
             rbuf: vec![0; RECV_BUFFER],
             wbuf: Vec::with_capacity(MAX_DATAGRAM + 1024),
             max_in_flight: (rcvbuf / 2 / ACK_TRUESIZE).clamp(8, 1024),
+            sockopt: None,
         })
     }
 

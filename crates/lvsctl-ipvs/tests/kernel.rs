@@ -948,11 +948,29 @@ fn scale_apply_and_observe_against_ipvsadm() {
         let t = Instant::now();
         apply_all(&mut s, &ops);
         let apply = t.elapsed();
+        // The old way (one GET_DEST dump per service), the getsockopt way, and ipvsadm's
+        // save, all on this same table.
         let t = Instant::now();
-        let (services, _) = s.observe_services().unwrap();
+        let by_netlink = s.observe_services_netlink().unwrap();
+        let observe_netlink = t.elapsed();
+        let t = Instant::now();
+        let (observed, report) = s.observe_services_reported().unwrap();
         let observe = t.elapsed();
+        let t = Instant::now();
+        let lines = sh("ipvsadm -S -n | wc -l");
+        let save_here = t.elapsed();
+        assert_eq!(lines.trim(), (n * 11).to_string());
+        assert_eq!(observed, by_netlink);
+        assert_eq!(report.sockopt.len(), n as usize, "{:?}", report.netlink);
+        let services = observed.0;
         assert_eq!(services.len(), n as usize);
         assert!(services.values().all(|sv| sv.dests.len() == 10));
+        let _ = writeln!(
+            std::io::stderr(),
+            "scale {n} services x 10 real servers, same table: observe netlink-only \
+             {observe_netlink:.2?}, observe with getsockopt {observe:.2?}, ipvsadm -S -n \
+             {save_here:.2?}"
+        );
 
         // ipvsadm in another fresh namespace.
         let file = std::env::temp_dir().join(format!("lvsctl-scale-{}.txt", std::process::id()));
@@ -1003,5 +1021,166 @@ fn scale_apply_and_observe_against_ipvsadm() {
                 "lvsctl observe ({observe:?}) is not faster than ipvsadm -S ({ipvsadm_save:?})"
             );
         }
+    });
+}
+
+/// The services [`sockopt_observe_equals_netlink`] adds to [`every_field_ops`]: IPv4 services
+/// the getsockopt path reads (TCP, UDP, SCTP, port 0, fwmark, persistence, thresholds,
+/// weight 0, one-packet with scheduler flags) and one with an IPv6 tunnel real server next to
+/// an IPv4 one (the kernel hides the IPv6 one from getsockopt).
+fn sockopt_ops() -> Vec<Op> {
+    let nat = |w| dest(Forward::Nat, w);
+    let dr = |w| dest(Forward::Dr, w);
+    vec![
+        add_service("tcp/10.0.0.101:80", spec(Scheduler::Wrr)),
+        add_dest("tcp/10.0.0.101:80", "10.0.0.31:8080", nat(0)),
+        add_dest(
+            "tcp/10.0.0.101:80",
+            "10.0.0.32:8080",
+            DestSpec {
+                upper_threshold: 2_000_000_000,
+                lower_threshold: 7,
+                ..nat(3)
+            },
+        ),
+        add_dest("tcp/10.0.0.101:80", "10.0.0.33:80", dr(65535)),
+        add_service("udp/10.0.0.101:53", spec(Scheduler::Rr)),
+        add_dest("udp/10.0.0.101:53", "10.0.0.34:5353", nat(1)),
+        add_dest("udp/10.0.0.101:53", "10.0.0.35:53", nat(1)),
+        add_dest("udp/10.0.0.100:53", "10.0.0.36:53", nat(2)),
+        add_service("sctp/10.0.0.101:9", spec(Scheduler::Lc)),
+        add_dest("sctp/10.0.0.101:9", "10.0.0.37:9", dr(1)),
+        add_service("tcp/10.0.0.101:0", persistent(Scheduler::Sh, 300, 24)),
+        add_dest("tcp/10.0.0.101:0", "10.0.0.38:0", dr(1)),
+        add_dest("tcp/10.0.0.101:0", "10.0.0.39:0", nat(0)),
+        add_service("fwmark/11", persistent(Scheduler::Rr, 60, 16)),
+        add_dest(
+            "fwmark/11",
+            "10.0.0.40:0",
+            DestSpec {
+                upper_threshold: 10,
+                lower_threshold: 10,
+                ..dr(4)
+            },
+        ),
+        add_service("tcp/10.0.0.102:80", spec(Scheduler::Rr)),
+        add_dest("tcp/10.0.0.102:80", "10.0.0.41:80", nat(1)),
+        add_dest(
+            "tcp/10.0.0.102:80",
+            "[2001:db8::41]:80",
+            dest(tunnel(TunnelType::Ipip, false, false), 1),
+        ),
+        add_service("tcp/10.0.0.103:80", spec(Scheduler::Rr)),
+    ]
+}
+
+/// Sends some traffic at the services so counters, connection counts and persistence
+/// templates are not all zero: UDP datagrams and TCP connection attempts (the real servers
+/// are behind a dummy interface, so nothing answers).
+fn poke_services() {
+    let udp = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    for _ in 0..3 {
+        udp.send_to(b"hello", "10.0.0.101:53").unwrap();
+        udp.send_to(b"hello", "10.0.0.100:53").unwrap();
+    }
+    for to in ["10.0.0.101:80", "10.0.0.101:5555", "10.0.0.102:80"] {
+        let _ =
+            std::net::TcpStream::connect_timeout(&to.parse().unwrap(), Duration::from_millis(300));
+    }
+}
+
+/// The getsockopt path of `observe_services` returns exactly what one netlink dump per
+/// service returns (state and every counter), and takes the getsockopt path exactly for the
+/// IPv4 services without tunnel or other-family real servers.
+#[test]
+fn sockopt_observe_equals_netlink() {
+    vm_test("sockopt_observe_equals_netlink", || {
+        let mut s = open();
+        assert!(s.sockopt_reads(), "the getsockopt socket did not open");
+        let mut ops = every_field_ops();
+        ops.extend(sockopt_ops());
+        apply_all(&mut s, &ops);
+        poke_services();
+
+        // Rates move every 2 s (the kernel's estimator): compare a netlink read with two
+        // getsockopt reads around it that agree with each other.
+        let mut tries = 0;
+        let (fast, report, slow) = loop {
+            let (a, report) = s.observe_services_reported().unwrap();
+            let b = s.observe_services_netlink().unwrap();
+            let (c, _) = s.observe_services_reported().unwrap();
+            if a == c {
+                break (a, report, b);
+            }
+            tries += 1;
+            assert!(tries < 10, "the counters never held still over three reads");
+        };
+        assert_eq!(fast.0, slow.0, "state differs");
+        assert_eq!(fast.1, slow.1, "counters differ");
+        let traffic: u64 = fast
+            .1
+            .values()
+            .flat_map(|c| c.dests.values())
+            .map(|c| c.conns + c.in_packets)
+            .sum();
+        assert!(traffic > 0, "the traffic was not counted: {:#?}", fast.1);
+        let conns: u32 = fast
+            .1
+            .values()
+            .map(|c| c.service.active_conns + c.service.inactive_conns)
+            .sum();
+        assert!(conns > 0, "no connection entries: {:#?}", fast.1);
+
+        assert_eq!(report.sockopt_unused, None);
+        let want: std::collections::BTreeSet<ServiceKey> = [
+            "tcp/10.0.0.101:80",
+            "udp/10.0.0.101:53",
+            "udp/10.0.0.100:53",
+            "sctp/10.0.0.101:9",
+            "tcp/10.0.0.101:0",
+            "fwmark/11",
+            "fwmark/10",
+            "tcp/10.0.0.103:80",
+            "tcp/10.0.0.100:0",
+            "udp/10.0.0.100:5060",
+            "sctp/10.0.0.100:9",
+        ]
+        .iter()
+        .map(|k| key(k))
+        .collect();
+        assert_eq!(report.sockopt, want);
+        let reason = |k: &str| report.netlink.get(&key(k)).cloned();
+        assert_eq!(reason("tcp/10.0.0.100:80"), Some(NetlinkReason::Tunnel));
+        assert_eq!(
+            reason("tcp/10.0.0.100:443"),
+            Some(NetlinkReason::CountMismatch),
+            "only an IPv6 real server, hidden from getsockopt"
+        );
+        assert_eq!(
+            reason("tcp/10.0.0.102:80"),
+            Some(NetlinkReason::CountMismatch)
+        );
+        assert_eq!(reason("fwmark/10/ipv6"), Some(NetlinkReason::Ipv6));
+        assert_eq!(reason("tcp/[2001:db8::100]:80"), Some(NetlinkReason::Ipv6));
+        assert_eq!(
+            report.sockopt.len() + report.netlink.len(),
+            fast.0.len(),
+            "every service is accounted for once"
+        );
+
+        // Turned off: netlink for everything, same answer.
+        s.set_sockopt_reads(false);
+        let (off, report) = s.observe_services_reported().unwrap();
+        assert_eq!(off.0, slow.0);
+        assert!(report.sockopt.is_empty());
+        assert!(
+            report
+                .netlink
+                .values()
+                .all(|r| *r == NetlinkReason::NetlinkOnly)
+        );
+        assert!(report.sockopt_unused.is_some());
+        s.set_sockopt_reads(true);
+        assert!(s.sockopt_reads());
     });
 }

@@ -1,0 +1,271 @@
+//! Reading the whole IPVS table into the model, fast.
+//!
+//! The services always come from one generic-netlink GET_SERVICE dump (it alone has every
+//! field: IPv6, PE name, 64-bit counters). Their real servers used to cost one GET_DEST dump
+//! per service, and that per-dump kernel work (skb allocation, the dump machinery, attribute
+//! parsing, NLMSG_DONE) dominated large tables. For IPv4 services they now come from the
+//! legacy getsockopt interface (`crate::sockopt`): one IP_VS_SO_GET_SERVICES listing with every
+//! service's real-server count, then one IP_VS_SO_GET_DESTS syscall per service. A service goes
+//! back to its netlink dump whenever that reply could differ from netlink's: IPv6, tunnel
+//! forwarding (type, port and flags are netlink-only), a real-server count that is not the
+//! listing's (the kernel skips real servers of the other family there; or the table changed),
+//! counters that may exceed the interface's 32 bits, any failure or odd reply. A second listing
+//! after the reads sends services whose count changed meanwhile to netlink too, so a real
+//! server present throughout is never dropped by a concurrent write.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use lvsctl_model::{Service, ServiceCounters, ServiceKey};
+use lvsctl_netlink::constants::{AF_INET, IP_VS_CONN_F_TUNNEL};
+use lvsctl_netlink::{DestRaw, ServiceRaw};
+use lvsctl_plan::BackendError;
+
+use crate::model::{ObservedServices, dests_error, observe_error, service_key_of, service_of};
+use crate::socket::IpvsSocket;
+use crate::sockopt::{
+    IP_VS_SO_GET_DESTS, IP_VS_SO_GET_SERVICES, Ident, SockoptSocket, decode_dests, decode_services,
+    dests_request, services_request, stats_exact,
+};
+
+/// Why a service's real servers were read with a netlink GET_DEST dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetlinkReason {
+    /// Netlink only was asked for, or the getsockopt interface could not be used at all
+    /// ([`ObserveReport::sockopt_unused`] says why).
+    NetlinkOnly,
+    /// An IPv6 service: the getsockopt interface has IPv4 only.
+    Ipv6,
+    /// A tunnel-forwarded real server: tunnel type, port and flags are netlink-only.
+    Tunnel,
+    /// The getsockopt reply had another real-server count than the listing (the kernel skips
+    /// real servers of the other address family there) or the count changed while reading.
+    CountMismatch,
+    /// Missing from the getsockopt listing (created or deleted meanwhile).
+    NotListed,
+    /// A real server's traffic counters may exceed the interface's 32 bits.
+    WideCounters,
+    /// The getsockopt call failed or its reply did not look like the kernel's.
+    SockoptFailed(String),
+}
+
+/// How [`IpvsSocket::observe_services_reported`] read each service's real servers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObserveReport {
+    /// Services whose real servers came from IP_VS_SO_GET_DESTS.
+    pub sockopt: BTreeSet<ServiceKey>,
+    /// Services read with a GET_DEST netlink dump, and why.
+    pub netlink: BTreeMap<ServiceKey, NetlinkReason>,
+    /// Why the getsockopt interface was not used at all, when it was not.
+    pub sockopt_unused: Option<String>,
+}
+
+/// One service's model, built as soon as its real servers are in.
+type Model = (ServiceKey, Service, ServiceCounters);
+
+impl IpvsSocket {
+    /// Reads every service and its real servers and normalises them into the model (see
+    /// [`crate::service_spec_of`] and [`crate::dest_of`]), with counters apart. The result is the
+    /// same as [`IpvsSocket::observe_services_netlink`]'s, field for field, counters included;
+    /// IPv4 services cost one getsockopt call each instead of a netlink dump (see the module
+    /// notes in `observe.rs`).
+    pub fn observe_services(&mut self) -> Result<ObservedServices, BackendError> {
+        self.observe_services_reported().map(|(o, _)| o)
+    }
+
+    /// [`IpvsSocket::observe_services`], also saying which path read each service.
+    pub fn observe_services_reported(
+        &mut self,
+    ) -> Result<(ObservedServices, ObserveReport), BackendError> {
+        let raws = self
+            .services()
+            .map_err(|e| observe_error("reading IPVS services", e))?;
+        let mut report = ObserveReport::default();
+        let first = match &self.sockopt {
+            Some(sock) => match sockopt_pass(sock, &raws) {
+                Ok(v) => v,
+                Err(why) => {
+                    report.sockopt_unused = Some(why);
+                    vec![Err(NetlinkReason::NetlinkOnly); raws.len()]
+                }
+            },
+            None => {
+                report.sockopt_unused = Some("the getsockopt reads are off".into());
+                vec![Err(NetlinkReason::NetlinkOnly); raws.len()]
+            }
+        };
+        let mut models: Vec<Option<Model>> = Vec::with_capacity(raws.len());
+        let mut fallback: Vec<ServiceRaw> = Vec::new();
+        for (raw, r) in raws.iter().zip(first) {
+            let key = service_key_of(raw).ok();
+            match r {
+                Ok(dests) => {
+                    let m = service_of(raw, &dests).map_err(BackendError::Other)?;
+                    report.sockopt.insert(m.0);
+                    models.push(Some(m));
+                }
+                Err(reason) => {
+                    if let Some(k) = key {
+                        report.netlink.insert(k, reason);
+                    }
+                    fallback.push(raw.clone());
+                    models.push(None);
+                }
+            }
+        }
+        let mut rest = self.netlink_models(&fallback)?.into_iter();
+        let mut services = BTreeMap::new();
+        let mut counters = BTreeMap::new();
+        for m in models {
+            let Some((key, svc, ctr)) = m.or_else(|| rest.next()) else {
+                return Err(BackendError::Other(
+                    "reading IPVS real servers: a service's answer went missing".into(),
+                ));
+            };
+            services.insert(key, svc);
+            counters.insert(key, ctr);
+        }
+        Ok(((services, counters), report))
+    }
+
+    /// [`IpvsSocket::observe_services`] with one netlink GET_DEST dump per service, as ipvsadm
+    /// reads (the reference the getsockopt path is checked against).
+    pub fn observe_services_netlink(&mut self) -> Result<ObservedServices, BackendError> {
+        let raws = self
+            .services()
+            .map_err(|e| observe_error("reading IPVS services", e))?;
+        let mut services = BTreeMap::new();
+        let mut counters = BTreeMap::new();
+        for (key, svc, ctr) in self.netlink_models(&raws)? {
+            services.insert(key, svc);
+            counters.insert(key, ctr);
+        }
+        Ok((services, counters))
+    }
+
+    /// The models of `raws` from one real-server dump each, in order. Each thread turns its
+    /// services into the model as it dumps them, reusing one buffer for the kernel's records:
+    /// no second copy of a large table is ever held.
+    fn netlink_models(&mut self, raws: &[ServiceRaw]) -> Result<Vec<Model>, BackendError> {
+        self.per_chunk(raws, |sock, part| {
+            let mut buf = Vec::new();
+            part.iter()
+                .map(|raw| {
+                    buf.clear();
+                    sock.dests_into(raw, &mut buf)
+                        .map_err(|e| dests_error(raw, e))?;
+                    service_of(raw, &buf).map_err(BackendError::Other)
+                })
+                .collect()
+        })
+    }
+}
+
+/// How the getsockopt interface names an IPv4 service of the netlink dump.
+fn ident_of(raw: &ServiceRaw) -> Ident {
+    if raw.fwmark != 0 {
+        Ident::Fwmark(raw.fwmark)
+    } else {
+        Ident::Inet(
+            raw.protocol,
+            [raw.addr[0], raw.addr[1], raw.addr[2], raw.addr[3]],
+            raw.port,
+        )
+    }
+}
+
+/// The real servers of each service of `raws` by getsockopt, or why netlink must read them.
+/// `Err` when the interface cannot be used at all.
+fn sockopt_pass(
+    sock: &SockoptSocket,
+    raws: &[ServiceRaw],
+) -> Result<Vec<Result<Vec<DestRaw>, NetlinkReason>>, String> {
+    let inet = raws.iter().filter(|r| r.af == AF_INET).count();
+    if inet == 0 {
+        return Ok(raws.iter().map(|_| Err(NetlinkReason::Ipv6)).collect());
+    }
+    let before = listing(sock, inet)?;
+    let mut out: Vec<Result<Vec<DestRaw>, NetlinkReason>> = raws
+        .iter()
+        .map(|raw| {
+            if raw.af != AF_INET {
+                return Err(NetlinkReason::Ipv6);
+            }
+            let ident = ident_of(raw);
+            let n = *before.get(&ident).ok_or(NetlinkReason::NotListed)?;
+            dests_of(sock, ident, n)
+        })
+        .collect();
+    // A write between the listing and a service's read can leave the count matching while a
+    // real server of the other family (skipped by the kernel here) went unseen: a count that
+    // differs now means the service changed meanwhile, so netlink reads it again.
+    let after = listing(sock, inet)?;
+    for (raw, r) in raws.iter().zip(out.iter_mut()) {
+        if r.is_ok() {
+            let ident = ident_of(raw);
+            if after.get(&ident) != before.get(&ident) {
+                *r = Err(NetlinkReason::CountMismatch);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// IP_VS_SO_GET_SERVICES: every IPv4 service with its real-server count. `hint` is the number
+/// expected; a full table means more arrived meanwhile and the call is repeated larger.
+fn listing(sock: &SockoptSocket, hint: usize) -> Result<HashMap<Ident, u32>, String> {
+    let mut capacity = hint + 16;
+    for _ in 0..4 {
+        let mut buf = services_request(capacity)
+            .ok_or_else(|| format!("{capacity} IPv4 services are too many for one call"))?;
+        sock.get(IP_VS_SO_GET_SERVICES, &mut buf)
+            .map_err(|e| format!("IP_VS_SO_GET_SERVICES: {e}"))?;
+        let listed = decode_services(&buf)
+            .ok_or("IP_VS_SO_GET_SERVICES answered something unlike the kernel's table")?;
+        if listed.len() < capacity {
+            let mut m = HashMap::with_capacity(listed.len());
+            for s in listed {
+                if m.insert(s.ident, s.num_dests).is_some() {
+                    return Err("IP_VS_SO_GET_SERVICES listed a service twice".into());
+                }
+            }
+            return Ok(m);
+        }
+        capacity *= 2;
+    }
+    Err("IP_VS_SO_GET_SERVICES kept growing".into())
+}
+
+/// IP_VS_SO_GET_DESTS for one service listed with `n` real servers. The table has room for
+/// one more than `n`, so a real server added meanwhile shows as a count mismatch (netlink then
+/// reads the service) instead of being cut off.
+fn dests_of(sock: &SockoptSocket, ident: Ident, n: u32) -> Result<Vec<DestRaw>, NetlinkReason> {
+    let failed = |m: String| NetlinkReason::SockoptFailed(m);
+    let capacity = usize::try_from(n)
+        .ok()
+        .and_then(|n| n.checked_add(1))
+        .ok_or_else(|| failed(format!("{n} real servers")))?;
+    let mut buf = dests_request(ident, capacity)
+        .ok_or_else(|| failed(format!("{n} real servers are too many for one call")))?;
+    match sock.get(IP_VS_SO_GET_DESTS, &mut buf) {
+        Ok(()) => {}
+        // Deleted since the listing.
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(NetlinkReason::NotListed),
+        Err(e) => return Err(failed(format!("IP_VS_SO_GET_DESTS: {e}"))),
+    }
+    let dests = decode_dests(&buf).ok_or_else(|| {
+        failed("IP_VS_SO_GET_DESTS answered something unlike the kernel's table".into())
+    })?;
+    if dests.len() != capacity - 1 {
+        return Err(NetlinkReason::CountMismatch);
+    }
+    if dests.iter().any(|d| d.fwd_method == IP_VS_CONN_F_TUNNEL) {
+        return Err(NetlinkReason::Tunnel);
+    }
+    if !dests
+        .iter()
+        .all(|d| d.stats64.as_ref().is_some_and(stats_exact))
+    {
+        return Err(NetlinkReason::WideCounters);
+    }
+    Ok(dests)
+}
