@@ -16,6 +16,10 @@ use crate::{Backend, BackendError, Errno, Op, Plan};
 /// Persistence engines the fake kernel has modules for (mainline ships only `sip`).
 const KNOWN_PES: &[&str] = &["sip"];
 
+/// Longest scheduler or persistence-engine name the kernel's attribute policy takes
+/// (IP_VS_SCHEDNAME_MAXLEN and IP_VS_PENAME_MAXLEN are 16, NUL included).
+const NAME_MAX: usize = 15;
+
 /// `ERANGE`, as the kernel answers bad weights and thresholds.
 const ERANGE: i32 = 34;
 /// `EADDRNOTAVAIL`, as rtnetlink answers deleting an address that is not there.
@@ -354,6 +358,27 @@ fn dest_mut<'s>(
 
 /// What `ip_vs_add_service` / `ip_vs_edit_service` check.
 fn check_service(op: &Op, key: &ServiceKey, spec: &ServiceSpec) -> Result<(), BackendError> {
+    // The genl attribute policy (NLA_NUL_STRING of IP_VS_SCHEDNAME_MAXLEN / IP_VS_PENAME_MAXLEN)
+    // refuses long names before any module is looked up.
+    let long = |name: &str| name.len() > NAME_MAX;
+    if let Scheduler::Other(name) = &spec.scheduler
+        && long(name)
+    {
+        return Err(refuse(
+            op,
+            Errno::Invalid,
+            format!("scheduler name {name:?} is longer than {NAME_MAX} bytes (EINVAL)"),
+        ));
+    }
+    if let Some(pe) = &spec.pe_name
+        && long(pe)
+    {
+        return Err(refuse(
+            op,
+            Errno::Invalid,
+            format!("persistence engine name {pe:?} is longer than {NAME_MAX} bytes (EINVAL)"),
+        ));
+    }
     if let Scheduler::Other(name) = &spec.scheduler {
         return Err(refuse(
             op,
@@ -393,6 +418,16 @@ fn check_dest(
     key: &DestKey,
     spec: &DestSpec,
 ) -> Result<(), BackendError> {
+    if let Some(what) = not_unicast(key.addr) {
+        return Err(refuse(
+            op,
+            Errno::Invalid,
+            format!(
+                "real server {} is {what}, not a unicast address (EINVAL)",
+                key.addr
+            ),
+        ));
+    }
     let tunnel = matches!(spec.forward, Forward::Tunnel { .. });
     if Family::of(&key.addr) != service.family() && !tunnel {
         return Err(refuse(
@@ -445,6 +480,23 @@ fn check_dest(
         ));
     }
     Ok(())
+}
+
+/// Why the kernel refuses `addr` as a real server, as `ip_vs_add_dest` sees it: IPv4 must be
+/// RTN_UNICAST or RTN_LOCAL to `inet_addr_type`, IPv6 unicast to `ipv6_addr_type` (measured in
+/// the VM: link-local is refused too). A subnet's broadcast address depends on the routes and
+/// is not modelled.
+fn not_unicast(addr: std::net::IpAddr) -> Option<&'static str> {
+    match addr {
+        std::net::IpAddr::V4(a) if a.is_multicast() => Some("multicast"),
+        std::net::IpAddr::V4(a) if a.is_broadcast() => Some("the broadcast address"),
+        std::net::IpAddr::V4(a) if a.is_unspecified() => Some("unspecified"),
+        std::net::IpAddr::V6(a) if a.is_multicast() => Some("multicast"),
+        std::net::IpAddr::V6(a) if a.is_unspecified() => Some("unspecified"),
+        std::net::IpAddr::V6(a) if a.is_unicast_link_local() => Some("link-local"),
+        std::net::IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => Some("IPv4-mapped"),
+        _ => None,
+    }
 }
 
 /// What iptables-restore would reject in a chain body.

@@ -173,7 +173,7 @@ fn rows() -> Vec<Row> {
             message: "224.0.0.5 is a multicast address",
             corrupt: |s| set_dest_addr(s, "224.0.0.5"),
             good: "services:\n- {name: t, vip: 10.0.0.100, port: 80, real_servers: [{address: 223.255.255.254}]}\n",
-            fake_models: false,
+            fake_models: true,
         },
         Row {
             cause: "IPv4 real server that is the limited broadcast address",
@@ -182,7 +182,7 @@ fn rows() -> Vec<Row> {
             message: "255.255.255.255",
             corrupt: |s| set_dest_addr(s, "255.255.255.255"),
             good: "services:\n- {name: t, vip: 10.0.0.100, port: 80, real_servers: [{address: 10.0.0.11}]}\n",
-            fake_models: false,
+            fake_models: true,
         },
         Row {
             cause: "IPv4 real server 0.0.0.0",
@@ -191,7 +191,7 @@ fn rows() -> Vec<Row> {
             message: "0.0.0.0 is the unspecified address",
             corrupt: |s| set_dest_addr(s, "0.0.0.0"),
             good: "services:\n- {name: t, vip: 10.0.0.100, port: 80, real_servers: [{address: 1.0.0.1}]}\n",
-            fake_models: false,
+            fake_models: true,
         },
         Row {
             cause: "IPv6 real server that is multicast (not unicast)",
@@ -200,7 +200,7 @@ fn rows() -> Vec<Row> {
             message: "ff02::1",
             corrupt: |s| set_dest_addr(s, "ff02::1"),
             good: "services:\n- {name: t, vip: '2001:db8::100', port: 80, real_servers: [{address: '2001:db8::11'}]}\n",
-            fake_models: false,
+            fake_models: true,
         },
         Row {
             cause: "IPv6 real server that is link-local (and not local)",
@@ -209,7 +209,7 @@ fn rows() -> Vec<Row> {
             message: "fe80::11 is link-local",
             corrupt: |s| set_dest_addr(s, "fe80::11"),
             good: "services:\n- {name: t, vip: '2001:db8::100', port: 80, real_servers: [{address: 'fec0::11'}]}\n",
-            fake_models: false,
+            fake_models: true,
         },
         Row {
             cause: "IPv6 real server :: (unspecified, not unicast)",
@@ -218,7 +218,7 @@ fn rows() -> Vec<Row> {
             message: "::",
             corrupt: |s| set_dest_addr(s, "::"),
             good: "services:\n- {name: t, vip: '2001:db8::100', port: 80, real_servers: [{address: '2001:db8::12'}]}\n",
-            fake_models: false,
+            fake_models: true,
         },
         Row {
             cause: "IPv6 real server that is IPv4-mapped (not unicast to ipv6_addr_type)",
@@ -227,7 +227,7 @@ fn rows() -> Vec<Row> {
             message: "is an IPv4-mapped IPv6 address",
             corrupt: |s| set_dest_addr(s, "::ffff:10.0.0.11"),
             good: "services:\n- {name: t, vip: '2001:db8::100', port: 80, real_servers: [{address: '2001:db8::13'}]}\n",
-            fake_models: false,
+            fake_models: true,
         },
         Row {
             cause: "scheduler module that does not exist (ENOENT after request_module)",
@@ -247,7 +247,7 @@ fn rows() -> Vec<Row> {
                 service(s).spec.scheduler = Scheduler::Other("weighted-round-robin".to_owned())
             },
             good: "services:\n- {name: t, vip: 10.0.0.100, port: 80, scheduler: lblcr}\n",
-            fake_models: false,
+            fake_models: true,
         },
         Row {
             cause: "persistence engine that does not exist (ENOENT)",
