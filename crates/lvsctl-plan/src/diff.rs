@@ -130,31 +130,19 @@ impl<'a> Planner<'a> {
         self.services(&desired.services, &observed.services);
         self.marks(&desired.marks, &observed.marks);
         let p = self.phases;
-        let mut ops = Vec::with_capacity(
-            p.add_vips.len()
-                + p.mark_pre.len()
-                + p.services.len()
-                + p.add_dests.len()
-                + p.update_dests.len()
-                + p.delete_dests.len()
-                + p.mark_write.len()
-                + p.delete_services.len()
-                + p.delete_vips.len(),
-        );
-        for phase in [
-            p.add_vips,
-            p.mark_pre,
-            p.services,
-            p.add_dests,
-            p.update_dests,
-            p.delete_dests,
-            p.mark_write,
-            p.delete_services,
-            p.delete_vips,
-        ] {
-            ops.extend(phase);
+        Plan {
+            ops: concat(vec![
+                p.add_vips,
+                p.mark_pre,
+                p.services,
+                p.add_dests,
+                p.update_dests,
+                p.delete_dests,
+                p.mark_write,
+                p.delete_services,
+                p.delete_vips,
+            ]),
         }
-        Plan { ops }
     }
 
     fn vips(&mut self, desired: Option<&VipState>, observed: Option<&VipState>) {
@@ -414,6 +402,28 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// The phases one after the other. The largest phase (the real servers of a new table: 100,000
+/// ops) becomes the plan itself, the others are moved in around it, so the plan never needs a
+/// second buffer of its size next to the first.
+fn concat(mut phases: Vec<Vec<Op>>) -> Vec<Op> {
+    let total: usize = phases.iter().map(Vec::len).sum();
+    let Some(big) = (0..phases.len()).max_by_key(|&i| phases[i].len()) else {
+        return Vec::new();
+    };
+    let mut ops = std::mem::take(&mut phases[big]);
+    ops.reserve_exact(total - ops.len());
+    let mut head = Vec::with_capacity(phases[..big].iter().map(Vec::len).sum());
+    for phase in &mut phases[..big] {
+        head.append(phase);
+    }
+    ops.splice(0..0, head);
+    for phase in &mut phases[big + 1..] {
+        ops.append(phase);
+    }
+    ops.shrink_to_fit();
+    ops
+}
+
 fn delete_vip(interface: &str, addr: IpAddr) -> Op {
     Op::DeleteVip {
         interface: interface.to_owned(),
@@ -605,4 +615,44 @@ pub(crate) fn dest_changes(before: &DestSpec, after: &DestSpec) -> Vec<FieldChan
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vip(i: u32) -> Op {
+        Op::AddVip {
+            interface: "lvs0".to_owned(),
+            addr: IpAddr::from(std::net::Ipv4Addr::from(i)),
+        }
+    }
+
+    #[test]
+    fn concat_keeps_phase_order_whichever_phase_is_largest() {
+        for sizes in [
+            vec![],
+            vec![0, 0],
+            vec![3, 1, 0, 2],
+            vec![1, 5, 2],
+            vec![0, 2, 9],
+        ] {
+            let mut n = 0;
+            let phases: Vec<Vec<Op>> = sizes
+                .iter()
+                .map(|&len| {
+                    (0..len)
+                        .map(|_| {
+                            n += 1;
+                            vip(n)
+                        })
+                        .collect()
+                })
+                .collect();
+            let ops = concat(phases);
+            let want: Vec<Op> = (1..=n).map(vip).collect();
+            assert_eq!(ops, want, "{sizes:?}");
+            assert_eq!(ops.capacity(), ops.len());
+        }
+    }
 }

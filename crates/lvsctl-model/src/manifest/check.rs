@@ -21,15 +21,15 @@ struct Claim {
 pub(crate) fn merge(sources: &[Source], mut files: Vec<FileRead>, sink: &mut Sink) -> Manifest {
     let director = merge_director(&files, sink);
     let declares_services = files.iter().any(|f| f.has_services_key);
-    let services: Vec<(usize, ParsedService)> = files
-        .iter_mut()
-        .enumerate()
-        .flat_map(|(src, f)| {
+    let mut services: Vec<(usize, ParsedService)> =
+        Vec::with_capacity(files.iter().map(|f| f.services.len()).sum());
+    for (src, f) in files.iter_mut().enumerate() {
+        services.extend(
             std::mem::take(&mut f.services)
                 .into_iter()
-                .map(move |s| (src, s))
-        })
-        .collect();
+                .map(|s| (src, s)),
+        );
+    }
 
     // Realserver: one file owns the section.
     let mut realserver: Option<(usize, &RealServerPart)> = None;
@@ -191,9 +191,13 @@ pub(crate) fn merge(sources: &[Source], mut files: Vec<FileRead>, sink: &mut Sin
 
     let parsed: Vec<ParsedService> = services.into_iter().map(|(_, s)| s).collect();
     let realserver = realserver.map(|(_, part)| read::resolve_realserver(part, &parsed));
+    // Kept for the manifest's life: a vector of its exact size, not the parsed services'
+    // larger buffer reused in place.
+    let mut defs = Vec::with_capacity(parsed.len());
+    defs.extend(parsed.into_iter().map(|s| s.def));
     Manifest {
         director,
-        services: parsed.into_iter().map(|s| s.def).collect(),
+        services: defs,
         realserver,
         declares_services,
     }

@@ -136,6 +136,15 @@ impl Sink {
         self.items.is_empty()
     }
 
+    /// Adds what `later` collected after what this sink holds, as if it had been pushed here
+    /// (the same cap, the same order).
+    pub fn append(&mut self, later: Sink) {
+        let room = (10 * Diagnostics::MAX).saturating_sub(self.items.len());
+        let kept = later.items.len().min(room);
+        self.dropped += later.dropped + (later.items.len() - kept);
+        self.items.extend(later.items.into_iter().take(kept));
+    }
+
     pub fn finish(mut self) -> Diagnostics {
         // Stable: diagnostics at the same place keep the order they were found in.
         self.items
@@ -161,5 +170,39 @@ impl Sink {
             });
         }
         Diagnostics(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pushed(sink: &mut Sink, source: usize, n: usize) {
+        for i in 0..n {
+            sink.push_at(source, "f.yaml", i + 1, 1, "", format!("problem {i}"));
+        }
+    }
+
+    #[test]
+    fn appending_sinks_is_pushing_into_one() {
+        let cap = 10 * Diagnostics::MAX;
+        for sizes in [
+            vec![0, 3, 2],
+            vec![cap - 1, 5, 0, 2],
+            vec![cap + 7, 4],
+            vec![3, cap + 2, 9],
+        ] {
+            let mut one = Sink::default();
+            let mut merged = Sink::default();
+            for (source, n) in sizes.iter().enumerate() {
+                pushed(&mut one, source, *n);
+                let mut own = Sink::default();
+                pushed(&mut own, source, *n);
+                merged.append(own);
+            }
+            assert_eq!(merged.items, one.items, "{sizes:?}");
+            assert_eq!(merged.dropped, one.dropped, "{sizes:?}");
+            assert_eq!(merged.finish(), one.finish());
+        }
     }
 }

@@ -108,11 +108,7 @@ pub fn parse(name: &str, text: impl AsRef<[u8]>) -> Result<Manifest, Diagnostics
 /// naming both places.
 pub fn load(sources: &[Source]) -> Result<Manifest, Diagnostics> {
     let mut sink = diag::Sink::default();
-    let files: Vec<read::FileRead> = sources
-        .iter()
-        .enumerate()
-        .map(|(i, s)| read::read_file(i, &s.name, &s.text, &mut sink))
-        .collect();
+    let files = read::read_files(sources, &mut sink);
     let manifest = check::merge(sources, files, &mut sink);
     if sink.is_empty() {
         Ok(manifest)
@@ -419,23 +415,32 @@ impl Manifest {
     /// MARK chain per family that has match rules, and the VIPs when `director.vip_interface`
     /// is set.
     pub fn desired_state(&self) -> State {
-        let mut services = BTreeMap::new();
+        // Collected first and built in one go: a map built from all its entries has full nodes,
+        // one built by inserts in key order leaves them half empty.
+        let mut services = Vec::with_capacity(self.services.len());
         let mut rules: BTreeMap<Family, Vec<MarkRule>> = BTreeMap::new();
         let mut owned = BTreeSet::new();
         for svc in &self.services {
             let dests = svc.real_servers.iter().map(|r| (r.key, r.spec)).collect();
-            services.insert(
+            services.push((
                 svc.key,
                 Service {
                     spec: svc.spec.clone(),
                     dests,
                 },
-            );
+            ));
             for rule in svc.mark_rules() {
                 rules.entry(rule.family()).or_default().push(rule);
             }
-            owned.extend(svc.vips());
+            match svc.key {
+                ServiceKey::Inet { vip, .. } => {
+                    owned.insert(vip);
+                }
+                ServiceKey::Fwmark { .. } => owned.extend(svc.matches.iter().map(|m| m.vip)),
+            }
         }
+        // Later entries win, as inserting them one by one would have it.
+        let services: BTreeMap<ServiceKey, Service> = services.into_iter().collect();
         let marks = rules
             .into_iter()
             .map(|(family, mut rules)| {

@@ -3,8 +3,10 @@
 //! one service live here; rules across services and files live in `check`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::diag::{Location, Sink};
@@ -12,7 +14,7 @@ use super::yaml::{self, Key, Node, Pos, Resolved, Value, quote};
 use super::{
     CheckKind, DEFAULT_DRAIN_TIMEOUT, DEFAULT_FALL, DEFAULT_HTTP_STATUS, DEFAULT_INTERVAL,
     DEFAULT_RISE, DEFAULT_SCHEDULER, DEFAULT_TIMEOUT, HealthCheck, HttpCheck, MatchDef, OnFailure,
-    RealServerDef, RealServerSide, Selector, ServiceDef, SorryServer, duration,
+    RealServerDef, RealServerSide, Selector, ServiceDef, SorryServer, Source, duration,
 };
 use crate::state::{
     DestKey, DestSpec, Family, Forward, Fwmark, Persistence, Protocol, Scheduler, ServiceFlags,
@@ -133,9 +135,89 @@ pub(crate) struct FileRead {
     pub realserver: Option<RealServerPart>,
     /// Whether the file was readable as a manifest mapping at all.
     pub usable: bool,
+    /// The file holds no YAML document, only comments: it is reported as empty unless an
+    /// earlier file was reported first, which only `read_files` knows.
+    pub comments_only: bool,
 }
 
-pub(crate) fn read_file(src: usize, name: &str, bytes: &[u8], sink: &mut Sink) -> FileRead {
+/// Below this much text in all, files are read one after the other: threads cost more than
+/// they save on a few kilobytes.
+const PARALLEL_MIN_BYTES: usize = 256 * 1024;
+
+/// Reads every file, each into diagnostics of its own, on as many threads as there are files
+/// and CPUs when the files are large. Results and diagnostics come out in the order of
+/// `sources`, exactly as reading them one by one into `sink` would give them.
+pub(crate) fn read_files(sources: &[Source], sink: &mut Sink) -> Vec<FileRead> {
+    let reads = read_each(sources);
+    let mut files = Vec::with_capacity(sources.len());
+    for (src, (file, own)) in reads.into_iter().enumerate() {
+        sink.append(own);
+        if file.comments_only && sink.is_empty() {
+            let name = sources.get(src).map_or("", |s| s.name.as_str());
+            sink.push_at(src, name, 1, 1, "", EMPTY.to_owned());
+        }
+        files.push(file);
+    }
+    files
+}
+
+fn read_each(sources: &[Source]) -> Vec<(FileRead, Sink)> {
+    let read_one = |src: usize, s: &Source| {
+        let mut own = Sink::default();
+        let file = read_file(src, &s.name, &s.text, &mut own);
+        (file, own)
+    };
+    let total: usize = sources.iter().map(|s| s.text.len()).sum();
+    let threads = if sources.len() < 2 || total < PARALLEL_MIN_BYTES {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(sources.len())
+    };
+    if threads <= 1 {
+        return sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| read_one(i, s))
+            .collect();
+    }
+    // Each worker takes the next unread file, so a large file does not hold up the rest.
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut mine = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(s) = sources.get(i) else {
+                return mine;
+            };
+            mine.push((i, read_one(i, s)));
+        }
+    };
+    let mut done: Vec<(usize, (FileRead, Sink))> = std::thread::scope(|scope| {
+        // A thread that cannot be started leaves its share to the others and this one.
+        let helpers: Vec<_> = (1..threads)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("lvsctl-read".to_owned())
+                    .spawn_scoped(scope, work)
+                    .ok()
+            })
+            .collect();
+        let mut done = work();
+        for h in helpers {
+            done.extend(
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        done
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
+fn read_file(src: usize, name: &str, bytes: &[u8], sink: &mut Sink) -> FileRead {
     let mut r = Reader {
         file: Arc::from(name),
         src,
@@ -153,8 +235,13 @@ pub(crate) fn read_file(src: usize, name: &str, bytes: &[u8], sink: &mut Sink) -
         r.err(d.pos, &d.path, d.message);
     }
     let Some(root) = root else {
-        if r.sink.is_empty() || text.trim().is_empty() {
+        if text.trim().is_empty() {
             r.err(Pos { line: 1, column: 1 }, "", EMPTY.to_owned());
+        } else if r.sink.is_empty() {
+            return FileRead {
+                comments_only: true,
+                ..FileRead::default()
+            };
         }
         return FileRead::default();
     };
@@ -174,16 +261,64 @@ struct Reader<'a> {
     sink: &'a mut Sink,
 }
 
+/// A field path such as `services[3].real_servers[7].port`, kept as its parts and written out
+/// only when a diagnostic needs it: a large manifest reads hundreds of thousands of fields and
+/// almost never reports one.
+#[derive(Debug, Clone, Copy)]
+enum FieldPath<'a> {
+    Text(&'a str),
+    Key(&'a FieldPath<'a>, &'a str),
+    Index(&'a FieldPath<'a>, usize),
+}
+
+impl<'a> FieldPath<'a> {
+    fn key(&'a self, key: &'a str) -> FieldPath<'a> {
+        FieldPath::Key(self, key)
+    }
+
+    fn index(&'a self, i: usize) -> FieldPath<'a> {
+        FieldPath::Index(self, i)
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            FieldPath::Text(t) => t.is_empty(),
+            FieldPath::Key(base, key) => base.is_empty() && key.is_empty(),
+            FieldPath::Index(..) => false,
+        }
+    }
+}
+
+/// `base.key` (just `key` at the top; keys shortened), `base[i]`.
+impl fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldPath::Text(t) => f.write_str(t),
+            FieldPath::Key(base, key) => {
+                base.fmt(f)?;
+                if !base.is_empty() {
+                    f.write_str(".")?;
+                }
+                f.write_str(&super::yaml::path_segment(key))
+            }
+            FieldPath::Index(base, i) => {
+                base.fmt(f)?;
+                write!(f, "[{i}]")
+            }
+        }
+    }
+}
+
 /// A mapping whose keys have been checked against a schema.
 struct Fields<'n> {
     pos: Pos,
-    path: String,
-    entries: &'n [(Key, Node)],
+    path: FieldPath<'n>,
+    entries: &'n [(Key<'n>, Node<'n>)],
 }
 
 impl<'n> Fields<'n> {
     /// The value of `key`; an explicit null counts as absent.
-    fn get(&self, key: &str) -> Option<&'n Node> {
+    fn get(&self, key: &str) -> Option<&'n Node<'n>> {
         self.entries
             .iter()
             .find(|(k, _)| k.text == key)
@@ -202,22 +337,9 @@ impl<'n> Fields<'n> {
             .map_or(self.pos, |(k, _)| k.pos)
     }
 
-    fn p(&self, key: &str) -> String {
-        join(&self.path, key)
+    fn p<'s>(&'s self, key: &'s str) -> FieldPath<'s> {
+        FieldPath::Key(&self.path, key)
     }
-}
-
-fn join(path: &str, key: &str) -> String {
-    let key = super::yaml::path_segment(key);
-    if path.is_empty() {
-        key.into_owned()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-fn index(path: &str, i: usize) -> String {
-    format!("{path}[{i}]")
 }
 
 /// Levenshtein distance, for "did you mean" hints.
@@ -257,18 +379,25 @@ impl Reader<'_> {
     fn loc(&self, pos: Pos) -> Location {
         Location {
             file: self.file.clone(),
-            line: pos.line,
-            column: pos.column,
+            line: pos.line as usize,
+            column: pos.column as usize,
         }
     }
 
-    fn err(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
+    fn err(&mut self, pos: Pos, path: impl fmt::Display, message: impl Into<String>) {
         let file = self.file.clone();
-        self.sink
-            .push_at(self.src, &file, pos.line, pos.column, path, message.into());
+        let path = path.to_string();
+        self.sink.push_at(
+            self.src,
+            &file,
+            pos.line as usize,
+            pos.column as usize,
+            &path,
+            message.into(),
+        );
     }
 
-    fn wrong_type(&mut self, node: &Node, path: &str, expected: &str) {
+    fn wrong_type(&mut self, node: &Node<'_>, path: &FieldPath<'_>, expected: &str) {
         let found = node.describe();
         self.err(
             node.pos,
@@ -279,8 +408,8 @@ impl Reader<'_> {
 
     fn map<'n>(
         &mut self,
-        node: &'n Node,
-        path: &str,
+        node: &'n Node<'n>,
+        path: &FieldPath<'n>,
         what: &str,
         allowed: &[&str],
     ) -> Option<Fields<'n>> {
@@ -289,23 +418,28 @@ impl Reader<'_> {
             return None;
         };
         for (k, _) in entries {
-            if !allowed.contains(&k.text.as_str()) {
+            if !allowed.contains(&k.text.as_ref()) {
                 let h = hint(&k.text, allowed);
                 self.err(
                     k.pos,
-                    &join(path, &k.text),
+                    path.key(&k.text),
                     format!("unknown key {}{h}", quote(&k.text)),
                 );
             }
         }
         Some(Fields {
             pos: node.pos,
-            path: path.to_owned(),
+            path: *path,
             entries,
         })
     }
 
-    fn seq<'n>(&mut self, node: &'n Node, path: &str, what: &str) -> Option<&'n [Node]> {
+    fn seq<'n, 't>(
+        &mut self,
+        node: &'n Node<'t>,
+        path: &FieldPath<'_>,
+        what: &str,
+    ) -> Option<&'n [Node<'t>]> {
         match &node.value {
             Value::Seq(items) => Some(items),
             _ => {
@@ -315,12 +449,12 @@ impl Reader<'_> {
         }
     }
 
-    fn string<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n str> {
+    fn string<'n>(&mut self, node: &'n Node<'_>, path: &FieldPath<'_>) -> Option<&'n str> {
         if let Value::Scalar(s) = &node.value {
             match s.resolve() {
                 Resolved::Str(t) => return Some(t),
                 // `port_name: 8080`-like numbers are fine as text.
-                Resolved::Int(_) | Resolved::Float => return Some(&s.text),
+                Resolved::Int(_) | Resolved::Float => return Some(s.text.as_ref()),
                 Resolved::Null | Resolved::Bool(_) => {}
             }
         }
@@ -328,7 +462,7 @@ impl Reader<'_> {
         None
     }
 
-    fn int(&mut self, node: &Node, path: &str, lo: i128, hi: i128) -> Option<i128> {
+    fn int(&mut self, node: &Node<'_>, path: &FieldPath<'_>, lo: i128, hi: i128) -> Option<i128> {
         if let Value::Scalar(s) = &node.value {
             match s.resolve() {
                 Resolved::Int(Some(v)) if (lo..=hi).contains(&v) => return Some(v),
@@ -358,17 +492,17 @@ impl Reader<'_> {
         None
     }
 
-    fn u16(&mut self, node: &Node, path: &str) -> Option<u16> {
+    fn u16(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<u16> {
         self.int(node, path, 0, i128::from(u16::MAX))
             .and_then(|v| u16::try_from(v).ok())
     }
 
-    fn u32_in(&mut self, node: &Node, path: &str, lo: u32, hi: u32) -> Option<u32> {
+    fn u32_in(&mut self, node: &Node<'_>, path: &FieldPath<'_>, lo: u32, hi: u32) -> Option<u32> {
         self.int(node, path, i128::from(lo), i128::from(hi))
             .and_then(|v| u32::try_from(v).ok())
     }
 
-    fn bool(&mut self, node: &Node, path: &str) -> Option<bool> {
+    fn bool(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<bool> {
         if let Value::Scalar(s) = &node.value
             && let Resolved::Bool(b) = s.resolve()
         {
@@ -378,7 +512,7 @@ impl Reader<'_> {
         None
     }
 
-    fn ip(&mut self, node: &Node, path: &str) -> Option<IpAddr> {
+    fn ip(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<IpAddr> {
         let text = self.string(node, path)?;
         match text.parse::<IpAddr>() {
             Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
@@ -413,7 +547,7 @@ impl Reader<'_> {
     }
 
     /// An address packets are sent to or from: no unspecified, multicast or broadcast address.
-    fn unicast(&mut self, node: &Node, path: &str, what: &str) -> Option<IpAddr> {
+    fn unicast(&mut self, node: &Node<'_>, path: &FieldPath<'_>, what: &str) -> Option<IpAddr> {
         let a = self.ip(node, path)?;
         let problem = match a {
             IpAddr::V4(v4) if v4.is_unspecified() => Some("the unspecified address"),
@@ -436,7 +570,7 @@ impl Reader<'_> {
 
     /// A real server's address: unicast, and not IPv6 link-local (the kernel refuses those
     /// unless they are local, and a link-local address needs an interface lvsctl can't name).
-    fn dest_addr(&mut self, node: &Node, path: &str, what: &str) -> Option<IpAddr> {
+    fn dest_addr(&mut self, node: &Node<'_>, path: &FieldPath<'_>, what: &str) -> Option<IpAddr> {
         let a = self.unicast(node, path, what)?;
         if let IpAddr::V6(v6) = a
             && v6.is_unicast_link_local()
@@ -451,7 +585,7 @@ impl Reader<'_> {
         Some(a)
     }
 
-    fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
+    fn duration(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<Duration> {
         if let Value::Scalar(s) = &node.value {
             match s.resolve() {
                 Resolved::Str(t) => match duration::parse(t) {
@@ -476,7 +610,7 @@ impl Reader<'_> {
     }
 
     /// Seconds for kernel timeouts: an integer (seconds) or a whole-second duration.
-    fn seconds(&mut self, node: &Node, path: &str, lo: u64, hi: u64) -> Option<u64> {
+    fn seconds(&mut self, node: &Node<'_>, path: &FieldPath<'_>, lo: u64, hi: u64) -> Option<u64> {
         let secs = match &node.value {
             Value::Scalar(s) if matches!(s.resolve(), Resolved::Int(_)) => match s.resolve() {
                 Resolved::Int(Some(v)) if v >= 0 => u64::try_from(v).unwrap_or(u64::MAX),
@@ -533,7 +667,7 @@ impl Reader<'_> {
         Some(secs)
     }
 
-    fn protocol(&mut self, node: &Node, path: &str) -> Option<Protocol> {
+    fn protocol(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<Protocol> {
         let t = self.string(node, path)?;
         match t.parse::<Protocol>() {
             Ok(p) => Some(p),
@@ -545,7 +679,7 @@ impl Reader<'_> {
         }
     }
 
-    fn family(&mut self, node: &Node, path: &str) -> Option<Family> {
+    fn family(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<Family> {
         match self.string(node, path)? {
             "ipv4" => Some(Family::Inet),
             "ipv6" => Some(Family::Inet6),
@@ -557,7 +691,7 @@ impl Reader<'_> {
         }
     }
 
-    fn ifname(&mut self, node: &Node, path: &str) -> Option<String> {
+    fn ifname(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<String> {
         let t = self.string(node, path)?;
         let bad = t.is_empty()
             || t.len() > MAX_IFNAME_LEN
@@ -581,7 +715,7 @@ impl Reader<'_> {
 
     // ------------------------------------------------------------------------------------------
 
-    fn top(&mut self, root: &Node) -> FileRead {
+    fn top(&mut self, root: &Node<'_>) -> FileRead {
         let Value::Map(_) = &root.value else {
             let found = root.describe();
             self.err(
@@ -598,11 +732,11 @@ impl Reader<'_> {
             usable: true,
             ..FileRead::default()
         };
-        let Some(f) = self.map(root, "", "a mapping", TOP_KEYS) else {
+        let Some(f) = self.map(root, &FieldPath::Text(""), "a mapping", TOP_KEYS) else {
             return out;
         };
         if let Some(d) = f.get("director") {
-            out.director = self.director(d, "director");
+            out.director = self.director(d, &FieldPath::Text("director"));
         }
         if let Some((k, v)) = f.entries.iter().find(|(k, _)| k.text == "services") {
             out.has_services_key = true;
@@ -617,22 +751,23 @@ impl Reader<'_> {
                 );
             }
         }
+        let services = FieldPath::Text("services");
         if let Some(list) = f.get("services")
-            && let Some(items) = self.seq(list, "services", "a list of services")
+            && let Some(items) = self.seq(list, &services, "a list of services")
         {
             for (i, item) in items.iter().enumerate() {
-                if let Some(svc) = self.service(item, &index("services", i)) {
+                if let Some(svc) = self.service(item, &services.index(i)) {
                     out.services.push(svc);
                 }
             }
         }
         if let Some(rs) = f.get("realserver") {
-            out.realserver = self.realserver(rs, "realserver");
+            out.realserver = self.realserver(rs, &FieldPath::Text("realserver"));
         }
         out
     }
 
-    fn director(&mut self, node: &Node, path: &str) -> Option<DirectorPart> {
+    fn director(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<DirectorPart> {
         let f = self.map(
             node,
             path,
@@ -650,9 +785,9 @@ impl Reader<'_> {
             let p = f.p("unmanaged");
             if let Some(items) = self.seq(n, &p, "a list of selectors") {
                 for (i, item) in items.iter().enumerate() {
-                    let ip = index(&p, i);
+                    let ip = p.index(i);
                     if let Some(s) = self.selector(item, &ip) {
-                        d.unmanaged.push((s, self.loc(item.pos), ip));
+                        d.unmanaged.push((s, self.loc(item.pos), ip.to_string()));
                     }
                 }
             }
@@ -698,7 +833,7 @@ impl Reader<'_> {
         Some(d)
     }
 
-    fn selector(&mut self, node: &Node, path: &str) -> Option<Selector> {
+    fn selector(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<Selector> {
         let f = self.map(
             node,
             path,
@@ -722,7 +857,7 @@ impl Reader<'_> {
                 if f.has("family") {
                     self.err(
                         f.key_pos("family"),
-                        &f.p("family"),
+                        f.p("family"),
                         "family is only for fwmark selectors (a cidr has its own family)",
                     );
                 }
@@ -748,7 +883,7 @@ impl Reader<'_> {
                     if f.has(k) {
                         self.err(
                             f.key_pos(k),
-                            &f.p(k),
+                            f.p(k),
                             format!("{k} is only for cidr selectors (a fwmark service has no {k})"),
                         );
                     }
@@ -784,7 +919,7 @@ impl Reader<'_> {
         }
     }
 
-    fn cidr(&mut self, node: &Node, path: &str) -> Option<(IpAddr, u8)> {
+    fn cidr(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<(IpAddr, u8)> {
         let t = self.string(node, path)?;
         let (a, p) = t.split_once('/').unwrap_or((t, ""));
         let Ok(addr) = a.parse::<IpAddr>() else {
@@ -826,7 +961,7 @@ impl Reader<'_> {
         Some((addr, prefix))
     }
 
-    fn fwmark(&mut self, node: &Node, path: &str) -> Option<u32> {
+    fn fwmark(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<u32> {
         if let Value::Scalar(s) = &node.value
             && s.resolve() == Resolved::Int(Some(0))
         {
@@ -840,7 +975,7 @@ impl Reader<'_> {
         self.u32_in(node, path, 1, u32::MAX)
     }
 
-    fn mark_range(&mut self, node: &Node, path: &str) -> Option<(u32, u32)> {
+    fn mark_range(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<(u32, u32)> {
         let t = self.string(node, path)?;
         let parsed = t.split_once('-').and_then(|(a, b)| {
             Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?))
@@ -861,7 +996,7 @@ impl Reader<'_> {
         }
     }
 
-    fn realserver(&mut self, node: &Node, path: &str) -> Option<RealServerPart> {
+    fn realserver(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<RealServerPart> {
         let f = self.map(
             node,
             path,
@@ -876,11 +1011,11 @@ impl Reader<'_> {
                 match self.seq(n, &p, "a list of addresses") {
                     Some(items) => {
                         for (i, item) in items.iter().enumerate() {
-                            let ip = index(&p, i);
+                            let ip = p.index(i);
                             match self.unicast(item, &ip, "VIP") {
                                 Some(a) => {
                                     if !set.insert(a) {
-                                        self.err(item.pos, &ip, format!("{a} is listed twice"));
+                                        self.err(item.pos, ip, format!("{a} is listed twice"));
                                     }
                                 }
                                 None => ok = false,
@@ -914,7 +1049,7 @@ impl Reader<'_> {
 
     // ------------------------------------------------------------------------------------------
 
-    fn service(&mut self, node: &Node, path: &str) -> Option<ParsedService> {
+    fn service(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<ParsedService> {
         let f = self.map(node, path, "a service mapping", SERVICE_KEYS)?;
         let name = self.service_name(&f);
         let name_loc = self.loc(f.get("name").map_or(f.pos, |n| n.pos));
@@ -924,7 +1059,7 @@ impl Reader<'_> {
                 if f.has(k) {
                     self.err(
                         f.key_pos(k),
-                        &f.p(k),
+                        f.p(k),
                         format!(
                             "{k} is not used by a fwmark service; it receives whatever the MARK \
                              rules mark (put vip, protocol and ports under match)"
@@ -952,7 +1087,7 @@ impl Reader<'_> {
                         "family is only for fwmark services (an address service takes its \
                          vip's family)"
                     };
-                    self.err(f.key_pos(k), &f.p(k), msg);
+                    self.err(f.key_pos(k), f.p(k), msg);
                 }
             }
             let protocol = match f.get("protocol") {
@@ -965,7 +1100,7 @@ impl Reader<'_> {
                 None => {
                     self.err(
                         f.pos,
-                        &f.p("vip"),
+                        f.p("vip"),
                         "missing; a service needs vip and port (or fwmark)",
                     );
                     None
@@ -976,7 +1111,7 @@ impl Reader<'_> {
                 None => {
                     self.err(
                         f.pos,
-                        &f.p("port"),
+                        f.p("port"),
                         "missing; a service needs a port (0 = every port, with persistence)",
                     );
                     None
@@ -1001,7 +1136,7 @@ impl Reader<'_> {
             let p = f.p("match");
             if let Some(items) = self.seq(n, &p, "a list of match entries") {
                 for (i, item) in items.iter().enumerate() {
-                    if let Some((m, ports)) = self.match_entry(item, &index(&p, i), family) {
+                    if let Some((m, ports)) = self.match_entry(item, &p.index(i), family) {
                         matches.push(m);
                         match_ports.push(ports);
                     }
@@ -1016,7 +1151,7 @@ impl Reader<'_> {
                     if d > MAX_DRAIN_TIMEOUT {
                         self.err(
                             n.pos,
-                            &f.p("drain_timeout"),
+                            f.p("drain_timeout"),
                             format!(
                                 "{} is longer than the {} limit",
                                 duration::format(d),
@@ -1041,7 +1176,7 @@ impl Reader<'_> {
                 {
                     self.err(
                         n.pos,
-                        &p,
+                        p,
                         "health: false is only for a real server (to exempt it from its \
                          service's check); remove health: to have no check",
                     );
@@ -1049,7 +1184,7 @@ impl Reader<'_> {
                 } else {
                     self.health_raw(n, &p).inspect(|h| {
                         if h.kind_pos.is_none() {
-                            self.err(h.pos, &p, "a health check needs one of http, tcp or exec");
+                            self.err(h.pos, p, "a health check needs one of http, tcp or exec");
                         }
                         self.check_health_alone(h, &p, true);
                     })
@@ -1062,9 +1197,12 @@ impl Reader<'_> {
         if let Some(n) = f.get("real_servers") {
             let p = f.p("real_servers");
             if let Some(items) = self.seq(n, &p, "a list of real servers") {
+                // Kept for the manifest's life: sized once (a vector grown by doubling holds
+                // up to twice the space, 35 MB of 10,000 services).
+                real_servers.reserve_exact(items.len());
                 let mut seen: BTreeMap<DestKey, usize> = BTreeMap::new();
                 for (i, item) in items.iter().enumerate() {
-                    let ip = index(&p, i);
+                    let ip = p.index(i);
                     let Some(rs) = self.real_server(item, &ip, key.as_ref(), health.as_ref())
                     else {
                         continue;
@@ -1072,7 +1210,7 @@ impl Reader<'_> {
                     if let Some(first) = seen.get(&rs.key) {
                         self.err(
                             item.pos,
-                            &ip,
+                            ip,
                             format!(
                                 "real server {} is listed twice in this service (first as real_servers[{first}])",
                                 rs.key
@@ -1083,6 +1221,7 @@ impl Reader<'_> {
                     seen.insert(rs.key, i);
                     real_servers.push(rs);
                 }
+                real_servers.shrink_to_fit();
             }
         }
 
@@ -1094,7 +1233,7 @@ impl Reader<'_> {
                 {
                     self.err(
                         n.pos,
-                        &f.p("sorry_server"),
+                        f.p("sorry_server"),
                         format!("{} is also a real server of this service", s.key),
                     );
                 }
@@ -1115,10 +1254,10 @@ impl Reader<'_> {
                 sorry_server,
                 location: self.loc(f.pos),
             },
-            path: path.to_owned(),
+            path: path.to_string(),
             name_loc,
             key_loc: self.loc(key_node.pos),
-            key_path,
+            key_path: key_path.to_string(),
             match_ports,
         })
     }
@@ -1128,7 +1267,7 @@ impl Reader<'_> {
         let Some(n) = f.get("name") else {
             self.err(
                 f.pos,
-                &p,
+                p,
                 "missing; every service needs a unique name ([a-z0-9-])",
             );
             return None;
@@ -1141,7 +1280,7 @@ impl Reader<'_> {
         if !valid {
             self.err(
                 n.pos,
-                &p,
+                p,
                 format!(
                     "{} is not a valid service name (1..={MAX_NAME_LEN} characters of a-z, 0-9 and -)",
                     quote(t)
@@ -1167,7 +1306,7 @@ impl Reader<'_> {
                                 .unwrap_or_default();
                             self.err(
                                 n.pos,
-                                &p,
+                                p,
                                 format!(
                                     "unknown scheduler {} ({near}kernel schedulers: {})",
                                     quote(t),
@@ -1189,7 +1328,7 @@ impl Reader<'_> {
             if let Some(items) = self.seq(n, &p, "a list of scheduler flags") {
                 let mut seen = BTreeSet::new();
                 for (i, item) in items.iter().enumerate() {
-                    let ip = index(&p, i);
+                    let ip = p.index(i);
                     let Some(t) = self.string(item, &ip) else {
                         ok = false;
                         continue;
@@ -1213,7 +1352,7 @@ impl Reader<'_> {
                         "flag-3" => (3, None),
                         other => {
                             let h = hint(other, FLAGS);
-                            self.err(item.pos, &ip, format!("unknown flag {}{h}", quote(other)));
+                            self.err(item.pos, ip, format!("unknown flag {}{h}", quote(other)));
                             ok = false;
                             continue;
                         }
@@ -1223,7 +1362,7 @@ impl Reader<'_> {
                     {
                         self.err(
                             item.pos,
-                            &ip,
+                            ip,
                             format!(
                                 "{t} is a flag of the {need} scheduler, but this service uses {have}"
                             ),
@@ -1234,7 +1373,7 @@ impl Reader<'_> {
                     if !seen.insert(bit) {
                         self.err(
                             item.pos,
-                            &ip,
+                            ip,
                             format!("{t} sets a flag already set by an earlier entry"),
                         );
                         ok = false;
@@ -1260,7 +1399,7 @@ impl Reader<'_> {
                     {
                         self.err(
                             n.pos,
-                            &p,
+                            p,
                             format!(
                                 "one-packet scheduling is only for udp or fwmark services, not {protocol}"
                             ),
@@ -1290,7 +1429,7 @@ impl Reader<'_> {
                     let n = f.get("port");
                     self.err(
                         n.map_or(f.pos, |n| n.pos),
-                        &f.p("port"),
+                        f.p("port"),
                         "port 0 (every port) needs persistence; add e.g. persistence: 360",
                     );
                     ok = false;
@@ -1314,11 +1453,11 @@ impl Reader<'_> {
     /// `120`, `2m`, or `{timeout, netmask, engine}`. Returns the persistence and the engine.
     fn persistence(
         &mut self,
-        node: &Node,
-        path: &str,
+        node: &Node<'_>,
+        path: &FieldPath<'_>,
         family: Family,
     ) -> Option<(Persistence, Option<String>)> {
-        let timeout_of = |r: &mut Self, n: &Node, p: &str| -> Option<u32> {
+        let timeout_of = |r: &mut Self, n: &Node<'_>, p: &FieldPath<'_>| -> Option<u32> {
             if let Value::Scalar(s) = &n.value
                 && s.resolve() == Resolved::Int(Some(0))
             {
@@ -1362,7 +1501,7 @@ impl Reader<'_> {
                     Some(t) => {
                         self.err(
                             n.pos,
-                            &p,
+                            p,
                             format!(
                                 "unknown persistence engine {} (the kernel has only \"sip\")",
                                 quote(t)
@@ -1385,7 +1524,7 @@ impl Reader<'_> {
     }
 
     /// An IPv4 mask (`255.255.255.0`) or a prefix length; IPv6 takes a prefix length 1..=128.
-    fn netmask(&mut self, node: &Node, path: &str, family: Family) -> Option<u8> {
+    fn netmask(&mut self, node: &Node<'_>, path: &FieldPath<'_>, family: Family) -> Option<u8> {
         if let Value::Scalar(s) = &node.value
             && let Resolved::Int(_) = s.resolve()
         {
@@ -1448,8 +1587,8 @@ impl Reader<'_> {
 
     fn match_entry(
         &mut self,
-        node: &Node,
-        path: &str,
+        node: &Node<'_>,
+        path: &FieldPath<'_>,
         family: Family,
     ) -> Option<(MatchDef, Vec<PortAt>)> {
         let f = self.map(
@@ -1467,7 +1606,7 @@ impl Reader<'_> {
                     } else {
                         self.err(
                             n.pos,
-                            &p,
+                            p,
                             format!(
                                 "{a} is {} but the service's family is {family} (set family: {} on the service)",
                                 Family::of(&a),
@@ -1479,7 +1618,7 @@ impl Reader<'_> {
                 })
             }
             None => {
-                self.err(f.pos, &f.p("vip"), "missing; a match entry needs a vip");
+                self.err(f.pos, f.p("vip"), "missing; a match entry needs a vip");
                 None
             }
         };
@@ -1489,11 +1628,11 @@ impl Reader<'_> {
         };
         let mut ports: Vec<PortAt> = Vec::new();
         let mut ok = true;
-        let port_nodes: Vec<(&Node, String)> = match (f.get("ports"), f.get("port")) {
+        let port_nodes: Vec<(&Node<'_>, String)> = match (f.get("ports"), f.get("port")) {
             (Some(_), Some(_)) => {
                 self.err(
                     f.key_pos("port"),
-                    &f.p("port"),
+                    f.p("port"),
                     "use either port or ports, not both",
                 );
                 ok = false;
@@ -1503,14 +1642,14 @@ impl Reader<'_> {
                 let p = f.p("ports");
                 match self.seq(n, &p, "a list of ports") {
                     Some([]) => {
-                        self.err(n.pos, &p, "needs at least one port");
+                        self.err(n.pos, p, "needs at least one port");
                         ok = false;
                         Vec::new()
                     }
                     Some(items) => items
                         .iter()
                         .enumerate()
-                        .map(|(i, item)| (item, index(&p, i)))
+                        .map(|(i, item)| (item, p.index(i).to_string()))
                         .collect(),
                     None => {
                         ok = false;
@@ -1518,11 +1657,11 @@ impl Reader<'_> {
                     }
                 }
             }
-            (None, Some(n)) => vec![(n, f.p("port"))],
+            (None, Some(n)) => vec![(n, f.p("port").to_string())],
             (None, None) => {
                 self.err(
                     f.pos,
-                    &f.p("ports"),
+                    f.p("ports"),
                     "missing; a match entry needs ports (e.g. ports: [80, 443])",
                 );
                 ok = false;
@@ -1530,7 +1669,7 @@ impl Reader<'_> {
             }
         };
         for (n, p) in port_nodes {
-            let Some(v) = self.int(n, &p, 1, i128::from(u16::MAX)) else {
+            let Some(v) = self.int(n, &FieldPath::Text(&p), 1, i128::from(u16::MAX)) else {
                 ok = false;
                 continue;
             };
@@ -1562,7 +1701,7 @@ impl Reader<'_> {
         ))
     }
 
-    fn forward(&mut self, node: &Node, path: &str) -> Option<&'static str> {
+    fn forward(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<&'static str> {
         let t = self.string(node, path)?;
         match t {
             "dr" => Some("dr"),
@@ -1585,7 +1724,11 @@ impl Reader<'_> {
         }
     }
 
-    fn tunnel(&mut self, node: &Node, path: &str) -> Option<(TunnelType, TunnelFlags)> {
+    fn tunnel(
+        &mut self,
+        node: &Node<'_>,
+        path: &FieldPath<'_>,
+    ) -> Option<(TunnelType, TunnelFlags)> {
         let f = self.map(
             node,
             path,
@@ -1599,7 +1742,7 @@ impl Reader<'_> {
                     Some(t @ ("ipip" | "gue" | "gre")) => Some(t),
                     Some(t) => {
                         let h = hint(t, &["ipip", "gue", "gre"]);
-                        self.err(n.pos, &p, format!("unknown tunnel type {}{h}", quote(t)));
+                        self.err(n.pos, p, format!("unknown tunnel type {}{h}", quote(t)));
                         None
                     }
                     None => None,
@@ -1613,7 +1756,7 @@ impl Reader<'_> {
                 if ty != "gue" {
                     self.err(
                         f.key_pos("port"),
-                        &p,
+                        p,
                         format!("port is only used by gue tunnels, not {ty}"),
                     );
                     return None;
@@ -1622,7 +1765,7 @@ impl Reader<'_> {
                 if v == 0 {
                     self.err(
                         n.pos,
-                        &p,
+                        p,
                         "a gue tunnel needs a port 1..=65535 (the kernel refuses 0)",
                     );
                     return None;
@@ -1646,7 +1789,7 @@ impl Reader<'_> {
             let key = if flags.csum { "csum" } else { "remcsum" };
             self.err(
                 f.key_pos(key),
-                &f.p(key),
+                f.p(key),
                 "ipip tunnels have no checksum options (use gue or gre)",
             );
             return None;
@@ -1654,7 +1797,7 @@ impl Reader<'_> {
         if ty == "gre" && flags.remcsum {
             self.err(
                 f.key_pos("remcsum"),
-                &f.p("remcsum"),
+                f.p("remcsum"),
                 "remcsum is only for gue tunnels",
             );
             return None;
@@ -1662,7 +1805,7 @@ impl Reader<'_> {
         if flags.csum && flags.remcsum {
             self.err(
                 f.key_pos("remcsum"),
-                &f.p("remcsum"),
+                f.p("remcsum"),
                 "csum and remcsum exclude each other; pick one",
             );
             return None;
@@ -1673,7 +1816,7 @@ impl Reader<'_> {
                 None => {
                     self.err(
                         f.pos,
-                        &f.p("port"),
+                        f.p("port"),
                         "missing; a gue tunnel needs a port (the kernel refuses 0)",
                     );
                     return None;
@@ -1687,8 +1830,8 @@ impl Reader<'_> {
 
     fn real_server(
         &mut self,
-        node: &Node,
-        path: &str,
+        node: &Node<'_>,
+        path: &FieldPath<'_>,
         service: Option<&ServiceKey>,
         health: Option<&HealthRaw>,
     ) -> Option<RealServerDef> {
@@ -1713,7 +1856,7 @@ impl Reader<'_> {
             None => {
                 self.err(
                     f.pos,
-                    &f.p("address"),
+                    f.p("address"),
                     "missing; a real server needs an address",
                 );
                 None
@@ -1728,7 +1871,7 @@ impl Reader<'_> {
                 if forward_name.is_some_and(|fw| fw != "tunnel") {
                     self.err(
                         f.key_pos("tunnel"),
-                        &f.p("tunnel"),
+                        f.p("tunnel"),
                         format!(
                             "tunnel settings need forward: tunnel (this real server uses {})",
                             forward_name.unwrap_or("dr")
@@ -1777,7 +1920,7 @@ impl Reader<'_> {
                         };
                         self.err(
                             n.pos,
-                            &f.p("lower_threshold"),
+                            f.p("lower_threshold"),
                             format!("lower_threshold {l} is above the upper threshold: {why}"),
                         );
                         None
@@ -1793,7 +1936,7 @@ impl Reader<'_> {
             if Family::of(&addr) != svc.family() && !matches!(fw, Forward::Tunnel { .. }) {
                 self.err(
                     f.get("address").map_or(f.pos, |n| n.pos),
-                    &f.p("address"),
+                    f.p("address"),
                     format!(
                         "{addr} is {} but the service is {}; only tunnel real servers may be of the other family",
                         Family::of(&addr),
@@ -1808,7 +1951,7 @@ impl Reader<'_> {
             {
                 self.err(
                     n.pos,
-                    &f.p("port"),
+                    f.p("port"),
                     format!(
                         "port {p} differs from the service port {}: {} real servers get packets unchanged, \
                          so the kernel can't use another port (use forward: nat, or drop port)",
@@ -1840,7 +1983,7 @@ impl Reader<'_> {
                             if merged.kind.is_none() && merged.kind_pos.is_none() {
                                 self.err(
                                     own.pos,
-                                    &p,
+                                    p,
                                     "a health check needs one of http, tcp or exec (the service has none to inherit)",
                                 );
                                 None
@@ -1885,7 +2028,12 @@ impl Reader<'_> {
         })
     }
 
-    fn sorry_server(&mut self, node: &Node, path: &str, svc: &ServiceKey) -> Option<SorryServer> {
+    fn sorry_server(
+        &mut self,
+        node: &Node<'_>,
+        path: &FieldPath<'_>,
+        svc: &ServiceKey,
+    ) -> Option<SorryServer> {
         let default_port = super::service_port(svc);
         let (addr, port, forward, addr_pos, port_pos) = match &node.value {
             Value::Map(_) => {
@@ -1896,7 +2044,7 @@ impl Reader<'_> {
                     None => {
                         self.err(
                             f.pos,
-                            &f.p("address"),
+                            f.p("address"),
                             "missing; a sorry server needs an address",
                         );
                         return None;
@@ -1974,7 +2122,7 @@ impl Reader<'_> {
 
     // ------------------------------------------------------------------------------------------
 
-    fn health_raw(&mut self, node: &Node, path: &str) -> Option<HealthRaw> {
+    fn health_raw(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<HealthRaw> {
         let f = self.map(
             node,
             path,
@@ -1993,7 +2141,7 @@ impl Reader<'_> {
         if kinds.len() > 1 {
             self.err(
                 f.key_pos(kinds[1]),
-                &f.p(kinds[1]),
+                f.p(kinds[1]),
                 format!(
                     "a health check is one of http, tcp or exec; this one has {}",
                     kinds.join(" and ")
@@ -2043,7 +2191,7 @@ impl Reader<'_> {
                 Some("quiesce") => h.on_failure = Some(OnFailure::Quiesce),
                 Some(t) => {
                     let hnt = hint(t, &["remove", "quiesce"]);
-                    self.err(n.pos, &p, format!("unknown on_failure {}{hnt}", quote(t)));
+                    self.err(n.pos, p, format!("unknown on_failure {}{hnt}", quote(t)));
                     h.valid = false;
                 }
                 None => h.valid = false,
@@ -2052,7 +2200,7 @@ impl Reader<'_> {
         Some(h)
     }
 
-    fn check_raw(&mut self, kind: &str, node: &Node, path: &str) -> Option<CheckRaw> {
+    fn check_raw(&mut self, kind: &str, node: &Node<'_>, path: &FieldPath<'_>) -> Option<CheckRaw> {
         match kind {
             "tcp" => {
                 let f = self.map(node, path, "a mapping such as {port: 22}", TCP_KEYS)?;
@@ -2073,7 +2221,7 @@ impl Reader<'_> {
                 let Some(n) = f.get("command") else {
                     self.err(
                         f.pos,
-                        &p,
+                        p,
                         "missing; an exec check needs command: [program, args...]",
                     );
                     return None;
@@ -2081,7 +2229,7 @@ impl Reader<'_> {
                 if let Value::Scalar(_) = n.value {
                     self.err(
                         n.pos,
-                        &p,
+                        p,
                         format!(
                             "expected a list of arguments, found {}; exec checks never run a shell, \
                              write [\"/path/to/program\", \"arg\"]",
@@ -2092,20 +2240,20 @@ impl Reader<'_> {
                 }
                 let items = self.seq(n, &p, "a list of arguments")?;
                 if items.is_empty() {
-                    self.err(n.pos, &p, "needs at least the program to run");
+                    self.err(n.pos, p, "needs at least the program to run");
                     return None;
                 }
                 let mut argv = Vec::with_capacity(items.len());
                 let mut ok = true;
                 for (i, item) in items.iter().enumerate() {
-                    let ip = index(&p, i);
+                    let ip = p.index(i);
                     match self.string(item, &ip) {
                         Some(t) if t.contains('\0') => {
-                            self.err(item.pos, &ip, "contains a NUL byte");
+                            self.err(item.pos, ip, "contains a NUL byte");
                             ok = false;
                         }
                         Some("") if i == 0 => {
-                            self.err(item.pos, &ip, "the program name is empty");
+                            self.err(item.pos, ip, "the program name is empty");
                             ok = false;
                         }
                         Some(t) => argv.push(t.to_owned()),
@@ -2141,7 +2289,7 @@ impl Reader<'_> {
                         Some(t) => {
                             self.err(
                                 n.pos,
-                                &p,
+                                p,
                                 format!(
                                     "{} is not a request path (it starts with / and has no spaces; \
                                      percent-encode them)",
@@ -2163,7 +2311,7 @@ impl Reader<'_> {
                     let p = f.p("expect");
                     match self.string(n, &p) {
                         Some("") => {
-                            self.err(n.pos, &p, "is empty; remove expect to accept any body");
+                            self.err(n.pos, p, "is empty; remove expect to accept any body");
                             ok = false;
                         }
                         Some(t) => h.expect = Some(t.to_owned()),
@@ -2182,7 +2330,7 @@ impl Reader<'_> {
                         Some(t) => {
                             self.err(
                                 n.pos,
-                                &p,
+                                p,
                                 format!("{} is not a valid Host header value", quote(t)),
                             );
                             ok = false;
@@ -2201,7 +2349,7 @@ impl Reader<'_> {
         }
     }
 
-    fn check_port(&mut self, node: &Node, path: &str) -> Option<u16> {
+    fn check_port(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<u16> {
         let v = self.u16(node, path)?;
         if v == 0 {
             self.err(node.pos, path, "a check port must be 1..=65535");
@@ -2212,7 +2360,7 @@ impl Reader<'_> {
 
     /// Checks the parts of a health block that do not depend on the real server. Reports only
     /// when `report` (so an inherited problem is reported once, where it is written).
-    fn check_health_alone(&mut self, h: &HealthRaw, path: &str, report: bool) -> bool {
+    fn check_health_alone(&mut self, h: &HealthRaw, path: &FieldPath<'_>, report: bool) -> bool {
         let mut ok = h.valid;
         let interval = h.interval.map_or(DEFAULT_INTERVAL, |(d, _)| d);
         let timeout = h.effective_timeout();
@@ -2222,7 +2370,7 @@ impl Reader<'_> {
         {
             problems.push((
                 pos,
-                join(path, "interval"),
+                path.key("interval").to_string(),
                 format!(
                     "{} is out of range {}..={}",
                     duration::format(d),
@@ -2235,13 +2383,13 @@ impl Reader<'_> {
             if d.is_zero() {
                 problems.push((
                     pos,
-                    join(path, "timeout"),
+                    path.key("timeout").to_string(),
                     "must be more than 0s".to_owned(),
                 ));
             } else if d > interval {
                 problems.push((
                     pos,
-                    join(path, "timeout"),
+                    path.key("timeout").to_string(),
                     format!(
                         "{} is longer than the interval {}; a check must finish before the next starts",
                         duration::format(d),
@@ -2253,17 +2401,18 @@ impl Reader<'_> {
         if let Some(CheckRaw::Http(http)) = &h.kind
             && let Some((d, pos)) = http.deadline
         {
-            let kp = h.kind_pos.map_or(path.to_owned(), |_| join(path, "http"));
+            let http = path.key("http");
+            let kp = if h.kind_pos.is_some() { &http } else { path };
             if d.is_zero() {
                 problems.push((
                     pos,
-                    join(&kp, "deadline"),
+                    kp.key("deadline").to_string(),
                     "must be more than 0s".to_owned(),
                 ));
             } else if d > interval {
                 problems.push((
                     pos,
-                    join(&kp, "deadline"),
+                    kp.key("deadline").to_string(),
                     format!(
                         "{} is longer than the interval {}; a check must finish before the next starts",
                         duration::format(d),
@@ -2273,7 +2422,7 @@ impl Reader<'_> {
             } else if d < timeout && h.timeout.is_some() {
                 problems.push((
                     pos,
-                    join(&kp, "deadline"),
+                    kp.key("deadline").to_string(),
                     format!(
                         "{} is shorter than the timeout {}; the deadline bounds the whole exchange",
                         duration::format(d),
@@ -2297,7 +2446,7 @@ impl Reader<'_> {
         &mut self,
         h: &HealthRaw,
         rs_port: u16,
-        path: &str,
+        path: &FieldPath<'_>,
         pos: Pos,
     ) -> Option<HealthCheck> {
         let interval = h.interval.map_or(DEFAULT_INTERVAL, |(d, _)| d);
@@ -2464,5 +2613,42 @@ pub(crate) fn resolve_realserver(
         interface: part.interface.clone(),
         arp: part.arp,
         location: part.location.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The paths as they were built before `FieldPath`: a string per level.
+    fn join(path: &str, key: &str) -> String {
+        let key = yaml::path_segment(key);
+        if path.is_empty() {
+            key.into_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    }
+
+    #[test]
+    fn field_paths_render_as_joined_strings() {
+        let long = "k".repeat(100);
+        for top in ["", "services", "director"] {
+            let root = FieldPath::Text(top);
+            for key in ["", "real_servers", long.as_str()] {
+                let k = root.key(key);
+                assert_eq!(k.to_string(), join(top, key));
+                let i = k.index(7);
+                assert_eq!(i.to_string(), format!("{}[7]", join(top, key)));
+                for leaf in ["", "port", long.as_str()] {
+                    assert_eq!(
+                        i.key(leaf).to_string(),
+                        join(&format!("{}[7]", join(top, key)), leaf)
+                    );
+                    assert_eq!(k.key(leaf).to_string(), join(&join(top, key), leaf));
+                }
+            }
+        }
     }
 }

@@ -5,7 +5,8 @@
 //! tree is also where the input limits live: size, nesting depth, alias expansion, one document
 //! per file, no duplicate keys.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use granit_parser::{ErrorKind, Event, Parser, ScalarStyle, ScanError, Span};
 
@@ -21,45 +22,52 @@ pub(crate) const MAX_ALIAS_NODES: usize = 100_000;
 /// 1 MiB scalar be aliased thousands of times: few nodes, gigabytes of copies.
 pub(crate) const MAX_ALIAS_BYTES: usize = MAX_INPUT_BYTES;
 
-/// A 1-based line and column (columns count characters, as editors do).
+/// A 1-based line and column (columns count characters, as editors do). `u32`: a file is at
+/// most [`MAX_INPUT_BYTES`], and every node carries one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub(crate) struct Pos {
-    pub line: usize,
-    pub column: usize,
+    pub line: u32,
+    pub column: u32,
 }
 
 impl Pos {
-    fn of_span(span: &Span) -> Pos {
+    fn new(line: usize, column: usize) -> Pos {
         Pos {
-            line: span.start.line(),
-            column: span.start.col() + 1,
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
         }
+    }
+
+    fn of_span(span: &Span) -> Pos {
+        Pos::new(span.start.line(), span.start.col() + 1)
     }
 }
 
+/// A node of the tree. Text borrows from the document wherever the parser could (plain and
+/// most quoted scalars), so building the tree allocates only for collections.
 #[derive(Debug, Clone)]
-pub(crate) struct Node {
+pub(crate) struct Node<'a> {
     pub pos: Pos,
-    pub value: Value,
+    pub value: Value<'a>,
 }
 
 #[derive(Debug, Clone)]
-pub(crate) enum Value {
-    Scalar(Scalar),
-    Seq(Vec<Node>),
-    Map(Vec<(Key, Node)>),
+pub(crate) enum Value<'a> {
+    Scalar(Scalar<'a>),
+    Seq(Vec<Node<'a>>),
+    Map(Vec<(Key<'a>, Node<'a>)>),
 }
 
 /// A mapping key: always a scalar in this tree (other keys are reported and dropped).
 #[derive(Debug, Clone)]
-pub(crate) struct Key {
-    pub text: String,
+pub(crate) struct Key<'a> {
+    pub text: Cow<'a, str>,
     pub pos: Pos,
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct Scalar {
-    pub text: String,
+pub(crate) struct Scalar<'a> {
+    pub text: Cow<'a, str>,
     /// Plain scalars are typed by the YAML 1.2 core schema (`80` is an integer, `true` a
     /// boolean); quoted and block scalars, and `!!str`, are always strings.
     pub plain: bool,
@@ -84,7 +92,7 @@ pub(crate) enum Resolved<'a> {
     Str(&'a str),
 }
 
-impl Scalar {
+impl Scalar<'_> {
     pub fn resolve(&self) -> Resolved<'_> {
         if !self.plain {
             return Resolved::Str(&self.text);
@@ -93,9 +101,15 @@ impl Scalar {
     }
 }
 
+fn is_null_text(s: &str) -> bool {
+    matches!(s, "" | "~" | "null" | "Null" | "NULL")
+}
+
 fn resolve_plain(s: &str) -> Resolved<'_> {
+    if is_null_text(s) {
+        return Resolved::Null;
+    }
     match s {
-        "" | "~" | "null" | "Null" | "NULL" => return Resolved::Null,
         "true" | "True" | "TRUE" => return Resolved::Bool(true),
         "false" | "False" | "FALSE" => return Resolved::Bool(false),
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
@@ -126,6 +140,14 @@ fn resolve_plain(s: &str) -> Resolved<'_> {
 
 /// `[0-9]*(\.[0-9]*)?([eE][-+]?[0-9]+)?` with at least one digit in the mantissa.
 fn is_float(s: &str) -> bool {
+    // Most scalars that get here are names and addresses: one byte outside the alphabet of
+    // a number settles it.
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+    {
+        return false;
+    }
     let (mantissa, exp) = match s.find(['e', 'E']) {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
@@ -153,7 +175,7 @@ fn is_float(s: &str) -> bool {
     }
 }
 
-impl Node {
+impl Node<'_> {
     /// A short description of what this node is, for "expected X, found Y" messages.
     pub fn describe(&self) -> String {
         match &self.value {
@@ -170,7 +192,8 @@ impl Node {
     }
 
     pub fn is_null(&self) -> bool {
-        matches!(&self.value, Value::Scalar(s) if s.resolve() == Resolved::Null)
+        // What `resolve` answers `Null` for, without typing the scalar: every field lookup asks.
+        matches!(&self.value, Value::Scalar(s) if s.plain && is_null_text(&s.text))
     }
 
     /// Bytes of text in this subtree (scalars and keys): what copying it costs beyond nodes.
@@ -252,7 +275,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<&str, RawDiag> {
             let column = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
             let byte = bytes.get(e.valid_up_to()).copied().unwrap_or(0);
             Err(RawDiag {
-                pos: Pos { line, column },
+                pos: Pos::new(line, column),
                 path: String::new(),
                 message: format!(
                     "file is not valid UTF-8 (byte 0x{byte:02x} at offset {}); manifests must be UTF-8 text",
@@ -263,26 +286,34 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<&str, RawDiag> {
     }
 }
 
-enum Frame {
+/// A collection being built. Its children wait on the builder's shared stacks (`items`,
+/// `entries`) from `start` on, so each finished collection is one allocation of its exact size.
+enum Frame<'a> {
     Seq {
         pos: Pos,
         anchor: usize,
-        items: Vec<Node>,
+        start: usize,
+        len: usize,
     },
     Map {
         pos: Pos,
         anchor: usize,
-        entries: Vec<(Key, Node)>,
+        start: usize,
+        len: usize,
         /// The key whose value comes next; `Some(None)` when that key was unusable.
-        pending: Option<Option<Key>>,
+        pending: Option<Option<Key<'a>>>,
     },
 }
 
-struct Builder {
-    stack: Vec<Frame>,
-    root: Option<Node>,
+struct Builder<'a> {
+    stack: Vec<Frame<'a>>,
+    /// Children of the open sequences, innermost last.
+    items: Vec<Node<'a>>,
+    /// Entries of the open mappings, innermost last.
+    entries: Vec<(Key<'a>, Node<'a>)>,
+    root: Option<Node<'a>>,
     /// Anchored nodes with their node count and text length.
-    anchors: HashMap<usize, (Node, usize, usize)>,
+    anchors: HashMap<usize, (Node<'a>, usize, usize)>,
     alias_budget: usize,
     alias_bytes_budget: usize,
     /// What the anchors' copies hold so far (nested anchors copy their subtrees again).
@@ -294,7 +325,7 @@ struct Builder {
 /// Parses one YAML document into a tree. Returns `None` (with at least one diagnostic) when the
 /// text is not usable YAML at all; returns a tree plus diagnostics for problems that do not stop
 /// reading (duplicate keys, unsupported tags, non-scalar keys).
-pub(crate) fn parse_document(text: &str) -> (Option<Node>, Vec<RawDiag>) {
+pub(crate) fn parse_document(text: &str) -> (Option<Node<'_>>, Vec<RawDiag>) {
     let options = granit_parser::options! {
         flow_nesting_limit: MAX_DEPTH,
         block_nesting_limit: MAX_DEPTH,
@@ -302,6 +333,8 @@ pub(crate) fn parse_document(text: &str) -> (Option<Node>, Vec<RawDiag>) {
     };
     let mut b = Builder {
         stack: Vec::new(),
+        items: Vec::new(),
+        entries: Vec::new(),
         root: None,
         anchors: HashMap::new(),
         alias_budget: MAX_ALIAS_NODES,
@@ -353,10 +386,7 @@ pub(crate) fn parse_document(text: &str) -> (Option<Node>, Vec<RawDiag>) {
                 }
                 let node = Node {
                     pos,
-                    value: Value::Scalar(Scalar {
-                        text: text.into_owned(),
-                        plain,
-                    }),
+                    value: Value::Scalar(Scalar { text, plain }),
                 };
                 b.push_node(node, anchor)
             }
@@ -365,7 +395,8 @@ pub(crate) fn parse_document(text: &str) -> (Option<Node>, Vec<RawDiag>) {
                 b.stack.push(Frame::Seq {
                     pos,
                     anchor,
-                    items: Vec::new(),
+                    start: b.items.len(),
+                    len: 0,
                 });
                 true
             }
@@ -374,25 +405,29 @@ pub(crate) fn parse_document(text: &str) -> (Option<Node>, Vec<RawDiag>) {
                 b.stack.push(Frame::Map {
                     pos,
                     anchor,
-                    entries: Vec::new(),
+                    start: b.entries.len(),
+                    len: 0,
                     pending: None,
                 });
                 true
             }
             Event::SequenceEnd | Event::MappingEnd => match b.stack.pop() {
-                Some(Frame::Seq { pos, anchor, items }) => b.push_node(
-                    Node {
-                        pos,
-                        value: Value::Seq(items),
-                    },
-                    anchor,
-                ),
-                Some(Frame::Map {
-                    pos,
-                    anchor,
-                    entries,
-                    ..
+                Some(Frame::Seq {
+                    pos, anchor, start, ..
                 }) => {
+                    let items = take_from(&mut b.items, start);
+                    b.push_node(
+                        Node {
+                            pos,
+                            value: Value::Seq(items),
+                        },
+                        anchor,
+                    )
+                }
+                Some(Frame::Map {
+                    pos, anchor, start, ..
+                }) => {
+                    let entries = take_from(&mut b.entries, start);
                     let entries = b.finish_map(entries);
                     b.push_node(
                         Node {
@@ -415,7 +450,7 @@ pub(crate) fn parse_document(text: &str) -> (Option<Node>, Vec<RawDiag>) {
     (b.root, b.diags)
 }
 
-impl Builder {
+impl<'a> Builder<'a> {
     /// The field path of the node being built, e.g. `services[1].real_servers[0]`.
     fn path(&self) -> String {
         self.path_upto(self.stack.len())
@@ -426,14 +461,20 @@ impl Builder {
         let mut out = String::new();
         for frame in &self.stack[..n.min(self.stack.len())] {
             match frame {
-                Frame::Seq { items, .. } => out.push_str(&format!("[{}]", items.len())),
+                Frame::Seq { len, .. } => out.push_str(&format!("[{len}]")),
                 Frame::Map {
-                    pending, entries, ..
+                    pending,
+                    start,
+                    len,
+                    ..
                 } => {
                     let key = match pending {
-                        Some(Some(k)) => Some(k.text.as_str()),
+                        Some(Some(k)) => Some(k.text.as_ref()),
                         Some(None) => None,
-                        None => entries.last().map(|(k, _)| k.text.as_str()),
+                        None => (*len > 0)
+                            .then(|| self.entries.get(start + len - 1))
+                            .flatten()
+                            .map(|(k, _)| k.text.as_ref()),
                     };
                     if let Some(k) = key {
                         if !out.is_empty() {
@@ -449,10 +490,7 @@ impl Builder {
 
     fn scan_error(&mut self, e: &ScanError) {
         let m = e.marker();
-        let pos = Pos {
-            line: m.line().max(1),
-            column: m.col() + 1,
-        };
+        let pos = Pos::new(m.line().max(1), m.col() + 1);
         let message = match e.kind() {
             ErrorKind::RecursionLimitExceeded => format!(
                 "lists and mappings are nested more than {MAX_DEPTH} levels deep; a manifest needs \
@@ -537,7 +575,7 @@ impl Builder {
     }
 
     /// Attaches a finished node to its parent (or makes it the root).
-    fn push_node(&mut self, node: Node, anchor: usize) -> bool {
+    fn push_node(&mut self, node: Node<'a>, anchor: usize) -> bool {
         if anchor != 0 {
             let (size, bytes) = (node.count(), node.text_len());
             // Each anchor keeps a copy of its subtree for later aliases: 60 nested anchors
@@ -577,11 +615,15 @@ impl Builder {
         }
         match self.stack.last_mut() {
             None => self.root = Some(node),
-            Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map {
-                entries, pending, ..
-            }) => match pending.take() {
-                Some(Some(key)) => entries.push((key, node)),
+            Some(Frame::Seq { len, .. }) => {
+                self.items.push(node);
+                *len += 1;
+            }
+            Some(Frame::Map { pending, len, .. }) => match pending.take() {
+                Some(Some(key)) => {
+                    self.entries.push((key, node));
+                    *len += 1;
+                }
                 Some(None) => {}
                 None => {
                     if let Value::Scalar(s) = node.value {
@@ -598,12 +640,16 @@ impl Builder {
 
     /// Rejects duplicate keys and applies YAML merge keys (`<<: *defaults`): merged entries
     /// fill in keys the mapping does not set itself.
-    fn finish_map(&mut self, entries: Vec<(Key, Node)>) -> Vec<(Key, Node)> {
-        let mut out: Vec<(Key, Node)> = Vec::with_capacity(entries.len());
-        let mut seen: HashMap<String, Pos> = HashMap::new();
-        let mut merges: Vec<Node> = Vec::new();
+    fn finish_map(&mut self, entries: Vec<(Key<'a>, Node<'a>)>) -> Vec<(Key<'a>, Node<'a>)> {
+        // Nearly every mapping has neither: keep it as it is.
+        if !entries.iter().any(|(k, _)| k.text == "<<") && !has_duplicate_key(&entries) {
+            return entries;
+        }
+        let mut out: Vec<(Key<'a>, Node<'a>)> = Vec::with_capacity(entries.len());
+        let mut seen: HashMap<Cow<'a, str>, Pos> = HashMap::new();
+        let mut merges: Vec<Node<'a>> = Vec::new();
         // (position, key, message): the path is only built when something is wrong.
-        let mut problems: Vec<(Pos, String, String)> = Vec::new();
+        let mut problems: Vec<(Pos, Cow<'a, str>, String)> = Vec::new();
         for (key, value) in entries {
             if key.text == "<<" {
                 merges.push(value);
@@ -623,7 +669,7 @@ impl Builder {
             out.push((key, value));
         }
         for merge in merges {
-            let sources: Vec<Node> = match merge.value {
+            let sources: Vec<Node<'a>> = match merge.value {
                 Value::Map(_) => vec![merge],
                 Value::Seq(items) => items,
                 Value::Scalar(_) => vec![merge],
@@ -640,7 +686,7 @@ impl Builder {
                     }
                     _ => problems.push((
                         source.pos,
-                        "<<".to_owned(),
+                        Cow::Borrowed("<<"),
                         format!(
                             "merge key << needs a mapping or a list of mappings, found {}",
                             source.describe()
@@ -661,8 +707,36 @@ impl Builder {
                 self.diags.push(RawDiag { pos, path, message });
             }
         }
+        out.shrink_to_fit();
         out
     }
+}
+
+/// The children of a finished collection, `stack[start..]`, as a vector of their exact size.
+fn take_from<T>(stack: &mut Vec<T>, start: usize) -> Vec<T> {
+    if start == 0 {
+        // The outermost open collection (such as a long services: list): hand over the stack
+        // itself rather than copy it.
+        let mut all = std::mem::take(stack);
+        all.shrink_to_fit();
+        all
+    } else {
+        stack.split_off(start)
+    }
+}
+
+/// Whether two entries of a mapping have the same key.
+fn has_duplicate_key(entries: &[(Key<'_>, Node<'_>)]) -> bool {
+    // Manifest mappings have a handful of keys: comparing pairs beats hashing them.
+    const SMALL: usize = 16;
+    if entries.len() <= SMALL {
+        return entries
+            .iter()
+            .enumerate()
+            .any(|(i, (k, _))| entries[..i].iter().any(|(e, _)| e.text == k.text));
+    }
+    let mut seen: HashSet<&str> = HashSet::with_capacity(entries.len());
+    !entries.iter().all(|(k, _)| seen.insert(k.text.as_ref()))
 }
 
 #[cfg(test)]
@@ -743,7 +817,7 @@ mod tests {
         let got: Vec<(&str, &str)> = e
             .iter()
             .map(|(k, v)| match &v.value {
-                Value::Scalar(s) => (k.text.as_str(), s.text.as_str()),
+                Value::Scalar(s) => (k.text.as_ref(), s.text.as_ref()),
                 _ => panic!(),
             })
             .collect();
