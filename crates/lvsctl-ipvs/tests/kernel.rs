@@ -956,6 +956,10 @@ fn scale_apply_and_observe_against_ipvsadm() {
         let t = Instant::now();
         let (observed, report) = s.observe_services_reported().unwrap();
         let observe = t.elapsed();
+        // The floor of both: the one GET_SERVICE dump.
+        let t = Instant::now();
+        assert_eq!(s.services().unwrap().len(), n as usize);
+        let service_dump = t.elapsed();
         let t = Instant::now();
         let lines = sh("ipvsadm -S -n | wc -l");
         let save_here = t.elapsed();
@@ -968,8 +972,8 @@ fn scale_apply_and_observe_against_ipvsadm() {
         let _ = writeln!(
             std::io::stderr(),
             "scale {n} services x 10 real servers, same table: observe netlink-only \
-             {observe_netlink:.2?}, observe with getsockopt {observe:.2?}, ipvsadm -S -n \
-             {save_here:.2?}"
+             {observe_netlink:.2?}, observe with getsockopt {observe:.2?} (of which the \
+             GET_SERVICE dump alone takes {service_dump:.2?}), ipvsadm -S -n {save_here:.2?}"
         );
 
         // ipvsadm in another fresh namespace.
