@@ -93,7 +93,7 @@ impl IpvsSocket {
             .map_err(|e| observe_error("reading IPVS services", e))?;
         let mut report = ObserveReport::default();
         let first = match &self.sockopt {
-            Some(sock) => match sockopt_pass(sock, &raws) {
+            Some(sock) => match sockopt_pass(sock, &raws, self.exact_traffic) {
                 Ok(v) => v,
                 Err(why) => {
                     report.sockopt_unused = Some(why);
@@ -190,6 +190,7 @@ fn ident_of(raw: &ServiceRaw) -> Ident {
 fn sockopt_pass(
     sock: &SockoptSocket,
     raws: &[ServiceRaw],
+    exact_traffic: bool,
 ) -> Result<Vec<Result<Vec<DestRaw>, NetlinkReason>>, String> {
     let inet = raws.iter().filter(|r| r.af == AF_INET).count();
     if inet == 0 {
@@ -204,7 +205,7 @@ fn sockopt_pass(
                 }
                 let ident = ident_of(raw);
                 let n = *before.get(&ident).ok_or(NetlinkReason::NotListed)?;
-                dests_of(sock, ident, n)
+                dests_of(sock, ident, n, exact_traffic)
             })
             .collect()
     };
@@ -252,10 +253,33 @@ fn listing(sock: &SockoptSocket, hint: usize) -> Result<HashMap<Ident, u32>, Str
     Err("IP_VS_SO_GET_SERVICES kept growing".into())
 }
 
+/// Real servers whose getsockopt traffic counters may be truncated: with `exact_traffic` the
+/// service must be read over netlink; without, their traffic counters are dropped (reported as
+/// zero rather than truncated: a wrong number would look like a real one). Connection counts
+/// are exact either way.
+fn screen_traffic(dests: &mut [DestRaw], exact_traffic: bool) -> Result<(), NetlinkReason> {
+    for d in dests {
+        if !d.stats64.as_ref().is_some_and(stats_exact) {
+            if exact_traffic {
+                return Err(NetlinkReason::WideCounters);
+            }
+            d.stats = None;
+            d.stats64 = None;
+        }
+    }
+    Ok(())
+}
+
 /// IP_VS_SO_GET_DESTS for one service listed with `n` real servers. The table has room for
 /// one more than `n`, so a real server added meanwhile shows as a count mismatch (netlink then
-/// reads the service) instead of being cut off.
-fn dests_of(sock: &SockoptSocket, ident: Ident, n: u32) -> Result<Vec<DestRaw>, NetlinkReason> {
+/// reads the service) instead of being cut off. Without `exact_traffic`, real servers whose
+/// traffic counters may be truncated get none (zero) instead of a netlink read.
+fn dests_of(
+    sock: &SockoptSocket,
+    ident: Ident,
+    n: u32,
+    exact_traffic: bool,
+) -> Result<Vec<DestRaw>, NetlinkReason> {
     let failed = |m: String| NetlinkReason::SockoptFailed(m);
     let capacity = usize::try_from(n)
         .ok()
@@ -269,7 +293,7 @@ fn dests_of(sock: &SockoptSocket, ident: Ident, n: u32) -> Result<Vec<DestRaw>, 
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(NetlinkReason::NotListed),
         Err(e) => return Err(failed(format!("IP_VS_SO_GET_DESTS: {e}"))),
     }
-    let dests = decode_dests(&buf).ok_or_else(|| {
+    let mut dests = decode_dests(&buf).ok_or_else(|| {
         failed("IP_VS_SO_GET_DESTS answered something unlike the kernel's table".into())
     })?;
     if dests.len() != capacity - 1 {
@@ -278,11 +302,64 @@ fn dests_of(sock: &SockoptSocket, ident: Ident, n: u32) -> Result<Vec<DestRaw>, 
     if dests.iter().any(|d| d.fwd_method == IP_VS_CONN_F_TUNNEL) {
         return Err(NetlinkReason::Tunnel);
     }
-    if !dests
-        .iter()
-        .all(|d| d.stats64.as_ref().is_some_and(stats_exact))
-    {
-        return Err(NetlinkReason::WideCounters);
-    }
+    screen_traffic(&mut dests, exact_traffic)?;
     Ok(dests)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use lvsctl_netlink::StatsRaw;
+
+    fn dest(last: u8, bytes: u64, active: u32) -> DestRaw {
+        DestRaw {
+            addr: [10, 0, 1, last, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            port: 80,
+            active_conns: Some(active),
+            stats64: Some(StatsRaw {
+                conns: 7,
+                inpkts: 9,
+                outpkts: 9,
+                inbytes: bytes,
+                outbytes: bytes,
+                ..StatsRaw::default()
+            }),
+            ..DestRaw::default()
+        }
+    }
+
+    #[test]
+    fn busy_real_servers_need_netlink_unless_only_connection_counts_matter() {
+        let busy = 1 << 40;
+        let mut exact = vec![dest(1, 1000, 3), dest(2, busy, 4)];
+        assert_eq!(
+            screen_traffic(&mut exact, true),
+            Err(NetlinkReason::WideCounters)
+        );
+        let mut planning = exact.clone();
+        screen_traffic(&mut planning, false).unwrap();
+        // The quiet one keeps its counters; the busy one loses its traffic counters (zero, not
+        // truncated) and keeps its connection counts.
+        assert_eq!(planning[0], exact[0]);
+        assert_eq!(planning[1].stats64, None);
+        assert_eq!(planning[1].stats, None);
+        assert_eq!(planning[1].active_conns, Some(4));
+        let svc = ServiceRaw {
+            af: AF_INET,
+            protocol: 6,
+            addr: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            port: 80,
+            sched_name: "rr".into(),
+            ..ServiceRaw::default()
+        };
+        let (_, _, counters) = service_of(&svc, &planning).unwrap();
+        assert_eq!(counters.service.active_conns, 7);
+        let by_conns: Vec<(u32, u64, u64)> = counters
+            .dests
+            .values()
+            .map(|c| (c.active_conns, c.in_bytes, c.in_packets))
+            .collect();
+        assert_eq!(by_conns, vec![(3, 1000, 9), (4, 0, 0)]);
+    }
 }

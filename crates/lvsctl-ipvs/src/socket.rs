@@ -45,6 +45,9 @@ pub struct IpvsSocket {
     /// netlink socket so both speak for the same network namespace. `None` when it could not
     /// be opened or was turned off.
     pub(crate) sockopt: Option<SockoptSocket>,
+    /// Whether every traffic counter must be exact (see
+    /// [`IpvsSocket::set_exact_traffic_counters`]).
+    pub(crate) exact_traffic: bool,
 }
 
 impl std::fmt::Debug for IpvsSocket {
@@ -88,6 +91,17 @@ impl IpvsSocket {
         self.sockopt = if on { SockoptSocket::open().ok() } else { None };
     }
 
+    /// With `false`, [`IpvsSocket::observe_services`] keeps the getsockopt read for real servers
+    /// whose traffic counters outgrew what it reports exactly (it truncates packets, conns and
+    /// rates to 32 bits) and reports their traffic counters as zero instead of dumping the
+    /// service over netlink: for callers that read only the connection counts, which stay
+    /// exact (planning: `lvsctl plan` and `apply`). On a busy director almost every real server
+    /// has carried more than 2 GiB, and without this most services would go back to netlink.
+    /// Default `true`.
+    pub fn set_exact_traffic_counters(&mut self, exact: bool) {
+        self.exact_traffic = exact;
+    }
+
     fn open_raw() -> Result<IpvsSocket, IpvsError> {
         let io = |what| move |source| IpvsError::Io { what, source };
         let mut sock =
@@ -118,6 +132,7 @@ impl IpvsSocket {
             wbuf: Vec::with_capacity(MAX_DATAGRAM + 1024),
             max_in_flight: (rcvbuf / 2 / ACK_TRUESIZE).clamp(8, 1024),
             sockopt: None,
+            exact_traffic: true,
         })
     }
 

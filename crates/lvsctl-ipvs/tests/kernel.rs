@@ -1105,6 +1105,23 @@ fn sockopt_observe_equals_netlink() {
         ops.extend(sockopt_ops());
         apply_all(&mut s, &ops);
         poke_services();
+        // The kernel folds its per-CPU counters into the totals it reports only when its rate
+        // estimator runs (every 2 s on 6.1): wait for the traffic to show.
+        let shown = std::time::Instant::now();
+        while s
+            .observe_services_netlink()
+            .unwrap()
+            .1
+            .values()
+            .flat_map(|c| c.dests.values())
+            .all(|c| c.conns + c.in_packets == 0)
+        {
+            assert!(
+                shown.elapsed() < Duration::from_secs(20),
+                "the traffic never showed in the counters"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
 
         // Rates move every 2 s (the kernel's estimator): compare a netlink read with two
         // getsockopt reads around it that agree with each other.

@@ -28,6 +28,12 @@ pub struct Config {
     /// Without `vip_interface`, look for the interface holding lvsctl's addresses (export and
     /// status have no manifest to name it).
     pub discover_vip_interface: bool,
+    /// Only connection counts are needed from the counters (`plan`, `apply`): real servers whose
+    /// traffic counters cannot be read exactly by the fast path report them as zero instead of
+    /// costing a netlink dump of their service (see
+    /// `IpvsSocket::set_exact_traffic_counters`). `status`, `export` and the daemon's metrics
+    /// leave it off.
+    pub conn_counts_only: bool,
 }
 
 /// The real kernel, in the calling thread's network namespace.
@@ -41,7 +47,8 @@ pub struct KernelBackend {
 impl KernelBackend {
     /// Opens the IPVS socket (fails clearly when IPVS is missing or CAP_NET_ADMIN is not held).
     pub fn open(config: Config) -> Result<Self, BackendError> {
-        let ipvs = IpvsSocket::open().map_err(|e| BackendError::Unavailable(e.to_string()))?;
+        let mut ipvs = IpvsSocket::open().map_err(|e| BackendError::Unavailable(e.to_string()))?;
+        ipvs.set_exact_traffic_counters(!config.conn_counts_only);
         Ok(KernelBackend {
             ipvs,
             config,

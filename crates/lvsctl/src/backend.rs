@@ -14,7 +14,16 @@ pub fn open(vip_interface: Option<&str>) -> Result<Box<dyn Backend + Send>> {
     if let Some(path) = std::env::var_os("LVSCTL_FAKE_KERNEL") {
         return Ok(Box::new(FileFake::open(PathBuf::from(path))?));
     }
-    crate::kernel::open(vip_interface, false)
+    crate::kernel::open(vip_interface, false, false)
+}
+
+/// For `plan` and `apply`, which read no traffic counters (only connection counts, for
+/// draining): lets the fast IPVS read cover real servers with large traffic counters too.
+pub fn open_for_planning(vip_interface: Option<&str>) -> Result<Box<dyn Backend + Send>> {
+    if let Some(path) = std::env::var_os("LVSCTL_FAKE_KERNEL") {
+        return Ok(Box::new(FileFake::open(PathBuf::from(path))?));
+    }
+    crate::kernel::open(vip_interface, false, true)
 }
 
 /// For commands without a manifest (`export`, `status`): VIPs are looked for on the interface
@@ -23,7 +32,7 @@ pub fn open_without_manifest() -> Result<Box<dyn Backend + Send>> {
     if let Some(path) = std::env::var_os("LVSCTL_FAKE_KERNEL") {
         return Ok(Box::new(FileFake::open(PathBuf::from(path))?));
     }
-    crate::kernel::open(None, true)
+    crate::kernel::open(None, true, false)
 }
 
 /// A [`FakeKernel`] whose state lives in a snapshot file between runs, so the CLI can be tested

@@ -210,7 +210,7 @@ fn director_timeouts(manifest: &Manifest, dry_run: bool) -> Result<()> {
 fn load_and_observe(args: &ManifestArgs) -> Result<(Manifest, Box<dyn Backend + Send>, Observed)> {
     std::thread::scope(|scope| {
         let observer = scope.spawn(|| -> Result<(Box<dyn Backend + Send>, Observed)> {
-            let mut backend = crate::backend::open(None)?;
+            let mut backend = crate::backend::open_for_planning(None)?;
             let observed = observe(backend.as_mut())?;
             Ok((backend, observed))
         });
@@ -251,7 +251,8 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
     } else {
         let manifest = load_manifests(args)?;
         let lock = crate::lock::DirectorLock::acquire(opts.lock_timeout)?;
-        let mut backend = crate::backend::open(manifest.director.vip_interface.as_deref())?;
+        let mut backend =
+            crate::backend::open_for_planning(manifest.director.vip_interface.as_deref())?;
         let observed = observe(backend.as_mut())?;
         (manifest, backend, observed, Some(lock))
     };

@@ -6,12 +6,18 @@ use lvsctl_kernel::{Config, KernelBackend};
 use lvsctl_plan::Backend;
 
 /// `vip_interface` is the manifest's; without a manifest (`export`, `status`) pass `discover`
-/// to find the interface that holds lvsctl's addresses.
-pub fn open(vip_interface: Option<&str>, discover: bool) -> Result<Box<dyn Backend + Send>> {
+/// to find the interface that holds lvsctl's addresses. `conn_counts_only`: the caller reads no
+/// traffic counters (plan, apply), which lets the fast read cover busy real servers too.
+pub fn open(
+    vip_interface: Option<&str>,
+    discover: bool,
+    conn_counts_only: bool,
+) -> Result<Box<dyn Backend + Send>> {
     let backend = KernelBackend::open(Config {
         vip_interface: vip_interface.map(str::to_owned),
         xtables_wait: None,
         discover_vip_interface: discover,
+        conn_counts_only,
     })?;
     Ok(Box::new(backend))
 }

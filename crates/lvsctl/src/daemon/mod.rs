@@ -77,7 +77,13 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     .ok()
     .and_then(|s| lvsctl_model::manifest::load(&s).ok())
     .and_then(|m| m.director.vip_interface);
-    let backend = crate::backend::open(vip_interface.as_deref())?;
+    // Traffic counters are read only for the metrics endpoint; without it the passes need only
+    // connection counts (draining), which the fast IPVS read always has exactly.
+    let backend = if args.metrics.is_some() {
+        crate::backend::open(vip_interface.as_deref())?
+    } else {
+        crate::backend::open_for_planning(vip_interface.as_deref())?
+    };
     let fake = std::env::var_os("LVSCTL_FAKE_KERNEL").is_some();
     let mut config = Config::new(args.manifests.files.clone());
     config.allow_insecure_manifest = args.manifests.allow_insecure_manifest;
