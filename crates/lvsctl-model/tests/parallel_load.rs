@@ -30,11 +30,15 @@ fn services(first: usize, n: usize, bad: Option<usize>) -> String {
 
 const COMMENTS: &str = "# nothing here yet\n# (a file of comments only)\n";
 
+/// What `load` answers, checked to be what `load_owned` answers too.
 fn errors(sources: &[Source]) -> String {
-    match manifest::load(sources) {
+    let answer = |r: Result<manifest::Manifest, manifest::Diagnostics>| match r {
         Ok(m) => format!("ok: {} services", m.services.len()),
         Err(d) => d.to_string(),
-    }
+    };
+    let borrowed = answer(manifest::load(sources));
+    assert_eq!(answer(manifest::load_owned(sources.to_vec())), borrowed);
+    borrowed
 }
 
 #[test]

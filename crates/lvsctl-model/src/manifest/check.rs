@@ -7,7 +7,9 @@ use std::net::IpAddr;
 
 use super::diag::{Location, Sink};
 use super::read::{self, DirectorPart, FileRead, ParsedService, RealServerPart, Setting};
-use super::{Director, DirectorSysctl, IpvsTimeouts, Manifest, Selector, Source, duration};
+use super::{
+    Director, DirectorSysctl, IpvsTimeouts, Manifest, Selector, ServiceDef, Source, duration,
+};
 use crate::state::{Protocol, ServiceKey};
 
 /// Who claims a (vip, protocol, port): a service name, where, and how.
@@ -191,10 +193,10 @@ pub(crate) fn merge(sources: &[Source], mut files: Vec<FileRead>, sink: &mut Sin
 
     let parsed: Vec<ParsedService> = services.into_iter().map(|(_, s)| s).collect();
     let realserver = realserver.map(|(_, part)| read::resolve_realserver(part, &parsed));
-    // Kept for the manifest's life: a vector of its exact size, not the parsed services'
-    // larger buffer reused in place.
-    let mut defs = Vec::with_capacity(parsed.len());
-    defs.extend(parsed.into_iter().map(|s| s.def));
+    // Kept for the manifest's life: the parsed services' buffer is reused where the standard
+    // library can, then cut to size (no second buffer, no slack).
+    let mut defs: Vec<ServiceDef> = parsed.into_iter().map(|s| s.def).collect();
+    defs.shrink_to_fit();
     Manifest {
         director,
         services: defs,

@@ -5,8 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::diag::{Location, Sink};
@@ -147,13 +146,13 @@ const PARALLEL_MIN_BYTES: usize = 256 * 1024;
 /// Reads every file, each into diagnostics of its own, on as many threads as there are files
 /// and CPUs when the files are large. Results and diagnostics come out in the order of
 /// `sources`, exactly as reading them one by one into `sink` would give them.
-pub(crate) fn read_files(sources: &[Source], sink: &mut Sink) -> Vec<FileRead> {
-    let reads = read_each(sources);
-    let mut files = Vec::with_capacity(sources.len());
+pub(crate) fn read_files<S: Input>(mut inputs: Vec<S>, sink: &mut Sink) -> Vec<FileRead> {
+    let reads = read_each(&mut inputs);
+    let mut files = Vec::with_capacity(inputs.len());
     for (src, (file, own)) in reads.into_iter().enumerate() {
         sink.append(own);
         if file.comments_only && sink.is_empty() {
-            let name = sources.get(src).map_or("", |s| s.name.as_str());
+            let name = inputs.get(src).map_or("", |s| s.source().name.as_str());
             sink.push_at(src, name, 1, 1, "", EMPTY.to_owned());
         }
         files.push(file);
@@ -161,34 +160,61 @@ pub(crate) fn read_files(sources: &[Source], sink: &mut Sink) -> Vec<FileRead> {
     files
 }
 
-fn read_each(sources: &[Source]) -> Vec<(FileRead, Sink)> {
-    let read_one = |src: usize, s: &Source| {
+/// A file to read: borrowed, or handed over so its text can go as soon as it is read.
+pub(crate) trait Input: Send {
+    fn source(&self) -> &Source;
+    /// The file has been read.
+    fn done(&mut self) {}
+}
+
+impl Input for &Source {
+    fn source(&self) -> &Source {
+        self
+    }
+}
+
+impl Input for &mut Source {
+    fn source(&self) -> &Source {
+        self
+    }
+
+    fn done(&mut self) {
+        // Only the name is used from here on (in messages).
+        self.text = Vec::new();
+    }
+}
+
+fn read_each<S: Input>(inputs: &mut [S]) -> Vec<(FileRead, Sink)> {
+    let read_one = |src: usize, s: &mut S| {
         let mut own = Sink::default();
-        let file = read_file(src, &s.name, &s.text, &mut own);
+        let source = s.source();
+        let file = read_file(src, &source.name, &source.text, &mut own);
+        s.done();
         (file, own)
     };
-    let total: usize = sources.iter().map(|s| s.text.len()).sum();
-    let threads = if sources.len() < 2 || total < PARALLEL_MIN_BYTES {
+    let total: usize = inputs.iter().map(|s| s.source().text.len()).sum();
+    let threads = if inputs.len() < 2 || total < PARALLEL_MIN_BYTES {
         1
     } else {
         std::thread::available_parallelism()
             .map_or(1, usize::from)
-            .min(sources.len())
+            .min(inputs.len())
     };
     if threads <= 1 {
-        return sources
-            .iter()
+        return inputs
+            .iter_mut()
             .enumerate()
             .map(|(i, s)| read_one(i, s))
             .collect();
     }
     // Each worker takes the next unread file, so a large file does not hold up the rest.
-    let next = AtomicUsize::new(0);
+    let queue = Mutex::new(inputs.iter_mut().enumerate());
     let work = || {
         let mut mine = Vec::new();
         loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(s) = sources.get(i) else {
+            // A worker that panicked holding the lock left the queue itself intact.
+            let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+            let Some((i, s)) = next else {
                 return mine;
             };
             mine.push((i, read_one(i, s)));
