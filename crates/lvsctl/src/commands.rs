@@ -38,7 +38,7 @@ pub fn describe(op: &Op) -> String {
 /// Reads, merges and validates manifests; every diagnostic is printed before failing.
 pub fn load_manifests(args: &ManifestArgs) -> Result<Manifest> {
     let sources = crate::files::read_sources(&args.files, args.allow_insecure_manifest)?;
-    match manifest::load(&sources) {
+    match manifest::load_owned(sources) {
         Ok(m) => Ok(m),
         Err(diags) => {
             eprint!("{diags}");

@@ -144,7 +144,9 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>> {
     let limit = lvsctl_model::manifest::MAX_INPUT_BYTES;
     let file = std::fs::File::open(path)
         .with_context(|| format!("{}: cannot read manifest", path.display()))?;
-    let mut bytes = Vec::new();
+    // Sized from the file up front: growing by doubling held up to twice a large manifest.
+    let size = file.metadata().map_or(0, |m| m.len());
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(limit).min(limit + 1));
     file.take(limit as u64 + 1)
         .read_to_end(&mut bytes)
         .with_context(|| format!("{}: cannot read manifest", path.display()))?;

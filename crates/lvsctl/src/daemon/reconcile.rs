@@ -901,7 +901,7 @@ fn read_manifests(config: &Config, waited: Duration) -> Read {
             Ok(s) => s,
             Err(e) => return Read::Failed(format!("{e:#}")),
         };
-    match manifest::load(&sources) {
+    match manifest::load_owned(sources) {
         Ok(m) if !m.declares_services => Read::Failed(
             "the manifest has no services: section (a real-server-only manifest); \
              the daemon needs the director's services"
