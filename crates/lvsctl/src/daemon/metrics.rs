@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lvsctl_health::{HealthReader, Status};
+use lvsctl_health::{HealthReader, HealthState, Status};
 use lvsctl_model::{Counters, Observed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -239,50 +239,34 @@ impl Metrics {
                 u8::from(h.status == Status::Up)
             );
         }
-        help(
-            o,
-            "lvsctl_health_checks_total",
-            "counter",
-            "Health checks run per real server.",
-        );
-        for (t, h) in &health {
-            let _ = writeln!(
-                o,
-                "lvsctl_health_checks_total{{service=\"{}\",server=\"{}\"}} {}",
-                esc(&t.service.to_string()),
-                esc(&t.server.to_string()),
-                h.checks
-            );
-        }
-        help(
-            o,
-            "lvsctl_health_check_failures_total",
-            "counter",
-            "Failed health checks per real server.",
-        );
-        for (t, h) in &health {
-            let _ = writeln!(
-                o,
-                "lvsctl_health_check_failures_total{{service=\"{}\",server=\"{}\"}} {}",
-                esc(&t.service.to_string()),
-                esc(&t.server.to_string()),
-                h.failures
-            );
-        }
-        help(
-            o,
-            "lvsctl_health_checks_not_run_total",
-            "counter",
-            "Health checks the director could not run (out of sockets, memory, ports or processes); they count neither way.",
-        );
-        for (t, h) in &health {
-            let _ = writeln!(
-                o,
-                "lvsctl_health_checks_not_run_total{{service=\"{}\",server=\"{}\"}} {}",
-                esc(&t.service.to_string()),
-                esc(&t.server.to_string()),
-                h.inconclusive
-            );
+        let per_server = [
+            (
+                "lvsctl_health_checks_total",
+                "Health checks run per real server.",
+                (|h| h.checks) as fn(&HealthState) -> u64,
+            ),
+            (
+                "lvsctl_health_check_failures_total",
+                "Failed health checks per real server.",
+                |h| h.failures,
+            ),
+            (
+                "lvsctl_health_checks_not_run_total",
+                "Health checks the director could not run (out of sockets, memory, ports or processes); they count neither way.",
+                |h| h.inconclusive,
+            ),
+        ];
+        for (name, text, value) in per_server {
+            help(o, name, "counter", text);
+            for (t, h) in &health {
+                let _ = writeln!(
+                    o,
+                    "{name}{{service=\"{}\",server=\"{}\"}} {}",
+                    esc(&t.service.to_string()),
+                    esc(&t.server.to_string()),
+                    value(h)
+                );
+            }
         }
 
         if let Some(obs) = &d.observed {
@@ -575,5 +559,70 @@ mod tests {
         let huge = format!("{start}{}", "a".repeat(MAX_REQUEST - start.len()));
         let r = get(addr, &huge).await;
         assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    }
+
+    /// A director out of file descriptors: every check fails locally.
+    struct OutOfFds;
+    impl lvsctl_health::Prober for OutOfFds {
+        fn probe(
+            &self,
+            _: &lvsctl_health::Target,
+            _: &lvsctl_health::CheckConfig,
+        ) -> lvsctl_health::ProbeFuture {
+            Box::pin(async {
+                Err(lvsctl_health::CheckError::Local {
+                    during: "connecting to 10.0.1.1:80".into(),
+                    source: std::io::Error::from_raw_os_error(libc::EMFILE),
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn health_counters_per_real_server_include_checks_not_run() {
+        let (monitor, _transitions) = lvsctl_health::Monitor::new(Arc::new(OutOfFds));
+        let mut monitor = monitor.with_spread(Duration::ZERO);
+        let target = lvsctl_health::Target {
+            service: "tcp/10.0.0.1:80".parse().unwrap(),
+            server: "10.0.1.1:80".parse().unwrap(),
+        };
+        let config = lvsctl_health::CheckConfig {
+            probe: lvsctl_health::Probe::Tcp(lvsctl_health::TcpProbe { port: None }),
+            interval: Duration::from_millis(20),
+            timeout: Duration::from_millis(10),
+            rise: 1,
+            fall: 1,
+        };
+        monitor.reconcile([(target, config, Status::Up)]);
+        let reader = monitor.reader();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while reader.snapshot().get(&target).map_or(0, |h| h.inconclusive) < 3 {
+            assert!(std::time::Instant::now() < deadline, "no checks ran");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let metrics = Metrics::default();
+        metrics.set_health(reader);
+        let r = metrics.render();
+        let labels = "{service=\"tcp/10.0.0.1:80\",server=\"10.0.1.1:80\"}";
+        let value = |name: &str| -> u64 {
+            let prefix = format!("{name}{labels} ");
+            let line = r
+                .lines()
+                .find(|l| l.starts_with(&prefix))
+                .unwrap_or_else(|| panic!("{name} missing:\n{r}"));
+            line[prefix.len()..].parse().unwrap()
+        };
+        // Checks that could not run change nothing: still up, no failures, all counted.
+        assert!(r.contains("lvsctl_realserver_up{service=\"tcp/10.0.0.1:80\",server=\"10.0.1.1:80\",check=\"tcp\"} 1\n"), "{r}");
+        assert_eq!(value("lvsctl_health_check_failures_total"), 0, "{r}");
+        assert!(value("lvsctl_health_checks_not_run_total") >= 3, "{r}");
+        assert!(
+            value("lvsctl_health_checks_total") >= value("lvsctl_health_checks_not_run_total"),
+            "{r}"
+        );
+        assert!(
+            r.contains("# TYPE lvsctl_health_checks_not_run_total counter\n"),
+            "{r}"
+        );
     }
 }
