@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use lvsctl_ipvs::{IpvsSocket, is_ipvs_op, service_identity};
-use lvsctl_mark::{Config as MarkConfig, IptablesBackend, Xtables};
+use lvsctl_mark::{Config as MarkConfig, IptablesBackend, ObservedChain, Xtables};
 use lvsctl_model::{
     Family, MarkChain, MarkRule, Observed, Service, ServiceCounters, ServiceKey, VipState,
 };
@@ -42,6 +42,9 @@ pub struct KernelBackend {
     config: Config,
     xtables: Option<Xtables>,
     vips: Option<Vips>,
+    /// lvsctl's chain per family as last read (`None` inside: it did not exist), so a write
+    /// right after an observe need not run `iptables-save` again. Forgotten on any error.
+    chains: std::collections::HashMap<Family, Option<ObservedChain>>,
 }
 
 impl KernelBackend {
@@ -54,6 +57,7 @@ impl KernelBackend {
             config,
             xtables: None,
             vips: None,
+            chains: std::collections::HashMap::new(),
         })
     }
 
@@ -104,7 +108,18 @@ impl KernelBackend {
         if self.xtables.is_none() {
             self.xtables = read.xtables;
         }
-        Ok((out?, read.chains?))
+        for f in families {
+            self.chains.remove(f);
+        }
+        let read = read.chains?;
+        let mut chains = Vec::with_capacity(read.len());
+        for (family, chain) in read {
+            if let Some(c) = &chain {
+                chains.push((family, c.to_mark_chain()));
+            }
+            self.chains.insert(family, chain);
+        }
+        Ok((out?, chains))
     }
 
     fn read_vips(&mut self) -> Result<Option<VipState>, BackendError> {
@@ -194,12 +209,24 @@ impl KernelBackend {
         let mark_err = |e: lvsctl_mark::MarkError| BackendError::Other(format!("{op}: {e}"));
         let vip_err = |e: lvsctl_vip::VipError| BackendError::Other(format!("{op}: {e}"));
         match op {
-            Op::WriteMarkChain { family, rules, .. } => self
-                .xtables()?
-                .write_chain(*family, rules)
-                .map_err(mark_err),
+            Op::WriteMarkChain { family, rules, .. } => {
+                let known = self.chains.remove(family);
+                let xt = self.xtables()?;
+                let written = match &known {
+                    Some(current) => xt.write_chain_over(*family, rules, current.as_ref()),
+                    None => xt
+                        .observe(*family)
+                        .and_then(|c| xt.write_chain_over(*family, rules, c.as_ref())),
+                }
+                .map_err(mark_err)?;
+                self.chains.insert(*family, Some(written));
+                Ok(())
+            }
             Op::RemoveMarkChain { family, .. } => {
-                self.xtables()?.remove_chain(*family).map_err(mark_err)
+                self.chains.remove(family);
+                self.xtables()?.remove_chain(*family).map_err(mark_err)?;
+                self.chains.insert(*family, None);
+                Ok(())
             }
             Op::AddVip { interface, addr } => {
                 self.vips()?.add_vip(interface, *addr).map_err(vip_err)?;
@@ -415,7 +442,8 @@ fn detect_xtables(config: &Config) -> Result<Xtables, BackendError> {
 /// What [`read_marks`] found: the iptables backend (kept for later writes) and the chains.
 struct MarkRead {
     xtables: Option<Xtables>,
-    chains: Result<Vec<(Family, MarkChain)>, BackendError>,
+    /// Every family read, with its chain (`None`: absent).
+    chains: Result<Vec<(Family, Option<ObservedChain>)>, BackendError>,
 }
 
 /// Reads lvsctl's chain of each of `families`, detecting the iptables backend first if needed.
@@ -445,9 +473,9 @@ fn read_marks(xtables: Option<Xtables>, config: &Config, families: &[Family]) ->
                 for w in chain.warnings() {
                     warn!("{family} LVSCTL-MARK: {w}");
                 }
-                chains.push((family, chain.to_mark_chain()));
+                chains.push((family, Some(chain)));
             }
-            Ok(None) => {}
+            Ok(None) => chains.push((family, None)),
             Err(e) => {
                 return MarkRead {
                     xtables: Some(xt),

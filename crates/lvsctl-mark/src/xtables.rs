@@ -87,10 +87,31 @@ impl Xtables {
     /// jump to it exactly once, in one `-restore --noflush` transaction; then reads it back.
     pub fn write_chain(&self, family: Family, rules: &[MarkRule]) -> Result<(), MarkError> {
         let current = self.observe(family)?;
-        let input = write_input(family, rules, current.as_ref())?;
+        self.write_chain_over(family, rules, current.as_ref())
+            .map(drop)
+    }
+
+    /// [`Xtables::write_chain`] from a chain the caller has just read (`None`: it did not
+    /// exist), saving one `iptables-save` of the whole mangle table. Only the jump counts are
+    /// taken from it; if they changed since, the transaction's `-D` fails and nothing is
+    /// applied, or the read-back below finds the extra or missing jump, so a stale `current`
+    /// can cause an error, never a wrong table. Returns the chain as read back.
+    pub fn write_chain_over(
+        &self,
+        family: Family,
+        rules: &[MarkRule],
+        current: Option<&ObservedChain>,
+    ) -> Result<ObservedChain, MarkError> {
+        let input = write_input(family, rules, current)?;
         self.restore(family, &input)?;
         let after = self.observe(family)?;
-        check_written(family, rules, after.as_ref())
+        check_written(family, rules, after.as_ref())?;
+        // check_written refuses a missing chain, so `after` is there.
+        after.ok_or_else(|| MarkError::ReadBack {
+            family,
+            chain: CHAIN,
+            detail: "the chain does not exist".into(),
+        })
     }
 
     /// Deletes the jumps (every copy), then flushes and deletes the chain, in one transaction.

@@ -275,6 +275,41 @@ fn jumps_are_never_duplicated_and_get_repaired() {
     });
 }
 
+/// Writing over a chain read earlier skips one save; a stale earlier read can make the write
+/// fail, never leave a wrong table, and a normal write repairs it.
+#[test]
+fn writes_over_an_earlier_read_never_leave_a_wrong_table() {
+    each_backend("over", |b| {
+        let f = Family::Inet;
+        let x = xt(b);
+        // From nothing (known absent), then over what the first write read back.
+        let first = x.write_chain_over(f, &seed_rules(), None).unwrap();
+        assert!(first.is_clean() && first.hooks_exact(), "{first:?}");
+        let mut fewer = seed_rules();
+        fewer.pop();
+        let second = x.write_chain_over(f, &fewer, Some(&first)).unwrap();
+        assert_eq!(second.rules.len(), fewer.len());
+        assert_eq!(x.observe(f).unwrap().as_ref(), Some(&second));
+
+        // Stale: someone removed the OUTPUT jump after our read. The write trusts the read,
+        // so it does not re-add the jump, and the read-back refuses what it finds.
+        ipt(b, f, &["-t", "mangle", "-D", "OUTPUT", "-j", CHAIN]);
+        let err = x
+            .write_chain_over(f, &seed_rules(), Some(&second))
+            .unwrap_err();
+        assert!(matches!(err, MarkError::ReadBack { .. }), "{err}");
+        // Stale the other way: it thinks there is no chain, adds jumps: duplicates refused.
+        let err = x.write_chain_over(f, &seed_rules(), None).unwrap_err();
+        assert!(matches!(err, MarkError::ReadBack { .. }), "{err}");
+        // A normal write (which reads first) repairs both.
+        x.write_chain(f, &seed_rules()).unwrap();
+        let saved = save_all(b, f);
+        assert_eq!(count(&saved, "-A PREROUTING -j LVSCTL-MARK"), 1);
+        assert_eq!(count(&saved, "-A OUTPUT -j LVSCTL-MARK"), 1);
+        assert!(x.observe(f).unwrap().unwrap().is_clean());
+    });
+}
+
 #[test]
 fn remove_refuses_while_a_foreign_rule_refers_to_the_chain() {
     each_backend("foreign-ref", |b| {
