@@ -21,7 +21,7 @@ mod lvsctl_support;
 
 use std::collections::BTreeMap;
 
-use lvsctl_support::{Run, director, probes, sticky};
+use lvsctl_support::{Run, both_clients_on, director, probes, sticky};
 use lvsctl_vmtest::skip_requested;
 use serde_json::Value;
 
@@ -262,15 +262,7 @@ fn health_removes_and_restores_a_real_server() {
     );
     // Every request goes to RS2, even the client whose persistence template named RS1: the
     // kernel drops a template whose real server was deleted.
-    for c in ["c1", "c2"] {
-        for port in [80, 22] {
-            assert_eq!(
-                sticky(&p, "down", c, port, 2),
-                "RS2",
-                "{c}:{port} while RS1 is down"
-            );
-        }
-    }
+    both_clients_on(&p, "down", 2, "RS2", "while RS1 is down");
 
     // Up again: after `rise` passing checks, at most interval × rise + the pass.
     assert_latency(

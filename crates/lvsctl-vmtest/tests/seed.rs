@@ -16,7 +16,9 @@ mod lvsctl_support;
 
 use std::fs;
 
-use lvsctl_support::{Experiment, Run, check_marks, expected, run_director, save_lines};
+use lvsctl_support::{
+    Experiment, Run, both_clients_on, check_marks, expected, run_director, save_lines,
+};
 use lvsctl_vmtest::{repo_root, skip_requested};
 
 /// The configure step every lvsctl scenario uses, as guest shell lines.
@@ -182,30 +184,14 @@ probe_rounds 2 c1:80 c1:22 c2:80 c2:22"#,
         down.contains("-a -f 10 -r 192.168.60.102"),
         "RS2 gone:\n{down}"
     );
-    for c in ["c1", "c2"] {
-        for port in [80, 22] {
-            // Even the client persisted to RS1 is sent to the survivor.
-            assert_eq!(
-                sticky(&p, "down", c, port, 2),
-                "RS2",
-                "{c}:{port} while RS1 is down"
-            );
-        }
-    }
+    // Even the client persisted to RS1 is sent to the survivor.
+    both_clients_on(&p, "down", 2, "RS2", "while RS1 is down");
 
     let up = run.section("up");
     assert!(
         up.contains("-a -f 10 -r 192.168.60.101"),
         "RS1 not restored:\n{up}"
     );
-    for c in ["c1", "c2"] {
-        for port in [80, 22] {
-            // Persistence keeps both clients where the outage sent them.
-            assert_eq!(
-                sticky(&p, "up", c, port, 2),
-                "RS2",
-                "{c}:{port} after RS1 returned"
-            );
-        }
-    }
+    // Persistence keeps both clients where the outage sent them.
+    both_clients_on(&p, "up", 2, "RS2", "after RS1 returned");
 }

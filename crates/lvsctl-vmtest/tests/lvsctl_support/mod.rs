@@ -267,6 +267,20 @@ pub fn sticky<'a>(all: &'a [Probe], phase: &str, client: &str, port: u16, count:
     server
 }
 
+/// Both clients, on both ports (80 and 22), stuck to `server` in `phase` (`count` requests
+/// each); `when` says which moment of the test this is.
+pub fn both_clients_on(all: &[Probe], phase: &str, count: usize, server: &str, when: &str) {
+    for c in ["c1", "c2"] {
+        for port in [80, 22] {
+            assert_eq!(
+                sticky(all, phase, c, port, count),
+                server,
+                "{c}:{port} {when}"
+            );
+        }
+    }
+}
+
 // --- ipvsadm -S -n ---------------------------------------------------------------------------
 
 /// `ipvsadm -S -n` cut into services: each `-A` line with the `-a` lines after it.
