@@ -214,9 +214,7 @@ impl KernelBackend {
                 let xt = self.xtables()?;
                 let written = match &known {
                     Some(current) => xt.write_chain_over(*family, rules, current.as_ref()),
-                    None => xt
-                        .observe(*family)
-                        .and_then(|c| xt.write_chain_over(*family, rules, c.as_ref())),
+                    None => xt.write_chain(*family, rules),
                 }
                 .map_err(mark_err)?;
                 self.chains.insert(*family, Some(written));

@@ -85,10 +85,14 @@ impl Xtables {
 
     /// Makes the chain hold exactly `rules` (in this order) and PREROUTING and OUTPUT each
     /// jump to it exactly once, in one `-restore --noflush` transaction; then reads it back.
-    pub fn write_chain(&self, family: Family, rules: &[MarkRule]) -> Result<(), MarkError> {
+    /// Returns the chain as read back.
+    pub fn write_chain(
+        &self,
+        family: Family,
+        rules: &[MarkRule],
+    ) -> Result<ObservedChain, MarkError> {
         let current = self.observe(family)?;
         self.write_chain_over(family, rules, current.as_ref())
-            .map(drop)
     }
 
     /// [`Xtables::write_chain`] from a chain the caller has just read (`None`: it did not
