@@ -11,28 +11,31 @@ use lvsctl_plan::{Backend, BackendError, Errno, Op};
 /// Opens the backend for this process.
 /// `vip_interface` is the manifest's `director.vip_interface` (VIPs are observed there).
 pub fn open(vip_interface: Option<&str>) -> Result<Box<dyn Backend + Send>> {
-    if let Some(path) = std::env::var_os("LVSCTL_FAKE_KERNEL") {
-        return Ok(Box::new(FileFake::open(PathBuf::from(path))?));
-    }
-    crate::kernel::open(vip_interface, false, false)
+    open_with(vip_interface, false, false)
 }
 
 /// For `plan` and `apply`, which read no traffic counters (only connection counts, for
 /// draining): lets the fast IPVS read cover real servers with large traffic counters too.
 pub fn open_for_planning(vip_interface: Option<&str>) -> Result<Box<dyn Backend + Send>> {
-    if let Some(path) = std::env::var_os("LVSCTL_FAKE_KERNEL") {
-        return Ok(Box::new(FileFake::open(PathBuf::from(path))?));
-    }
-    crate::kernel::open(vip_interface, false, true)
+    open_with(vip_interface, false, true)
 }
 
 /// For commands without a manifest (`export`, `status`): VIPs are looked for on the interface
 /// holding lvsctl's addresses.
 pub fn open_without_manifest() -> Result<Box<dyn Backend + Send>> {
+    open_with(None, true, false)
+}
+
+/// The fake kernel when `LVSCTL_FAKE_KERNEL` names its file, the real one otherwise.
+fn open_with(
+    vip_interface: Option<&str>,
+    discover: bool,
+    conn_counts_only: bool,
+) -> Result<Box<dyn Backend + Send>> {
     if let Some(path) = std::env::var_os("LVSCTL_FAKE_KERNEL") {
         return Ok(Box::new(FileFake::open(PathBuf::from(path))?));
     }
-    crate::kernel::open(None, true, false)
+    crate::kernel::open(vip_interface, discover, conn_counts_only)
 }
 
 /// A [`FakeKernel`] whose state lives in a snapshot file between runs, so the CLI can be tested
