@@ -3,7 +3,7 @@
 //! process with the real [`NetProber`], and reports this process's CPU use as a share of one core.
 //!
 //! ```text
-//! cargo run --release -p lvsctl-health --example health_cpu -- [SERVERS] [SECONDS] [http|tcp]
+//! cargo run --release -p lvsctl-health --example health_cpu -- [SERVERS] [SECONDS] [http|http-close|tcp]
 //! ```
 //!
 //! Measured on the project's 2-vCPU machine under load 9-10 from other builds, 1,000 real
@@ -103,11 +103,13 @@ fn main() {
 async fn measure(n: usize, seconds: u64, kind: &str) -> ((Duration, Duration), Duration, u64, u64) {
     let probe = match kind {
         "tcp" => Probe::Tcp(TcpProbe { port: None }),
-        _ => {
+        "http" | "http-close" => {
             let mut p = HttpProbe::get("/.health.html");
             p.expect = Some("OK".into());
+            p.reuse_connection = kind == "http";
             Probe::Http(p)
         }
+        other => panic!("unknown check kind {other:?}: http, http-close or tcp"),
     };
     let config = CheckConfig {
         probe,
@@ -165,12 +167,21 @@ fn serve(n: usize) {
                     let Ok((mut s, _)) = listener.accept().await else {
                         continue;
                     };
+                    // Answers every request on the connection until the client closes it,
+                    // like any HTTP/1.1 server (each check's request arrives in one read).
                     tokio::spawn(async move {
                         let mut buf = [0u8; 1024];
-                        let _ = s.read(&mut buf).await;
-                        let _ = s
-                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nOK\n")
-                            .await;
+                        while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {
+                            let close = buf.windows(17).any(|w| w == b"Connection: close");
+                            let answer: &[u8] = if close {
+                                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nOK\n"
+                            } else {
+                                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nOK\n"
+                            };
+                            if s.write_all(answer).await.is_err() || close {
+                                return;
+                            }
+                        }
                     });
                 }
             });

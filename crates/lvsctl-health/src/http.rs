@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
-use crate::{CheckError, HttpProbe};
+use crate::{CheckError, HttpProbe, IdleConnection};
 
 /// Where the exchange was when the deadline passed, for the error message.
 enum Progress {
@@ -39,15 +40,25 @@ pub(crate) async fn check(
     probe: &HttpProbe,
     addr: SocketAddr,
     deadline: Duration,
-) -> Result<(), CheckError> {
-    let request = build_request(probe, addr)?;
+    idle: Option<IdleConnection>,
+) -> (Result<(), CheckError>, Option<IdleConnection>) {
+    let request = match build_request(probe, addr) {
+        Ok(r) => r,
+        Err(e) => return (Err(e), None),
+    };
+    let until = Instant::now() + deadline;
     let mut progress = Progress::Connecting;
-    match tokio::time::timeout(deadline, exchange(probe, addr, &request, &mut progress)).await {
-        Ok(result) => result,
-        Err(_) => Err(CheckError::Timeout {
-            after: deadline,
-            during: progress.describe(addr),
-        }),
+    let exchange = exchange(probe, addr, &request, &mut progress, idle, until);
+    match tokio::time::timeout_at(until, exchange).await {
+        Ok(done) => done,
+        // The connection was dropped with the exchange: a half-read one is never reused.
+        Err(_) => (
+            Err(CheckError::Timeout {
+                after: deadline,
+                during: progress.describe(addr),
+            }),
+            None,
+        ),
     }
 }
 
@@ -72,9 +83,14 @@ fn build_request(probe: &HttpProbe, addr: SocketAddr) -> Result<Vec<u8>, CheckEr
     };
     Ok(format!(
         "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lvsctl-health/{}\r\n\
-         Accept: */*\r\nConnection: close\r\n\r\n",
+         Accept: */*\r\nConnection: {}\r\n\r\n",
         probe.path,
         env!("CARGO_PKG_VERSION"),
+        if probe.reuse_connection {
+            "keep-alive"
+        } else {
+            "close"
+        },
     )
     .into_bytes())
 }
@@ -91,21 +107,98 @@ fn default_host(addr: SocketAddr) -> String {
     }
 }
 
+/// One check: over the kept connection when there is one, else (or when the server had closed
+/// it while idle) over a new one.
+///
+/// The trade-off of reusing connections (Envoy's too): a server that stops listening but keeps
+/// serving connections it already accepted (e.g. one draining for a graceful restart) still
+/// passes over the kept connection until it closes it; new clients would be refused meanwhile.
+/// A server that closes the connection, or answers with `Connection: close`, is connected to
+/// afresh on the next check, so this only delays noticing by as long as the server keeps idle
+/// connections open. `reuse_connection: false` checks on a new connection every time.
 async fn exchange(
     probe: &HttpProbe,
     addr: SocketAddr,
     request: &[u8],
     progress: &mut Progress,
-) -> Result<(), CheckError> {
-    let mut stream = step(probe.io_timeout, format!("connecting to {addr}"), async {
+    idle: Option<IdleConnection>,
+    until: Instant,
+) -> (Result<(), CheckError>, Option<IdleConnection>) {
+    if let Some(mut conn) = idle.filter(|c| probe.reuse_connection && c.peer == addr)
+        && still_open(&conn.stream)
+    {
+        let outcome = converse(probe, &mut conn.stream, request, progress, until).await;
+        // Closed while idle, before a byte of the answer: a race with the server's idle timeout,
+        // not a failure. Retry once at once on a new connection, within the same deadline.
+        if !outcome.closed_unanswered {
+            return finish(conn, outcome);
+        }
+    }
+    *progress = Progress::Connecting;
+    let connect = step(probe.io_timeout, format!("connecting to {addr}"), async {
         TcpStream::connect(addr)
             .await
             .map_err(|source| CheckError::connect(addr, source))
-    })
-    .await?;
-    let result = converse(probe, &mut stream, request, progress).await;
-    crate::tcp::abort(stream);
-    result
+    });
+    let stream = match connect.await {
+        Ok(s) => s,
+        Err(e) => return (Err(e), None),
+    };
+    let mut conn = IdleConnection { stream, peer: addr };
+    let outcome = converse(probe, &mut conn.stream, request, progress, until).await;
+    finish(conn, outcome)
+}
+
+/// Keeps the connection when the exchange passed and left it reusable; closes it otherwise.
+fn finish(
+    conn: IdleConnection,
+    outcome: Outcome,
+) -> (Result<(), CheckError>, Option<IdleConnection>) {
+    let keep = outcome.reusable && outcome.result.is_ok();
+    (outcome.result, keep.then_some(conn))
+}
+
+/// False when an idle connection already has something to read: the server's FIN or RST (it
+/// closed the connection) or bytes nobody asked for. Costs no system call while the runtime
+/// has seen nothing arrive on the socket.
+fn still_open(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// How one request/response exchange on one connection ended.
+struct Outcome {
+    result: Result<(), CheckError>,
+    /// The response was read to its end and allows another request on the connection.
+    reusable: bool,
+    /// The server closed (or reset) the connection before sending a byte of the response.
+    closed_unanswered: bool,
+}
+
+impl From<Result<bool, CheckError>> for Outcome {
+    fn from(r: Result<bool, CheckError>) -> Outcome {
+        match r {
+            Ok(reusable) => Outcome {
+                result: Ok(()),
+                reusable,
+                closed_unanswered: false,
+            },
+            Err(e) => Outcome {
+                result: Err(e),
+                reusable: false,
+                closed_unanswered: false,
+            },
+        }
+    }
+}
+
+fn is_closed(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+    )
 }
 
 async fn converse(
@@ -113,16 +206,19 @@ async fn converse(
     stream: &mut TcpStream,
     request: &[u8],
     progress: &mut Progress,
-) -> Result<(), CheckError> {
+    until: Instant,
+) -> Outcome {
     let max = probe.max_response_bytes.max(64);
     *progress = Progress::Sending;
-    stream
-        .write_all(request)
-        .await
-        .map_err(|source| CheckError::Io {
-            during: "send request",
-            source,
-        })?;
+    if let Err(source) = stream.write_all(request).await {
+        return Outcome {
+            closed_unanswered: is_closed(&source),
+            ..Outcome::from(Err(CheckError::Io {
+                during: "send request",
+                source,
+            }))
+        };
+    }
     *progress = Progress::Head { received: 0 };
 
     let mut buf = Vec::with_capacity(1024);
@@ -133,23 +229,53 @@ async fn converse(
         if buf.len() >= max {
             return Err(CheckError::Protocol(format!(
                 "response headers exceed {max} bytes"
-            )));
+            )))
+            .into();
         }
-        if read_some(probe, stream, &mut buf, max).await? == 0 {
-            return Err(CheckError::Protocol(if buf.is_empty() {
-                "connection closed without a response".to_owned()
-            } else {
-                format!(
-                    "connection closed inside the response headers after {} bytes",
-                    buf.len()
-                )
-            }));
+        match read_some(probe, stream, &mut buf, max).await {
+            Ok(0) => {
+                return Outcome {
+                    closed_unanswered: buf.is_empty(),
+                    ..Outcome::from(Err(CheckError::Protocol(if buf.is_empty() {
+                        "connection closed without a response".to_owned()
+                    } else {
+                        format!(
+                            "connection closed inside the response headers after {} bytes",
+                            buf.len()
+                        )
+                    })))
+                };
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let closed = buf.is_empty()
+                    && matches!(&e, CheckError::Io { source, .. } if is_closed(source));
+                return Outcome {
+                    closed_unanswered: closed,
+                    ..Outcome::from(Err(e))
+                };
+            }
         }
         *progress = Progress::Head {
             received: buf.len(),
         };
     };
+    judge(probe, stream, buf, head_end, progress, until)
+        .await
+        .into()
+}
 
+/// Checks the status and the body of a response whose head is `buf[..head_end]`; on a pass,
+/// whether the connection can carry the next check.
+async fn judge(
+    probe: &HttpProbe,
+    stream: &mut TcpStream,
+    mut buf: Vec<u8>,
+    head_end: usize,
+    progress: &mut Progress,
+    until: Instant,
+) -> Result<bool, CheckError> {
+    let max = probe.max_response_bytes.max(64);
     let head = parse_head(&buf[..head_end])?;
     let status_ok = if probe.status.is_empty() {
         (200..300).contains(&head.status)
@@ -162,46 +288,81 @@ async fn converse(
             expected: expected_status(&probe.status),
         });
     }
-    let Some(expect) = probe.expect.as_deref() else {
-        return Ok(());
-    };
-    let expect = expect.as_bytes();
-
-    loop {
-        let raw = &buf[head_end..];
-        let (body, complete) = match head.framing {
-            Framing::Length(n) => {
-                let n = usize::try_from(n).unwrap_or(usize::MAX);
-                (raw[..raw.len().min(n)].to_vec(), raw.len() >= n)
+    if let Some(expect) = probe.expect.as_deref() {
+        let expect = expect.as_bytes();
+        loop {
+            let raw = &buf[head_end..];
+            let (body, complete) = match head.framing {
+                Framing::Length(n) => {
+                    let n = usize::try_from(n).unwrap_or(usize::MAX);
+                    (raw[..raw.len().min(n)].to_vec(), raw.len() >= n)
+                }
+                Framing::Chunked => {
+                    let c = decode_chunked(raw)?;
+                    (c.body, c.last_chunk)
+                }
+                Framing::UntilClose => (raw.to_vec(), false),
+            };
+            if contains(&body, expect) {
+                break;
             }
-            Framing::Chunked => decode_chunked(raw)?,
-            Framing::UntilClose => (raw.to_vec(), false),
-        };
-        if contains(&body, expect) {
-            return Ok(());
-        }
-        if complete {
-            return Err(body_mismatch(expect, body.len()));
-        }
-        if buf.len() >= max {
-            return Err(CheckError::Body(format!(
-                "no {:?} in the first {max} bytes of the response",
-                String::from_utf8_lossy(expect)
-            )));
-        }
-        if read_some(probe, stream, &mut buf, max).await? == 0 {
-            return match head.framing {
-                Framing::UntilClose => Err(body_mismatch(expect, body.len())),
-                _ => Err(CheckError::Protocol(format!(
-                    "connection closed inside the body after {} bytes",
-                    buf.len() - head_end
-                ))),
+            if complete {
+                return Err(body_mismatch(expect, body.len()));
+            }
+            if buf.len() >= max {
+                return Err(CheckError::Body(format!(
+                    "no {:?} in the first {max} bytes of the response",
+                    String::from_utf8_lossy(expect)
+                )));
+            }
+            if read_some(probe, stream, &mut buf, max).await? == 0 {
+                return match head.framing {
+                    Framing::UntilClose => Err(body_mismatch(expect, body.len())),
+                    _ => Err(CheckError::Protocol(format!(
+                        "connection closed inside the body after {} bytes",
+                        buf.len() - head_end
+                    ))),
+                };
+            }
+            *progress = Progress::Body {
+                received: buf.len() - head_end,
             };
         }
-        *progress = Progress::Body {
-            received: buf.len() - head_end,
-        };
     }
+    if !probe.reuse_connection || !head.keep_alive || head.framing == Framing::UntilClose {
+        return Ok(false);
+    }
+    // Passed. The connection can carry the next check only once the whole response is read;
+    // reading the rest of it must not turn the pass into a timeout, so it stops just before the
+    // deadline and the connection is closed instead.
+    let drain = async {
+        loop {
+            match body_end(head.framing, &buf[head_end..]) {
+                // Bytes past the response are something nobody asked for: do not reuse.
+                Ok(Some(end)) => return head_end + end == buf.len(),
+                Ok(None) => {}
+                Err(_) => return false,
+            }
+            if buf.len() >= max
+                || !matches!(read_some(probe, stream, &mut buf, max).await, Ok(n) if n > 0)
+            {
+                return false;
+            }
+        }
+    };
+    Ok(tokio::time::timeout_at(until, drain).await.unwrap_or(false))
+}
+
+/// Where a response body framed by `framing` ends in `raw`, once all of it has arrived.
+fn body_end(framing: Framing, raw: &[u8]) -> Result<Option<usize>, CheckError> {
+    Ok(match framing {
+        Framing::Length(n) => {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            (raw.len() >= n).then_some(n)
+        }
+        Framing::Chunked => decode_chunked(raw)?.end,
+        Framing::UntilClose => None,
+    })
 }
 
 fn body_mismatch(expect: &[u8], len: usize) -> CheckError {
@@ -294,6 +455,9 @@ enum Framing {
 struct Head {
     status: u16,
     framing: Framing,
+    /// The server allows another request on the connection: HTTP/1.1 without
+    /// `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`.
+    keep_alive: bool,
 }
 
 fn parse_head(head: &[u8]) -> Result<Head, CheckError> {
@@ -319,12 +483,18 @@ fn parse_head(head: &[u8]) -> Result<Head, CheckError> {
         }
     };
     let mut framing = Framing::UntilClose;
+    let (mut close, mut keep) = (false, false);
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
         let value = value.trim();
-        if name.eq_ignore_ascii_case("transfer-encoding") {
+        if name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',').map(str::trim) {
+                close |= token.eq_ignore_ascii_case("close");
+                keep |= token.eq_ignore_ascii_case("keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
             if value.to_ascii_lowercase().ends_with("chunked") {
                 framing = Framing::Chunked;
             }
@@ -335,7 +505,17 @@ fn parse_head(head: &[u8]) -> Result<Head, CheckError> {
             framing = Framing::Length(n);
         }
     }
-    Ok(Head { status, framing })
+    if status == 204 || status == 304 {
+        // Never a body, whatever the headers say (RFC 9112 section 6.3).
+        framing = Framing::Length(0);
+    }
+    // An interim 1xx answer is followed by the real one; not worth handling for reuse.
+    let keep_alive = !close && status >= 200 && (version == "HTTP/1.1" || keep);
+    Ok(Head {
+        status,
+        framing,
+        keep_alive,
+    })
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -345,14 +525,30 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-/// Decodes as much of a chunked body as has arrived; `true` once the last chunk was seen.
-/// Partial chunk data is included so the expected text is found as early as possible.
-fn decode_chunked(raw: &[u8]) -> Result<(Vec<u8>, bool), CheckError> {
+/// A chunked body decoded as far as it has arrived.
+struct Chunked {
+    /// The data so far; partial chunk data is included so the expected text is found as early
+    /// as possible.
+    body: Vec<u8>,
+    /// The last (zero-size) chunk was seen.
+    last_chunk: bool,
+    /// Where the chunked body ends, trailers included, once all of it has arrived.
+    end: Option<usize>,
+}
+
+fn decode_chunked(raw: &[u8]) -> Result<Chunked, CheckError> {
     let mut out = Vec::with_capacity(raw.len());
+    let partial = |body| {
+        Ok(Chunked {
+            body,
+            last_chunk: false,
+            end: None,
+        })
+    };
     let mut i = 0;
     loop {
         let Some(nl) = raw[i..].iter().position(|&b| b == b'\n') else {
-            return Ok((out, false));
+            return partial(out);
         };
         let line = String::from_utf8_lossy(&raw[i..i + nl]);
         let size_text = line.trim_end_matches('\r');
@@ -362,12 +558,16 @@ fn decode_chunked(raw: &[u8]) -> Result<(Vec<u8>, bool), CheckError> {
         })?;
         i += nl + 1;
         if size == 0 {
-            return Ok((out, true));
+            return Ok(Chunked {
+                body: out,
+                last_chunk: true,
+                end: trailers_end(raw, i),
+            });
         }
         let available = raw.len() - i;
         if available < size {
             out.extend_from_slice(&raw[i..]);
-            return Ok((out, false));
+            return partial(out);
         }
         out.extend_from_slice(&raw[i..i + size]);
         i += size;
@@ -376,11 +576,23 @@ fn decode_chunked(raw: &[u8]) -> Result<(Vec<u8>, bool), CheckError> {
         } else if raw[i..].starts_with(b"\n") {
             i += 1;
         } else if raw.len() - i < 2 {
-            return Ok((out, false));
+            return partial(out);
         } else {
             return Err(CheckError::Protocol(
                 "chunk not followed by CRLF".to_owned(),
             ));
+        }
+    }
+}
+
+/// The end of the trailer section starting at `raw[from..]` (just past its empty line).
+fn trailers_end(raw: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let nl = raw[from..].iter().position(|&b| b == b'\n')?;
+        let empty = raw[from..from + nl] == *b"\r" || nl == 0;
+        from += nl + 1;
+        if empty {
+            return Some(from);
         }
     }
 }
@@ -397,12 +609,20 @@ mod tests {
             h,
             Head {
                 status: 200,
-                framing: Framing::Length(2)
+                framing: Framing::Length(2),
+                keep_alive: true,
             }
         );
         let h = parse_head(b"HTTP/1.0 503 Service Unavailable\n\n").unwrap();
         assert_eq!(h.status, 503);
         assert_eq!(h.framing, Framing::UntilClose);
+        assert!(!h.keep_alive);
+        let h = parse_head(b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n\r\n").unwrap();
+        assert!(h.keep_alive);
+        let h = parse_head(b"HTTP/1.1 200 OK\r\nConnection: upgrade, close\r\n\r\n").unwrap();
+        assert!(!h.keep_alive);
+        let h = parse_head(b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n").unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Length(0), true));
         let h = parse_head(
             b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
         )
@@ -422,15 +642,23 @@ mod tests {
 
     #[test]
     fn chunked_decoding() {
-        let (b, done) = decode_chunked(b"2\r\nOK\r\n3;ext=1\r\n!!!\r\n0\r\n\r\n").unwrap();
-        assert_eq!(b, b"OK!!!");
-        assert!(done);
-        let (b, done) = decode_chunked(b"5\r\nhel").unwrap();
-        assert_eq!(b, b"hel");
-        assert!(!done);
-        let (b, done) = decode_chunked(b"2\r\nOK").unwrap();
-        assert_eq!(b, b"OK");
-        assert!(!done);
+        let raw = b"2\r\nOK\r\n3;ext=1\r\n!!!\r\n0\r\n\r\n";
+        let c = decode_chunked(raw).unwrap();
+        assert_eq!(c.body, b"OK!!!");
+        assert!(c.last_chunk);
+        assert_eq!(c.end, Some(raw.len()));
+        // The last chunk without the end of its trailers is not the end of the body.
+        let c = decode_chunked(b"2\r\nOK\r\n0\r\nX-T: 1\r\n").unwrap();
+        assert!(c.last_chunk);
+        assert_eq!(c.end, None);
+        let raw = b"2\r\nOK\r\n0\r\nX-T: 1\r\n\r\n";
+        assert_eq!(decode_chunked(raw).unwrap().end, Some(raw.len()));
+        let c = decode_chunked(b"5\r\nhel").unwrap();
+        assert_eq!(c.body, b"hel");
+        assert!(!c.last_chunk);
+        let c = decode_chunked(b"2\r\nOK").unwrap();
+        assert_eq!(c.body, b"OK");
+        assert!(!c.last_chunk && c.end.is_none());
         assert!(decode_chunked(b"zz\r\n").is_err());
         assert!(decode_chunked(b"ffffffffffffffffffffff\r\n").is_err());
         assert!(decode_chunked(b"1\r\naXY").is_err());
@@ -453,7 +681,10 @@ mod tests {
         p.host = None;
         let req = String::from_utf8(build_request(&p, addr).unwrap()).unwrap();
         assert!(req.starts_with("GET /.health.html HTTP/1.1\r\nHost: 10.0.0.1:8080\r\n"));
-        assert!(req.ends_with("\r\n\r\n"));
+        assert!(req.ends_with("\r\nConnection: keep-alive\r\n\r\n"));
+        p.reuse_connection = false;
+        let req = String::from_utf8(build_request(&p, addr).unwrap()).unwrap();
+        assert!(req.ends_with("\r\nConnection: close\r\n\r\n"));
         let v6: SocketAddr = "[2001:db8::1]:80".parse().unwrap();
         assert_eq!(default_host(v6), "[2001:db8::1]");
     }

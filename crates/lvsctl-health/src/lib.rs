@@ -13,5 +13,6 @@ mod tcp;
 
 pub use monitor::{CheckConfig, HealthReader, HealthState, Monitor, Status, Target, Transition};
 pub use probe::{
-    CheckError, ExecProbe, HttpProbe, NetProber, Probe, ProbeFuture, Prober, TcpProbe, run_probe,
+    CheckError, ExecProbe, HttpProbe, IdleConnection, KeepingFuture, NetProber, Probe, ProbeFuture,
+    Prober, TcpProbe, run_probe, run_probe_keeping,
 };

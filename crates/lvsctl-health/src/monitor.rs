@@ -332,11 +332,19 @@ async fn check_loop(
     // The prober enforces the deadline with a precise message; this is only a backstop against
     // a prober that ignores it.
     let cutoff = config.timeout + Duration::from_millis(500);
+    // The connection an HTTP check keeps open between checks: at most one, owned by this task,
+    // so it is closed when the check stops or changes (the task is aborted then).
+    let mut idle = None;
     loop {
         ticker.tick().await;
         let started = Instant::now();
-        let result = match tokio::time::timeout(cutoff, prober.probe(&target, &config)).await {
-            Ok(r) => r,
+        let check = prober.probe_keeping(&target, &config, idle.take());
+        let result = match tokio::time::timeout(cutoff, check).await {
+            Ok((r, kept)) => {
+                idle = kept;
+                r
+            }
+            // Dropping the check dropped its connection too: nothing half-read is reused.
             Err(_) => Err(CheckError::Timeout {
                 after: config.timeout,
                 during: "the check did not finish".to_owned(),

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use thiserror::Error;
+use tokio::net::TcpStream;
 
 use crate::monitor::{CheckConfig, Target};
 
@@ -27,6 +28,10 @@ pub struct HttpProbe {
     /// Limit for connecting and for each single read, inside the total deadline; `None` = only
     /// the total deadline applies.
     pub io_timeout: Option<Duration>,
+    /// Keep the connection open between checks (HTTP/1.1 keep-alive), as Envoy's HTTP health
+    /// checker does by default: a check then costs a request and a response instead of a TCP
+    /// handshake and teardown. `false` opens and closes a connection per check.
+    pub reuse_connection: bool,
 }
 
 impl HttpProbe {
@@ -44,6 +49,7 @@ impl HttpProbe {
             expect: None,
             max_response_bytes: Self::DEFAULT_MAX_RESPONSE_BYTES,
             io_timeout: None,
+            reuse_connection: true,
         }
     }
 }
@@ -165,11 +171,47 @@ pub(crate) fn is_local_shortage(e: &std::io::Error) -> bool {
 /// A boxed probe future, so [`Prober`] can be used as a trait object.
 pub type ProbeFuture = Pin<Box<dyn Future<Output = Result<(), CheckError>> + Send + 'static>>;
 
+/// A probe future that also hands back the connection it left open for the next check.
+pub type KeepingFuture = Pin<
+    Box<dyn Future<Output = (Result<(), CheckError>, Option<IdleConnection>)> + Send + 'static>,
+>;
+
+/// An HTTP check's connection kept open (idle, its last response read completely) for the next
+/// check of the same real server. The monitor keeps at most one per check, inside the check's
+/// task, so it is closed when the server stops being checked or its check changes. Dropping it
+/// closes the connection with RST, like every check connection.
+#[derive(Debug)]
+pub struct IdleConnection {
+    pub(crate) stream: TcpStream,
+    /// Where it is connected to; a check of another address never uses it.
+    pub(crate) peer: SocketAddr,
+}
+
+impl Drop for IdleConnection {
+    fn drop(&mut self) {
+        let _ = self.stream.set_zero_linger();
+    }
+}
+
 /// Runs one check of one real server. The real one is [`NetProber`]; tests substitute their own.
 pub trait Prober: Send + Sync + 'static {
     /// Checks `target` once; the future must finish within about `config.timeout` (the monitor
     /// also cuts it off there).
     fn probe(&self, target: &Target, config: &CheckConfig) -> ProbeFuture;
+
+    /// Checks `target` once, given the connection the previous check of the same check config
+    /// left open, and returns the one to keep for the next check. The monitor calls this one;
+    /// probers that keep nothing need not implement it.
+    fn probe_keeping(
+        &self,
+        target: &Target,
+        config: &CheckConfig,
+        idle: Option<IdleConnection>,
+    ) -> KeepingFuture {
+        drop(idle);
+        let check = self.probe(target, config);
+        Box::pin(async move { (check.await, None) })
+    }
 }
 
 /// Probes real servers over the network and by running commands.
@@ -183,6 +225,18 @@ impl Prober for NetProber {
         let deadline = config.timeout;
         Box::pin(async move { run_probe(&probe, &target, deadline).await })
     }
+
+    fn probe_keeping(
+        &self,
+        target: &Target,
+        config: &CheckConfig,
+        idle: Option<IdleConnection>,
+    ) -> KeepingFuture {
+        let target = *target;
+        let probe = config.probe.clone();
+        let deadline = config.timeout;
+        Box::pin(async move { run_probe_keeping(&probe, &target, deadline, idle).await })
+    }
 }
 
 /// Runs `probe` against `target` once; everything (connect, request, response, process) must
@@ -192,11 +246,22 @@ pub async fn run_probe(
     target: &Target,
     deadline: Duration,
 ) -> Result<(), CheckError> {
+    run_probe_keeping(probe, target, deadline, None).await.0
+}
+
+/// [`run_probe`] that reuses `idle` when the probe allows it (an HTTP check with
+/// `reuse_connection`) and returns the connection to keep for the next check, if any.
+pub async fn run_probe_keeping(
+    probe: &Probe,
+    target: &Target,
+    deadline: Duration,
+    idle: Option<IdleConnection>,
+) -> (Result<(), CheckError>, Option<IdleConnection>) {
     let addr =
         |port: Option<u16>| SocketAddr::new(target.server.addr, port.unwrap_or(target.server.port));
     match probe {
-        Probe::Http(p) => crate::http::check(p, addr(p.port), deadline).await,
-        Probe::Tcp(p) => crate::tcp::check(addr(p.port), deadline).await,
-        Probe::Exec(p) => crate::exec::check(p, target, deadline).await,
+        Probe::Http(p) => crate::http::check(p, addr(p.port), deadline, idle).await,
+        Probe::Tcp(p) => (crate::tcp::check(addr(p.port), deadline).await, None),
+        Probe::Exec(p) => (crate::exec::check(p, target, deadline).await, None),
     }
 }

@@ -21,6 +21,7 @@ pub fn check_config(h: &HealthCheck) -> CheckConfig {
                 expect: x.expect.clone(),
                 max_response_bytes: HttpProbe::DEFAULT_MAX_RESPONSE_BYTES,
                 io_timeout: (h.timeout < x.deadline).then_some(h.timeout),
+                reuse_connection: true,
             }),
             x.deadline,
         ),
