@@ -148,6 +148,7 @@ fn pnmpp_example_is_one_fwmark_service_fed_by_one_mark_rule() {
             expect: Some("OK".to_owned()),
             host: None,
             deadline: Duration::from_secs(2),
+            reuse_connection: true,
         }),
         interval: Duration::from_secs(3),
         timeout: Duration::from_secs(2),
@@ -251,6 +252,7 @@ fn production_manifest_resolves() {
             expect: None,
             host: None,
             deadline: Duration::from_secs(2),
+            reuse_connection: true,
         })
     );
     assert_eq!(
@@ -527,7 +529,7 @@ fn health_checks_inherit_and_override() {
     vip: 192.168.6.101
     port: 80
     health:
-      http: {path: /ok, expect: fine, host: web.example, deadline: 2500ms}
+      http: {path: /ok, expect: fine, host: web.example, deadline: 2500ms, reuse_connection: false}
       interval: 5s
       timeout: 1s
       fall: 1
@@ -554,6 +556,7 @@ fn health_checks_inherit_and_override() {
                 expect: Some("fine".to_owned()),
                 host: Some("web.example".to_owned()),
                 deadline: Duration::from_millis(2500),
+                reuse_connection: false,
             }),
             interval: Duration::from_secs(5),
             timeout: Duration::from_secs(1),

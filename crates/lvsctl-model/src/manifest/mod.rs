@@ -37,6 +37,7 @@
 //!         health: {rise: 5}              # overrides the service's check; false = no check
 //!     health:
 //!       http: {port: 80, path: /.health.html, status: 200, expect: OK, host: www, deadline: 2s}
+//!       # http also takes reuse_connection: false (default true: keep-alive between checks)
 //!       # or tcp: {port: 22}, or exec: {command: [/usr/lib/check, --fast]}
 //!       interval: 3s
 //!       timeout: 2s
@@ -404,6 +405,9 @@ pub struct HttpCheck {
     /// Total time allowed from connecting to the last byte of the body: a server that trickles
     /// its answer fails.
     pub deadline: Duration,
+    /// Keep the connection open between checks (HTTP/1.1 keep-alive; default true), so a check
+    /// costs a request instead of a TCP connection. `false` connects afresh for every check.
+    pub reuse_connection: bool,
 }
 
 /// What happens to a real server that fails its check.

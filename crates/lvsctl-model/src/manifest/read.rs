@@ -65,7 +65,15 @@ const HEALTH_KEYS: &[&str] = &[
     "fall",
     "on_failure",
 ];
-const HTTP_KEYS: &[&str] = &["port", "path", "status", "expect", "host", "deadline"];
+const HTTP_KEYS: &[&str] = &[
+    "port",
+    "path",
+    "status",
+    "expect",
+    "host",
+    "deadline",
+    "reuse_connection",
+];
 const TCP_KEYS: &[&str] = &["port"];
 const EXEC_KEYS: &[&str] = &["command"];
 const SORRY_KEYS: &[&str] = &["address", "port", "forward"];
@@ -2370,6 +2378,12 @@ impl Reader<'_> {
                         None => ok = false,
                     }
                 }
+                if let Some(n) = f.get("reuse_connection") {
+                    match self.bool(n, &f.p("reuse_connection")) {
+                        Some(b) => h.reuse_connection = Some(b),
+                        None => ok = false,
+                    }
+                }
                 ok.then_some(CheckRaw::Http(h))
             }
         }
@@ -2508,6 +2522,7 @@ impl Reader<'_> {
                 expect: x.expect.clone(),
                 host: x.host.clone(),
                 deadline: x.deadline.map_or(timeout, |(d, _)| d),
+                reuse_connection: x.reuse_connection.unwrap_or(true),
             }),
         };
         Some(HealthCheck {
@@ -2586,6 +2601,7 @@ struct HttpRaw {
     expect: Option<String>,
     host: Option<String>,
     deadline: Option<(Duration, Pos)>,
+    reuse_connection: Option<bool>,
 }
 
 impl HealthRaw {

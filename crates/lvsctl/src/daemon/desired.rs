@@ -21,7 +21,7 @@ pub fn check_config(h: &HealthCheck) -> CheckConfig {
                 expect: x.expect.clone(),
                 max_response_bytes: HttpProbe::DEFAULT_MAX_RESPONSE_BYTES,
                 io_timeout: (h.timeout < x.deadline).then_some(h.timeout),
-                reuse_connection: true,
+                reuse_connection: x.reuse_connection,
             }),
             x.deadline,
         ),
@@ -240,8 +240,17 @@ services:
         assert_eq!(p.port, Some(80));
         assert_eq!(p.status, vec![200]);
         assert_eq!(p.expect.as_deref(), Some("OK"));
+        assert!(p.reuse_connection, "keep-alive is the default");
         assert_eq!(c.timeout, h.timeout);
         assert_eq!((c.rise, c.fall), (h.rise, h.fall));
+        let mut h = h.clone();
+        if let CheckKind::Http(x) = &mut h.kind {
+            x.reuse_connection = false;
+        }
+        let Probe::Http(p) = check_config(&h).probe else {
+            panic!()
+        };
+        assert!(!p.reuse_connection);
     }
 
     #[test]
