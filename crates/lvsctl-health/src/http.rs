@@ -1,4 +1,8 @@
-//! The `http` probe: a hand-rolled HTTP/1.1 `GET` over one TCP connection.
+//! The `http` probe: a hand-rolled HTTP/1.1 `GET`, by default over a connection kept open from
+//! one check to the next (`reuse_connection`, as Envoy's HTTP health checker does): per check a
+//! request and a response instead of a TCP handshake and teardown. A connection is reused only
+//! after a passing response read to its end (known length or chunked, no `Connection: close`,
+//! HTTP/1.1 or 1.0 with keep-alive); any failure or timeout closes it.
 //!
 //! A health check needs a status line, a few headers and at most a small body, so this reads no
 //! more than it must: it stops at a status mismatch, at the first sight of the expected text, and

@@ -220,10 +220,8 @@ pub struct NetProber;
 
 impl Prober for NetProber {
     fn probe(&self, target: &Target, config: &CheckConfig) -> ProbeFuture {
-        let target = *target;
-        let probe = config.probe.clone();
-        let deadline = config.timeout;
-        Box::pin(async move { run_probe(&probe, &target, deadline).await })
+        let check = self.probe_keeping(target, config, None);
+        Box::pin(async move { check.await.0 })
     }
 
     fn probe_keeping(

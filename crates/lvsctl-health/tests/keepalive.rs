@@ -99,6 +99,13 @@ async fn server(reply: impl Fn(usize, usize) -> Reply + Send + Sync + 'static) -
     }
 }
 
+/// A passing response whose body starts with `OK` and is `len` bytes long.
+fn ok_with_body_of(len: usize) -> &'static str {
+    let body = "OK".to_owned() + &"x".repeat(len - 2);
+    let text = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n{body}");
+    Box::leak(text.into_boxed_str())
+}
+
 fn target(addr: SocketAddr) -> Target {
     Target {
         service: "tcp/192.168.6.101:80".parse().unwrap(),
@@ -124,16 +131,38 @@ async fn check(
     result
 }
 
-#[tokio::test]
-async fn checks_reuse_one_connection() {
-    let srv = server(|_, _| Reply::Send(OK)).await;
+/// Runs `n` checks in a row, each of which must pass, against a server that always answers
+/// `reply`; returns how many connections it accepted and after how many checks a connection
+/// was kept.
+async fn passes(reply: &'static str, n: usize) -> (usize, usize) {
+    let srv = server(move |_, _| Reply::Send(reply)).await;
     let p = probe(true);
     let mut idle = None;
-    for _ in 0..10 {
+    let mut kept = 0;
+    for _ in 0..n {
         check(&p, srv.addr, &mut idle).await.unwrap();
-        assert!(idle.is_some());
+        kept += usize::from(idle.is_some());
     }
-    assert_eq!(srv.accepts(), 1);
+    (srv.accepts(), kept)
+}
+
+/// Answers the first request on every connection with [`OK`] and later ones with `then`.
+fn ok_once_then(then: Reply) -> impl Fn(usize, usize) -> Reply + Send + Sync + 'static {
+    move |_, r| if r == 0 { Reply::Send(OK) } else { then }
+}
+
+/// A first check against `srv`, which must pass and keep its connection.
+async fn first_check(srv: &Server) -> (Probe, Option<IdleConnection>) {
+    let p = probe(true);
+    let mut idle = None;
+    check(&p, srv.addr, &mut idle).await.unwrap();
+    assert!(idle.is_some());
+    (p, idle)
+}
+
+#[tokio::test]
+async fn checks_reuse_one_connection() {
+    assert_eq!(passes(OK, 10).await, (1, 10));
 }
 
 #[tokio::test]
@@ -169,109 +198,42 @@ async fn without_reuse_every_check_connects_and_asks_to_close() {
 
 #[tokio::test]
 async fn connection_close_answer_means_a_new_connection_each_time() {
-    let srv = server(|_, _| {
-        Reply::Send("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nOK\n")
-    })
-    .await;
-    let p = probe(true);
-    let mut idle = None;
-    for _ in 0..4 {
-        check(&p, srv.addr, &mut idle).await.unwrap();
-        assert!(idle.is_none());
-    }
-    assert_eq!(srv.accepts(), 4);
+    let close = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nOK\n";
+    assert_eq!(passes(close, 4).await, (4, 0));
 }
 
 #[tokio::test]
 async fn http_1_0_is_reused_only_with_explicit_keep_alive() {
-    let plain =
-        server(|_, _| Reply::Send("HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nOK\n")).await;
-    let keep = server(|_, _| {
-        Reply::Send("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\nOK\n")
-    })
-    .await;
-    let p = probe(true);
-    let (mut a, mut b) = (None, None);
-    for _ in 0..3 {
-        check(&p, plain.addr, &mut a).await.unwrap();
-        check(&p, keep.addr, &mut b).await.unwrap();
-    }
-    assert_eq!((plain.accepts(), keep.accepts()), (3, 1));
+    let plain = "HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nOK\n";
+    assert_eq!(passes(plain, 3).await, (3, 0));
+    let keep = "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\nOK\n";
+    assert_eq!(passes(keep, 3).await, (1, 3));
 }
 
 #[tokio::test]
 async fn chunked_body_with_trailers_is_read_to_its_end_and_reused() {
-    let srv = server(|_, _| {
-        Reply::Send(
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
-             2\r\nOK\r\n5\r\n done\r\n0\r\nX-Checked: 1\r\n\r\n",
-        )
-    })
-    .await;
-    let p = probe(true);
-    let mut idle = None;
-    for _ in 0..5 {
-        check(&p, srv.addr, &mut idle).await.unwrap();
-    }
-    assert_eq!(srv.accepts(), 1);
+    let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                   2\r\nOK\r\n5\r\n done\r\n0\r\nX-Checked: 1\r\n\r\n";
+    assert_eq!(passes(chunked, 5).await, (1, 5));
 }
 
 #[tokio::test]
 async fn expected_text_early_in_a_longer_body_still_reuses() {
     // The check passes on "OK" at the start; the rest of the body is read so the next
     // request does not read this response's tail as its answer.
-    let body = "OK".to_owned() + &"x".repeat(20_000);
-    let text: &'static str = Box::leak(
-        format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .into(),
-    );
-    let srv = server(move |_, _| Reply::Send(text)).await;
-    let p = probe(true);
-    let mut idle = None;
-    for _ in 0..3 {
-        check(&p, srv.addr, &mut idle).await.unwrap();
-    }
-    assert_eq!(srv.accepts(), 1);
+    assert_eq!(passes(ok_with_body_of(20_000), 3).await, (1, 3));
 }
 
 #[tokio::test]
 async fn response_bigger_than_the_limit_passes_but_is_not_reused() {
-    let body = "OK".to_owned() + &"x".repeat(100_000);
-    let text: &'static str = Box::leak(
-        format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .into(),
-    );
-    let srv = server(move |_, _| Reply::Send(text)).await;
-    let p = probe(true);
-    let mut idle = None;
-    for _ in 0..2 {
-        check(&p, srv.addr, &mut idle).await.unwrap();
-        assert!(idle.is_none());
-    }
-    assert_eq!(srv.accepts(), 2);
+    assert_eq!(passes(ok_with_body_of(100_000), 2).await, (2, 0));
 }
 
 #[tokio::test]
 async fn server_closing_an_idle_connection_costs_one_new_connection() {
     // Answers one request per connection, then closes it while idle (no Connection: close).
-    let srv = server(|_, r| {
-        if r == 0 {
-            Reply::Send(OK)
-        } else {
-            Reply::Close
-        }
-    })
-    .await;
-    let p = probe(true);
-    let mut idle = None;
-    check(&p, srv.addr, &mut idle).await.unwrap();
-    assert!(idle.is_some());
+    let srv = server(ok_once_then(Reply::Close)).await;
+    let (p, mut idle) = first_check(&srv).await;
     // The server closes the connection only when the next request arrives: the check sees EOF
     // before any answer and retries at once on a new connection, which passes.
     check(&p, srv.addr, &mut idle).await.unwrap();
@@ -318,9 +280,7 @@ async fn the_retry_on_a_closed_connection_happens_once_and_counts() {
         }
     })
     .await;
-    let p = probe(true);
-    let mut idle = None;
-    check(&p, srv.addr, &mut idle).await.unwrap();
+    let (p, mut idle) = first_check(&srv).await;
     let err = check(&p, srv.addr, &mut idle).await.unwrap_err();
     assert!(
         err.to_string().contains("closed without a response"),
@@ -342,9 +302,7 @@ async fn a_timed_out_check_drops_its_connection() {
         }
     })
     .await;
-    let p = probe(true);
-    let mut idle = None;
-    check(&p, srv.addr, &mut idle).await.unwrap();
+    let (p, mut idle) = first_check(&srv).await;
     let err = check(&p, srv.addr, &mut idle).await.unwrap_err();
     assert!(matches!(err, CheckError::Timeout { .. }), "{err}");
     assert!(idle.is_none());
@@ -360,17 +318,8 @@ async fn failures_drop_the_connection() {
         "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nNOPE",
         "SSH-2.0-OpenSSH_9.6\r\n\r\n",
     ] {
-        let srv = server(move |_, r| {
-            if r == 0 {
-                Reply::Send(OK)
-            } else {
-                Reply::Send(bad)
-            }
-        })
-        .await;
-        let p = probe(true);
-        let mut idle = None;
-        check(&p, srv.addr, &mut idle).await.unwrap();
+        let srv = server(ok_once_then(Reply::Send(bad))).await;
+        let (p, mut idle) = first_check(&srv).await;
         assert!(check(&p, srv.addr, &mut idle).await.is_err(), "{bad:?}");
         assert!(idle.is_none());
         // The next check connects afresh (and fails the same way on the new connection's
@@ -382,15 +331,8 @@ async fn failures_drop_the_connection() {
 
 #[tokio::test]
 async fn bytes_after_the_response_forbid_reuse() {
-    let srv =
-        server(|_, _| Reply::Send("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nOK\ngarbage")).await;
-    let p = probe(true);
-    let mut idle = None;
-    for _ in 0..3 {
-        check(&p, srv.addr, &mut idle).await.unwrap();
-        assert!(idle.is_none());
-    }
-    assert_eq!(srv.accepts(), 3);
+    let extra = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nOK\ngarbage";
+    assert_eq!(passes(extra, 3).await, (3, 0));
 }
 
 #[tokio::test]
