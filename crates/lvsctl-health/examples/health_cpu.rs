@@ -8,7 +8,7 @@
 //!
 //! Measured on the project's 2-vCPU machine (load 1-3, 20 s runs), 1,000 real servers every
 //! second: http with the default keep-alive 2.4-2.6% of one core, `http-close` (a connection per
-//! check, as before keep-alive) 7.9-8.2%, tcp 6.3-6.5%. With a connection per check most of the
+//! check, as before keep-alive) 7.9-8.4%, tcp 6.3-6.6%. With a connection per check most of the
 //! cost is the kernel's TCP work: over loopback the kernel runs both ends of each connection (the
 //! server side's handshake and RST handling included) in this process's context, so that figure
 //! overstates what checking real servers on a network costs.
