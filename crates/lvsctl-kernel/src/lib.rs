@@ -464,9 +464,29 @@ fn read_marks(xtables: Option<Xtables>, config: &Config, families: &[Family]) ->
             };
         }
     };
+    // One `*-save` per family, each a process start: run them side by side.
+    let saves: Vec<_> = std::thread::scope(|scope| {
+        let rest: Vec<_> = families[1..]
+            .iter()
+            .map(|&family| {
+                let xt = &xt;
+                scope.spawn(move || xt.observe(family))
+            })
+            .collect();
+        let first = xt.observe(families[0]);
+        std::iter::once(first)
+            .chain(rest.into_iter().map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(lvsctl_mark::MarkError::Backend(
+                        "the thread running iptables-save panicked".to_owned(),
+                    ))
+                })
+            }))
+            .collect()
+    });
     let mut chains = Vec::new();
-    for &family in families {
-        match xt.observe(family) {
+    for (&family, saved) in families.iter().zip(saves) {
+        match saved {
             Ok(Some(chain)) => {
                 for w in chain.warnings() {
                     warn!("{family} LVSCTL-MARK: {w}");
