@@ -3,7 +3,7 @@
 //! It only routes each [`Op`] to the part that owns it; it must not plan, order or retry.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lvsctl_ipvs::{IpvsSocket, is_ipvs_op, service_identity};
 use lvsctl_mark::{Config as MarkConfig, IptablesBackend, ObservedChain, Xtables};
@@ -95,8 +95,15 @@ impl KernelBackend {
         let xtables = self.xtables.clone();
         let config = self.config.clone();
         let (out, read) = std::thread::scope(|scope| {
-            let reader = scope.spawn(move || read_marks(xtables, &config, families));
+            let reader = scope.spawn(move || {
+                let t = Instant::now();
+                let read = read_marks(xtables, &config, families);
+                debug!(elapsed_ms = t.elapsed().as_millis() as u64, "read MARK chains");
+                read
+            });
+            let t = Instant::now();
             let out = f(self);
+            debug!(elapsed_ms = t.elapsed().as_millis() as u64, "read IPVS");
             let read = reader.join().unwrap_or_else(|_| MarkRead {
                 xtables: None,
                 chains: Err(BackendError::Other(
