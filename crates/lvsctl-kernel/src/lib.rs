@@ -3,7 +3,7 @@
 //! It only routes each [`Op`] to the part that owns it; it must not plan, order or retry.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lvsctl_ipvs::{IpvsSocket, is_ipvs_op, service_identity};
 use lvsctl_mark::{Config as MarkConfig, IptablesBackend, ObservedChain, Xtables};
@@ -95,8 +95,15 @@ impl KernelBackend {
         let xtables = self.xtables.clone();
         let config = self.config.clone();
         let (out, read) = std::thread::scope(|scope| {
-            let reader = scope.spawn(move || read_marks(xtables, &config, families));
+            let reader = scope.spawn(move || {
+                let t = Instant::now();
+                let read = read_marks(xtables, &config, families);
+                debug!(elapsed_ms = t.elapsed().as_millis() as u64, "read MARK chains");
+                read
+            });
+            let t = Instant::now();
             let out = f(self);
+            debug!(elapsed_ms = t.elapsed().as_millis() as u64, "read IPVS");
             let read = reader.join().unwrap_or_else(|_| MarkRead {
                 xtables: None,
                 chains: Err(BackendError::Other(
@@ -464,9 +471,29 @@ fn read_marks(xtables: Option<Xtables>, config: &Config, families: &[Family]) ->
             };
         }
     };
+    // One `*-save` per family, each a process start: run them side by side.
+    let saves: Vec<_> = std::thread::scope(|scope| {
+        let rest: Vec<_> = families[1..]
+            .iter()
+            .map(|&family| {
+                let xt = &xt;
+                scope.spawn(move || xt.observe(family))
+            })
+            .collect();
+        let first = xt.observe(families[0]);
+        std::iter::once(first)
+            .chain(rest.into_iter().map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(lvsctl_mark::MarkError::Backend(
+                        "the thread running iptables-save panicked".to_owned(),
+                    ))
+                })
+            }))
+            .collect()
+    });
     let mut chains = Vec::new();
-    for &family in families {
-        match xt.observe(family) {
+    for (&family, saved) in families.iter().zip(saves) {
+        match saved {
             Ok(Some(chain)) => {
                 for w in chain.warnings() {
                     warn!("{family} LVSCTL-MARK: {w}");

@@ -82,6 +82,14 @@ impl IptablesBackend {
             });
         }
         if let Some(iptables) = find_program("iptables") {
+            // Reading the links costs nothing; `iptables --version` is a process start (a
+            // quarter of a second under emulation), on the path of every `plan`.
+            if let Some((backend, via)) = Self::from_links(&iptables) {
+                return Ok(Detected {
+                    backend,
+                    reason: format!("`{}` is a link to {via}", iptables.display()),
+                });
+            }
             let out = Command::new(&iptables)
                 .arg("--version")
                 .output()
@@ -113,6 +121,33 @@ impl IptablesBackend {
              (install Debian package iptables)"
                 .into(),
         ))
+    }
+
+    /// What an `iptables` that is a chain of symbolic links runs, from the names along it:
+    /// Debian's `iptables -> /etc/alternatives/iptables -> iptables-nft -> xtables-nft-multi`.
+    /// The multi-call binaries pick their mode from which binary they are, so the first known
+    /// name settles it. `None` (ask `iptables --version`) when no name is known.
+    pub fn from_links(path: &Path) -> Option<(Self, String)> {
+        const MAX_HOPS: usize = 16;
+        let mut current = path.to_path_buf();
+        for _ in 0..MAX_HOPS {
+            let target = std::fs::read_link(&current).ok()?;
+            let next = match current.parent() {
+                Some(dir) if target.is_relative() => dir.join(&target),
+                _ => target,
+            };
+            let name = next.file_name()?.to_str()?;
+            let backend = match name {
+                "iptables-nft" | "xtables-nft-multi" => Some(IptablesBackend::Nft),
+                "iptables-legacy" | "xtables-legacy-multi" => Some(IptablesBackend::Legacy),
+                _ => None,
+            };
+            if let Some(b) = backend {
+                return Some((b, next.display().to_string()));
+            }
+            current = next;
+        }
+        None
     }
 
     /// Reads `iptables v1.8.9 (nf_tables)` / `(legacy)` / `iptables v1.6.1`.
@@ -154,6 +189,7 @@ fn is_executable(p: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -171,6 +207,38 @@ mod tests {
             Some(IptablesBackend::Legacy)
         );
         assert_eq!(IptablesBackend::from_version("bash: not found"), None);
+    }
+
+    #[test]
+    fn links_name_the_backend_without_running_anything() {
+        use std::os::unix::fs::symlink;
+        let dir = std::env::temp_dir().join(format!("lvsctl-links-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("alternatives")).unwrap();
+        // Debian's chain: relative and absolute links, the real binary last.
+        std::fs::write(dir.join("xtables-nft-multi"), "").unwrap();
+        symlink("xtables-nft-multi", dir.join("iptables-nft")).unwrap();
+        symlink(dir.join("iptables-nft"), dir.join("alternatives/iptables")).unwrap();
+        symlink("alternatives/iptables", dir.join("iptables")).unwrap();
+        let (backend, via) = IptablesBackend::from_links(&dir.join("iptables")).unwrap();
+        assert_eq!(backend, IptablesBackend::Nft);
+        assert!(via.ends_with("iptables-nft"), "{via}");
+
+        std::fs::write(dir.join("xtables-legacy-multi"), "").unwrap();
+        symlink("xtables-legacy-multi", dir.join("iptables6")).unwrap();
+        assert_eq!(
+            IptablesBackend::from_links(&dir.join("iptables6")).map(|(b, _)| b),
+            Some(IptablesBackend::Legacy)
+        );
+        // A plain file, an unknown target, or a loop: ask `iptables --version` instead.
+        std::fs::write(dir.join("plain"), "").unwrap();
+        assert_eq!(IptablesBackend::from_links(&dir.join("plain")), None);
+        symlink("plain", dir.join("other")).unwrap();
+        assert_eq!(IptablesBackend::from_links(&dir.join("other")), None);
+        symlink("loop-b", dir.join("loop-a")).unwrap();
+        symlink("loop-a", dir.join("loop-b")).unwrap();
+        assert_eq!(IptablesBackend::from_links(&dir.join("loop-a")), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
