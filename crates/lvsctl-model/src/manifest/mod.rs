@@ -50,6 +50,7 @@ mod check;
 mod diag;
 mod duration;
 mod export;
+mod fast;
 mod read;
 mod yaml;
 
