@@ -503,8 +503,14 @@ fn scan_plain(b: &[u8], at: usize, flow: bool) -> Option<(usize, usize)> {
         | b'|' | b'>' | b'\'' | b'"' | b'%' | b'@' | b'`' | b' ' => return None,
         _ => {}
     }
+    let stops = if flow { &FLOW_STOPS } else { &BLOCK_STOPS };
     let mut i = at;
-    while let Some(&c) = b.get(i) {
+    loop {
+        // Most bytes of a scalar are none of the few that can end it.
+        while i < b.len() && !stops[usize::from(b[i])] {
+            i += 1;
+        }
+        let Some(&c) = b.get(i) else { break };
         match c {
             b':' => {
                 let n = b.get(i + 1);
@@ -515,16 +521,11 @@ fn scan_plain(b: &[u8], at: usize, flow: bool) -> Option<(usize, usize)> {
                 }
             }
             b'#' if b[i - 1] == b' ' => break,
-            b',' if flow => break,
-            b'[' | b']' | b'{' | b'}' => {
-                if flow {
-                    break;
-                }
-                // Flow indicators inside a block scalar: legal, but rare enough to leave to
-                // the general path.
-                return None;
-            }
-            _ => {}
+            b'#' => {}
+            // Flow indicators end a scalar in flow context. Inside a block scalar they are
+            // legal, but rare enough to leave to the general path.
+            _ if flow => break,
+            _ => return None,
         }
         i += 1;
     }
@@ -533,6 +534,20 @@ fn scan_plain(b: &[u8], at: usize, flow: bool) -> Option<(usize, usize)> {
         end -= 1;
     }
     (end > at).then_some((end, i))
+}
+
+/// Bytes that may end a plain scalar (or make this reader give up), in flow and block context.
+const FLOW_STOPS: [bool; 256] = stops(b":#,[]{}");
+const BLOCK_STOPS: [bool; 256] = stops(b":#[]{}");
+
+const fn stops(bytes: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
+        i += 1;
+    }
+    table
 }
 
 fn scalar(pos: Pos, text: Cow<'_, str>, plain: bool) -> Node<'_> {
