@@ -326,6 +326,16 @@ struct Builder<'a> {
 /// text is not usable YAML at all; returns a tree plus diagnostics for problems that do not stop
 /// reading (duplicate keys, unsupported tags, non-scalar keys).
 pub(crate) fn parse_document(text: &str) -> (Option<Node<'_>>, Vec<RawDiag>) {
+    // Manifests are nearly always in the subset the fast reader knows; it answers only when
+    // this function would give the same tree and no diagnostic.
+    if let Some(root) = super::fast::parse_fast(text) {
+        return (Some(root), Vec::new());
+    }
+    parse_general(text)
+}
+
+/// [`parse_document`] by the general parser, for any YAML.
+pub(super) fn parse_general(text: &str) -> (Option<Node<'_>>, Vec<RawDiag>) {
     let options = granit_parser::options! {
         flow_nesting_limit: MAX_DEPTH,
         block_nesting_limit: MAX_DEPTH,
@@ -713,7 +723,7 @@ impl<'a> Builder<'a> {
 }
 
 /// The children of a finished collection, `stack[start..]`, as a vector of their exact size.
-fn take_from<T>(stack: &mut Vec<T>, start: usize) -> Vec<T> {
+pub(super) fn take_from<T>(stack: &mut Vec<T>, start: usize) -> Vec<T> {
     if start == 0 {
         // The outermost open collection (such as a long services: list): hand over the stack
         // itself rather than copy it.
@@ -726,7 +736,7 @@ fn take_from<T>(stack: &mut Vec<T>, start: usize) -> Vec<T> {
 }
 
 /// Whether two entries of a mapping have the same key.
-fn has_duplicate_key(entries: &[(Key<'_>, Node<'_>)]) -> bool {
+pub(super) fn has_duplicate_key(entries: &[(Key<'_>, Node<'_>)]) -> bool {
     // Manifest mappings have a handful of keys: comparing pairs beats hashing them.
     const SMALL: usize = 16;
     if entries.len() <= SMALL {
