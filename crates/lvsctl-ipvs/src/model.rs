@@ -489,10 +489,15 @@ impl IpvsSocket {
         services: &[ServiceRaw],
         f: impl Fn(&mut IpvsSocket, &[ServiceRaw]) -> Result<Vec<T>, BackendError> + Sync,
     ) -> Result<Vec<T>, BackendError> {
+        // Small reads (an apply's read-back) skip `available_parallelism`: it reads cgroup
+        // files, a dozen system calls on the path of every one-service change.
+        if services.len() < PARALLEL_DUMP_THRESHOLD {
+            return f(self, services);
+        }
         let threads = thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(MAX_DUMP_THREADS);
-        if services.len() < PARALLEL_DUMP_THRESHOLD || threads < 2 {
+        if threads < 2 {
             return f(self, services);
         }
         let family = self.family();
