@@ -98,7 +98,10 @@ impl KernelBackend {
             let reader = scope.spawn(move || {
                 let t = Instant::now();
                 let read = read_marks(xtables, &config, families);
-                debug!(elapsed_ms = t.elapsed().as_millis() as u64, "read MARK chains");
+                debug!(
+                    elapsed_ms = t.elapsed().as_millis() as u64,
+                    "read MARK chains"
+                );
                 read
             });
             let t = Instant::now();
