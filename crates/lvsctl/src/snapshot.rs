@@ -2,6 +2,7 @@
 //! read one, so a pipeline without access to the director can still review a change. The file
 //! is versioned like the JSON plan.
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -17,9 +18,9 @@ struct Snapshot {
 }
 
 pub fn to_json(observed: &Observed) -> Result<String> {
-    let snap = Snapshot {
-        format_version: FORMAT_VERSION.to_owned(),
-        observed: observed.clone(),
+    let snap = SnapshotRef {
+        format_version: FORMAT_VERSION,
+        observed,
     };
     let mut s = serde_json::to_string_pretty(&snap).context("cannot encode the snapshot")?;
     s.push('\n');
@@ -45,11 +46,28 @@ pub fn read(path: &Path) -> Result<Observed> {
     from_json(&path.display().to_string(), &text)
 }
 
-/// Writes atomically (temp file + rename) so a reader never sees half a snapshot.
+/// [`Snapshot`] for writing: borrows the state instead of copying it.
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    format_version: &'static str,
+    observed: &'a Observed,
+}
+
+/// Writes atomically (temp file + rename) so a reader never sees half a snapshot. Streams the
+/// JSON to the file: a large table is never held twice, nor as one string.
 pub fn write(path: &Path, observed: &Observed) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, to_json(observed)?)
-        .with_context(|| format!("{}: cannot write", tmp.display()))?;
+    let cannot = || format!("{}: cannot write", tmp.display());
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(cannot)?);
+    let snap = SnapshotRef {
+        format_version: FORMAT_VERSION,
+        observed,
+    };
+    serde_json::to_writer_pretty(&mut out, &snap).context("cannot encode the snapshot")?;
+    out.write_all(b"\n").with_context(cannot)?;
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(cannot)?;
     std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
 }
 
