@@ -66,7 +66,7 @@ impl FileFake {
         };
         Ok(FileFake {
             path,
-            kernel: FakeKernel::new(observed),
+            kernel: FakeKernel::new(observed).without_history(),
             executed: 0,
             fail_at,
             missing_scheduler: std::env::var("LVSCTL_FAKE_FAIL_SCHEDULER").ok(),
