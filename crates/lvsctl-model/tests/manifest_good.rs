@@ -157,7 +157,7 @@ fn pnmpp_example_is_one_fwmark_service_fed_by_one_mark_rule() {
         on_failure: OnFailure::Remove,
     };
     for rs in &m.services[0].real_servers {
-        assert_eq!(rs.health.as_ref(), Some(&check), "{}", rs.key);
+        assert_eq!(rs.health.as_deref(), Some(&check), "{}", rs.key);
     }
     assert_eq!(m.services[0].drain_timeout, Duration::from_secs(30));
 }
@@ -545,7 +545,7 @@ fn health_checks_inherit_and_override() {
         health: {exec: {command: [/bin/check, --strict]}}
 ");
     let rs = &m.services[0].real_servers;
-    let base = rs[0].health.clone().unwrap();
+    let base = rs[0].health.as_deref().cloned().unwrap();
     assert_eq!(
         base,
         HealthCheck {
@@ -565,13 +565,13 @@ fn health_checks_inherit_and_override() {
             on_failure: OnFailure::Remove,
         }
     );
-    let second = rs[1].health.clone().unwrap();
+    let second = rs[1].health.as_deref().cloned().unwrap();
     assert_eq!(
         (second.rise, second.on_failure, second.kind == base.kind),
         (5, OnFailure::Quiesce, true)
     );
     assert_eq!(rs[2].health, None);
-    let fourth = rs[3].health.clone().unwrap();
+    let fourth = rs[3].health.as_deref().cloned().unwrap();
     assert_eq!(fourth.kind, CheckKind::Tcp { port: 22 });
     assert_eq!(
         (fourth.interval, fourth.timeout),
@@ -586,6 +586,56 @@ fn health_checks_inherit_and_override() {
 }
 
 #[test]
+fn real_servers_with_the_same_check_share_it() {
+    let m = ok("services:
+  - name: web
+    vip: 192.168.6.101
+    port: 80
+    health: {http: {path: /ok}}
+    real_servers:
+      - {address: 10.1.0.1, forward: nat}
+      - {address: 10.1.0.2, forward: nat}
+      - {address: 10.1.0.3, forward: nat, port: 8080}
+      - {address: 10.1.0.4, forward: nat, health: {rise: 2}}
+      - {address: 10.1.0.5, forward: nat, health: {rise: 5}}
+  - name: api
+    vip: 192.168.6.102
+    port: 80
+    health: {http: {path: /ok}}
+    real_servers: [{address: 10.1.0.1}]
+");
+    let rs = &m.services[0].real_servers;
+    let check = |i: usize| rs[i].health.as_ref().unwrap();
+    let port = |i: usize| match &check(i).kind {
+        CheckKind::Http(h) => h.port,
+        other => panic!("{other:?}"),
+    };
+    // Same resolved check, written or inherited: one allocation.
+    assert!(std::sync::Arc::ptr_eq(check(0), check(1)));
+    assert!(std::sync::Arc::ptr_eq(check(0), check(3)));
+    // The check follows the real server's port, and overrides stay per real server.
+    assert_eq!((port(0), port(2)), (80, 8080));
+    assert!(!std::sync::Arc::ptr_eq(check(0), check(2)));
+    assert_eq!((check(4).rise, check(0).rise), (5, 2));
+    // Equal checks of two services are still equal, whether shared or not.
+    assert_eq!(
+        m.services[1].real_servers[0].health.as_deref(),
+        Some(&**check(0))
+    );
+}
+
+/// The sizes of the structs a 10,000-service manifest holds 100,000 of; a change that grows
+/// them grows the daemon's memory by that much per real server.
+#[test]
+fn hot_structs_stay_small() {
+    use std::mem::size_of;
+    // key 20 + spec 20 + shared check 8 + location 32.
+    assert_eq!(size_of::<manifest::RealServerDef>(), 80);
+    assert_eq!(size_of::<DestKey>(), 20);
+    assert_eq!(size_of::<DestSpec>(), 20);
+}
+
+#[test]
 fn short_interval_caps_the_default_timeout() {
     let m = ok("services:
   - name: web
@@ -594,7 +644,11 @@ fn short_interval_caps_the_default_timeout() {
     real_servers: [{address: 10.1.0.1}]
     health: {tcp: {}, interval: 500ms}
 ");
-    let h = m.services[0].real_servers[0].health.clone().unwrap();
+    let h = m.services[0].real_servers[0]
+        .health
+        .as_deref()
+        .cloned()
+        .unwrap();
     assert_eq!(h.timeout, Duration::from_millis(500));
 }
 

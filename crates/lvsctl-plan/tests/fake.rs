@@ -289,3 +289,17 @@ fn can_move_into_threads_and_tasks() {
     fn send_sync<T: Send + Sync + 'static>() {}
     send_sync::<FakeKernel>();
 }
+
+#[test]
+fn without_history_runs_the_same_ops_and_keeps_no_copy() {
+    let ops = [add_service(tcp(VIP, 8080)), add_service(tcp(VIP, 8081))];
+    let mut with = FakeKernel::from_state(ppc());
+    let mut without = FakeKernel::from_state(ppc()).without_history();
+    for op in &ops {
+        with.execute(op).unwrap();
+        without.execute(op).unwrap();
+    }
+    assert_eq!(with.state(), without.state());
+    assert_eq!((with.executed().len(), without.executed().len()), (2, 0));
+    assert_eq!(without.attempts(), 2);
+}

@@ -66,7 +66,7 @@ impl FileFake {
         };
         Ok(FileFake {
             path,
-            kernel: FakeKernel::new(observed),
+            kernel: FakeKernel::new(observed).without_history(),
             executed: 0,
             fail_at,
             missing_scheduler: std::env::var("LVSCTL_FAKE_FAIL_SCHEDULER").ok(),
@@ -74,8 +74,7 @@ impl FileFake {
     }
 
     fn save(&mut self) -> Result<(), BackendError> {
-        let observed = self.kernel.observe()?;
-        crate::snapshot::write(&self.path, &observed)
+        crate::snapshot::write(&self.path, self.kernel.observed())
             .map_err(|e| BackendError::Other(format!("{e:#}")))
     }
 }
@@ -86,6 +85,25 @@ impl Backend for FileFake {
     }
 
     fn execute(&mut self, op: &Op) -> Result<(), BackendError> {
+        self.run(op)?;
+        self.save()
+    }
+
+    /// Saves once per chunk, not once per op: a snapshot write of a 10,000-service table
+    /// after each of its 110,000 ops would take hours. What ran before a failure is saved.
+    fn execute_all(&mut self, ops: &[Op]) -> Result<(), (usize, BackendError)> {
+        let ran = ops
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, op)| self.run(op).map_err(|e| (i, e)));
+        let saved = self.save().map_err(|e| (ops.len(), e));
+        ran.and(saved)
+    }
+}
+
+impl FileFake {
+    /// One op on the in-memory kernel, with the injected failures; the caller saves.
+    fn run(&mut self, op: &Op) -> Result<(), BackendError> {
         let n = self.executed;
         self.executed += 1;
         if self.fail_at == Some(n) {
@@ -105,7 +123,6 @@ impl Backend for FileFake {
                 message: format!("scheduler {missing:?} is not available (ENOENT)"),
             });
         }
-        self.kernel.execute(op)?;
-        self.save()
+        self.kernel.execute(op)
     }
 }

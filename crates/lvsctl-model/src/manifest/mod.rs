@@ -58,6 +58,7 @@ mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use diag::{Diagnostic, Diagnostics, Location};
@@ -352,7 +353,9 @@ pub struct RealServerDef {
     pub key: DestKey,
     pub spec: DestSpec,
     /// The effective health check: the service's, with this real server's overrides applied.
-    pub health: Option<HealthCheck>,
+    /// Shared by the real servers of a service whose checks resolve the same: an inline check
+    /// was two thirds of this struct, 14 MB of a 100,000-real-server manifest.
+    pub health: Option<Arc<HealthCheck>>,
     pub location: Location,
 }
 

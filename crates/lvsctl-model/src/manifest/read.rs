@@ -2,7 +2,7 @@
 //! field, with every problem reported and reading carried on past it. Rules that only involve
 //! one service live here; rules across services and files live in `check`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -1235,9 +1235,11 @@ impl Reader<'_> {
                 // up to twice the space, 35 MB of 10,000 services).
                 real_servers.reserve_exact(items.len());
                 let mut seen: BTreeMap<DestKey, usize> = BTreeMap::new();
+                let mut checks = HashSet::new();
                 for (i, item) in items.iter().enumerate() {
                     let ip = p.index(i);
-                    let Some(rs) = self.real_server(item, &ip, key.as_ref(), health.as_ref())
+                    let Some(rs) =
+                        self.real_server(item, &ip, key.as_ref(), health.as_ref(), &mut checks)
                     else {
                         continue;
                     };
@@ -1868,6 +1870,7 @@ impl Reader<'_> {
         path: &FieldPath<'_>,
         service: Option<&ServiceKey>,
         health: Option<&HealthRaw>,
+        checks: &mut HashSet<Arc<HealthCheck>>,
     ) -> Option<RealServerDef> {
         // `- 192.168.60.101` is a common shorthand worth a precise hint.
         if let Value::Scalar(s) = &node.value
@@ -2045,7 +2048,7 @@ impl Reader<'_> {
         else {
             return None;
         };
-        let health = check?;
+        let health = check?.map(|h| share_check(checks, h));
         if !ok {
             return None;
         }
@@ -2534,6 +2537,17 @@ impl Reader<'_> {
             on_failure: h.on_failure.unwrap_or_default(),
         })
     }
+}
+
+/// The service's real servers mostly resolve to the same check (or one per real-server port):
+/// `h` is returned as the equal check already in `checks`, or added to it.
+fn share_check(checks: &mut HashSet<Arc<HealthCheck>>, h: HealthCheck) -> Arc<HealthCheck> {
+    if let Some(c) = checks.get(&h) {
+        return Arc::clone(c);
+    }
+    let c = Arc::new(h);
+    checks.insert(Arc::clone(&c));
+    c
 }
 
 /// The family of a service whose identity did not read, so persistence can still be checked:
