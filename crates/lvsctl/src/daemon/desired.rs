@@ -243,7 +243,7 @@ services:
         assert!(p.reuse_connection, "keep-alive is the default");
         assert_eq!(c.timeout, h.timeout);
         assert_eq!((c.rise, c.fall), (h.rise, h.fall));
-        let mut h = h.clone();
+        let mut h = (**h).clone();
         if let CheckKind::Http(x) = &mut h.kind {
             x.reuse_connection = false;
         }
