@@ -20,7 +20,7 @@ use lvsctl_netlink::constants::{AF_INET, IP_VS_CONN_F_TUNNEL};
 use lvsctl_netlink::{DestRaw, ServiceRaw};
 use lvsctl_plan::BackendError;
 
-use crate::model::{ObservedServices, dests_error, observe_error, service_key_of, service_of};
+use crate::model::{ObservedServices, dests_error, observe_error, service_key_of, service_model};
 use crate::socket::IpvsSocket;
 use crate::sockopt::{
     IP_VS_SO_GET_DESTS, IP_VS_SO_GET_SERVICES, Ident, SockoptSocket, decode_dests, decode_services,
@@ -93,7 +93,7 @@ impl IpvsSocket {
             .map_err(|e| observe_error("reading IPVS services", e))?;
         let mut report = ObserveReport::default();
         let first = match &self.sockopt {
-            Some(sock) => match sockopt_pass(sock, &raws, self.exact_traffic) {
+            Some(sock) => match sockopt_pass(sock, &raws, self.exact_traffic, self.counters) {
                 Ok(v) => v,
                 Err(why) => {
                     report.sockopt_unused = Some(why);
@@ -110,8 +110,8 @@ impl IpvsSocket {
         for (raw, r) in raws.iter().zip(first) {
             let key = service_key_of(raw).ok();
             match r {
-                Ok(dests) => {
-                    let m = service_of(raw, &dests).map_err(BackendError::Other)?;
+                Ok(m) => {
+                    let m = m.map_err(BackendError::Other)?;
                     report.sockopt.insert(m.0);
                     models.push(Some(m));
                 }
@@ -158,6 +158,7 @@ impl IpvsSocket {
     /// services into the model as it dumps them, reusing one buffer for the kernel's records:
     /// no second copy of a large table is ever held.
     fn netlink_models(&mut self, raws: &[ServiceRaw]) -> Result<Vec<Model>, BackendError> {
+        let counters = self.counters;
         self.per_chunk(raws, |sock, part| {
             let mut buf = Vec::new();
             part.iter()
@@ -165,7 +166,7 @@ impl IpvsSocket {
                     buf.clear();
                     sock.dests_into(raw, &mut buf)
                         .map_err(|e| dests_error(raw, e))?;
-                    service_of(raw, &buf).map_err(BackendError::Other)
+                    service_model(raw, &buf, counters).map_err(BackendError::Other)
                 })
                 .collect()
         })
@@ -185,19 +186,26 @@ fn ident_of(raw: &ServiceRaw) -> Ident {
     }
 }
 
-/// The real servers of each service of `raws` by getsockopt, or why netlink must read them.
-/// `Err` when the interface cannot be used at all.
+/// What the getsockopt pass made of one service: its model (or why the kernel's answer is not
+/// one), or why netlink must read it.
+type SockoptModel = Result<Result<Model, String>, NetlinkReason>;
+
+/// The model of each service of `raws` from its real servers read by getsockopt, or why
+/// netlink must read them. `Err` when the interface cannot be used at all. Each service's
+/// kernel records become its model at once: at 10,000 x 10 holding them all first would cost
+/// 24 MB.
 fn sockopt_pass(
     sock: &SockoptSocket,
     raws: &[ServiceRaw],
     exact_traffic: bool,
-) -> Result<Vec<Result<Vec<DestRaw>, NetlinkReason>>, String> {
+    counters: bool,
+) -> Result<Vec<SockoptModel>, String> {
     let inet = raws.iter().filter(|r| r.af == AF_INET).count();
     if inet == 0 {
         return Ok(raws.iter().map(|_| Err(NetlinkReason::Ipv6)).collect());
     }
     let before = listing(sock, inet)?;
-    let read = |part: &[ServiceRaw]| -> Vec<Result<Vec<DestRaw>, NetlinkReason>> {
+    let read = |part: &[ServiceRaw]| -> Vec<SockoptModel> {
         part.iter()
             .map(|raw| {
                 if raw.af != AF_INET {
@@ -205,7 +213,8 @@ fn sockopt_pass(
                 }
                 let ident = ident_of(raw);
                 let n = *before.get(&ident).ok_or(NetlinkReason::NotListed)?;
-                dests_of(sock, ident, n, exact_traffic)
+                let dests = dests_of(sock, ident, n, exact_traffic)?;
+                Ok(service_model(raw, &dests, counters))
             })
             .collect()
     };
@@ -353,7 +362,7 @@ mod tests {
             sched_name: "rr".into(),
             ..ServiceRaw::default()
         };
-        let (_, _, counters) = service_of(&svc, &planning).unwrap();
+        let (_, with_state, counters) = service_model(&svc, &planning, true).unwrap();
         assert_eq!(counters.service.active_conns, 7);
         let by_conns: Vec<(u32, u64, u64)> = counters
             .dests
@@ -361,5 +370,10 @@ mod tests {
             .map(|c| (c.active_conns, c.in_bytes, c.in_packets))
             .collect();
         assert_eq!(by_conns, vec![(3, 1000, 9), (4, 0, 0)]);
+        // Planning from the state alone: the same state, no counters at all.
+        let (_, state_only, none) = service_model(&svc, &planning, false).unwrap();
+        assert_eq!(state_only, with_state);
+        assert_eq!(state_only.dests.len(), 2);
+        assert_eq!(none, ServiceCounters::default());
     }
 }

@@ -48,6 +48,8 @@ pub struct IpvsSocket {
     /// Whether every traffic counter must be exact (see
     /// [`IpvsSocket::set_exact_traffic_counters`]).
     pub(crate) exact_traffic: bool,
+    /// Whether observing builds counters at all (see [`IpvsSocket::set_counters`]).
+    pub(crate) counters: bool,
 }
 
 impl std::fmt::Debug for IpvsSocket {
@@ -102,6 +104,18 @@ impl IpvsSocket {
         self.exact_traffic = exact;
     }
 
+    /// With `false`, observing leaves every service's counters empty: for callers that plan
+    /// from the state alone (`lvsctl plan` and `apply`), which then neither build nor hold
+    /// a hundred bytes of counters per real server. Default `true`.
+    pub fn set_counters(&mut self, on: bool) {
+        self.counters = on;
+    }
+
+    /// Whether observing builds counters ([`IpvsSocket::set_counters`]).
+    pub fn counters(&self) -> bool {
+        self.counters
+    }
+
     fn open_raw() -> Result<IpvsSocket, IpvsError> {
         let io = |what| move |source| IpvsError::Io { what, source };
         let mut sock =
@@ -133,6 +147,7 @@ impl IpvsSocket {
             max_in_flight: (rcvbuf / 2 / ACK_TRUESIZE).clamp(8, 1024),
             sockopt: None,
             exact_traffic: true,
+            counters: true,
         })
     }
 

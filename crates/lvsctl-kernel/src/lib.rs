@@ -28,12 +28,22 @@ pub struct Config {
     /// Without `vip_interface`, look for the interface holding lvsctl's addresses (export and
     /// status have no manifest to name it).
     pub discover_vip_interface: bool,
-    /// Only connection counts are needed from the counters (`plan`, `apply`): real servers whose
-    /// traffic counters cannot be read exactly by the fast path report them as zero instead of
-    /// costing a netlink dump of their service (see
-    /// `IpvsSocket::set_exact_traffic_counters`). `status`, `export` and the daemon's metrics
-    /// leave it off.
-    pub conn_counts_only: bool,
+    /// Which counters observing must deliver.
+    pub counters: CounterUse,
+}
+
+/// What the caller reads of the counters an observation carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CounterUse {
+    /// Every counter exact (`status`, `export`, the daemon's metrics).
+    #[default]
+    All,
+    /// Connection counts only (the daemon's draining): real servers whose traffic counters the
+    /// fast path cannot read exactly report them as zero instead of costing a netlink dump of
+    /// their service (see `IpvsSocket::set_exact_traffic_counters`).
+    ConnectionsOnly,
+    /// None (`plan` and `apply` plan from the state alone): no counters are built at all.
+    Nothing,
 }
 
 /// The real kernel, in the calling thread's network namespace.
@@ -51,7 +61,8 @@ impl KernelBackend {
     /// Opens the IPVS socket (fails clearly when IPVS is missing or CAP_NET_ADMIN is not held).
     pub fn open(config: Config) -> Result<Self, BackendError> {
         let mut ipvs = IpvsSocket::open().map_err(|e| BackendError::Unavailable(e.to_string()))?;
-        ipvs.set_exact_traffic_counters(!config.conn_counts_only);
+        ipvs.set_exact_traffic_counters(config.counters == CounterUse::All);
+        ipvs.set_counters(config.counters != CounterUse::Nothing);
         Ok(KernelBackend {
             ipvs,
             config,
@@ -184,7 +195,8 @@ impl KernelBackend {
             .zip(kept_specs)
             .map(|((raw, ds), kept)| {
                 let (key, mut service, counters) =
-                    lvsctl_ipvs::service_of(raw, ds).map_err(BackendError::Other)?;
+                    lvsctl_ipvs::service_model(raw, ds, self.ipvs.counters())
+                        .map_err(BackendError::Other)?;
                 if let Some(spec) = kept {
                     service.spec = spec.clone();
                 }

@@ -2,22 +2,22 @@
 //! (`lvsctl-kernel`), and the DR real-server side (`lvsctl-vip`).
 
 use anyhow::{Context, Result};
-use lvsctl_kernel::{Config, KernelBackend};
+use lvsctl_kernel::{Config, CounterUse, KernelBackend};
 use lvsctl_plan::Backend;
 
 /// `vip_interface` is the manifest's; without a manifest (`export`, `status`) pass `discover`
-/// to find the interface that holds lvsctl's addresses. `conn_counts_only`: the caller reads no
-/// traffic counters (plan, apply), which lets the fast read cover busy real servers too.
+/// to find the interface that holds lvsctl's addresses. `counters`: what the caller reads of
+/// the counters (less lets the fast read cover busy real servers too, and saves memory).
 pub fn open(
     vip_interface: Option<&str>,
     discover: bool,
-    conn_counts_only: bool,
+    counters: CounterUse,
 ) -> Result<Box<dyn Backend + Send>> {
     let backend = KernelBackend::open(Config {
         vip_interface: vip_interface.map(str::to_owned),
         xtables_wait: None,
         discover_vip_interface: discover,
-        conn_counts_only,
+        counters,
     })?;
     Ok(Box::new(backend))
 }

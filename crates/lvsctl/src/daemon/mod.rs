@@ -82,7 +82,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let backend = if args.metrics.is_some() {
         crate::backend::open(vip_interface.as_deref())?
     } else {
-        crate::backend::open_for_planning(vip_interface.as_deref())?
+        crate::backend::open_for_draining(vip_interface.as_deref())?
     };
     let fake = std::env::var_os("LVSCTL_FAKE_KERNEL").is_some();
     let mut config = Config::new(args.manifests.files.clone());
