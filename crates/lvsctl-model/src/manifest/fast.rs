@@ -653,7 +653,12 @@ mod tests {
 
     /// `tests/vm/scale/gen.sh` output for a few services (its full, weight and replace parts).
     fn scale_texts(n: usize) -> Vec<(PathBuf, String)> {
-        let dir = std::env::temp_dir().join(format!("lvsctl-fast-{}-{n}", std::process::id()));
+        // Tests run on threads of one process: each call needs its own directory, or one
+        // test's gen.sh deletes the files another is writing or reading.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("lvsctl-fast-{}-{n}-{call}", std::process::id()));
         let status = std::process::Command::new("bash")
             .arg(root().join("tests/vm/scale/gen.sh"))
             .arg(n.to_string())
