@@ -191,8 +191,8 @@ impl<'a> Planner<'a> {
                 if d.spec != o.spec {
                     self.phases.services.push(Op::UpdateService {
                         key: *key,
-                        before: o.spec.clone(),
-                        after: d.spec.clone(),
+                        before: Box::new(o.spec.clone()),
+                        after: Box::new(d.spec.clone()),
                         changes: service_changes(key.family(), &o.spec, &d.spec),
                     });
                 }
@@ -202,7 +202,7 @@ impl<'a> Planner<'a> {
                 added.push((*key, self.phases.services.len()));
                 self.phases.services.push(Op::AddService {
                     key: *key,
-                    spec: d.spec.clone(),
+                    spec: Box::new(d.spec.clone()),
                     replaces: None,
                 });
                 self.phases
@@ -236,8 +236,8 @@ impl<'a> Planner<'a> {
             };
             self.phases.delete_services.push(Op::DeleteService {
                 key,
-                spec: o.spec.clone(),
-                reason,
+                spec: Box::new(o.spec.clone()),
+                reason: Box::new(reason),
             });
         }
     }
@@ -257,8 +257,8 @@ impl<'a> Planner<'a> {
                     self.phases.update_dests.push(Op::UpdateDest {
                         service: *service,
                         key: *key,
-                        before: *o,
-                        after: *d,
+                        before: Box::new(*o),
+                        after: Box::new(*d),
                         changes: dest_changes(o, d),
                     });
                 }
@@ -321,7 +321,7 @@ impl<'a> Planner<'a> {
                 service: *service,
                 key: *key,
                 spec: *spec,
-                reason,
+                reason: Box::new(reason),
             });
         }
     }
@@ -428,7 +428,7 @@ fn delete_vip(interface: &str, addr: IpAddr) -> Op {
     Op::DeleteVip {
         interface: interface.to_owned(),
         addr,
-        reason: Reason::NotInManifest,
+        reason: Box::new(Reason::NotInManifest),
     }
 }
 

@@ -143,20 +143,20 @@ pub fn render_text(plan: &Plan, opts: &RenderOpts) -> String {
     let mut replaced_field: BTreeMap<String, &str> = BTreeMap::new();
     for op in &plan.ops {
         match op {
-            Op::DeleteService {
-                key,
-                reason: Reason::Replaced { field, .. },
-                ..
-            } => {
-                replaced_field.insert(key.to_string(), field);
+            Op::DeleteService { key, reason, .. } => {
+                if let Reason::Replaced { field, .. } = &**reason {
+                    replaced_field.insert(key.to_string(), field);
+                }
             }
             Op::DeleteDest {
                 service,
                 key,
-                reason: Reason::Replaced { field, .. },
+                reason,
                 ..
             } => {
-                replaced_field.insert(format!("{key} -> {service}"), field);
+                if let Reason::Replaced { field, .. } = &**reason {
+                    replaced_field.insert(format!("{key} -> {service}"), field);
+                }
             }
             _ => {}
         }
