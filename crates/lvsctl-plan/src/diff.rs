@@ -189,12 +189,9 @@ impl<'a> Planner<'a> {
         merge_walk(desired, observed, |side| match side {
             Side::Both(key, d, o) => {
                 if d.spec != o.spec {
-                    self.phases.services.push(Op::UpdateService {
-                        key: *key,
-                        before: Box::new(o.spec.clone()),
-                        after: Box::new(d.spec.clone()),
-                        changes: service_changes(key.family(), &o.spec, &d.spec),
-                    });
+                    self.phases
+                        .services
+                        .push(update_service(*key, &o.spec, &d.spec));
                 }
                 self.dests(key, &d.dests, &o.dests);
             }
@@ -254,13 +251,9 @@ impl<'a> Planner<'a> {
         merge_walk(desired, observed, |side| match side {
             Side::Both(key, d, o) => {
                 if d != o {
-                    self.phases.update_dests.push(Op::UpdateDest {
-                        service: *service,
-                        key: *key,
-                        before: Box::new(*o),
-                        after: Box::new(*d),
-                        changes: dest_changes(o, d),
-                    });
+                    self.phases
+                        .update_dests
+                        .push(update_dest(*service, *key, o, d));
                 }
             }
             Side::Desired(key, d) => self.phases.add_dests.push(Op::AddDest {
@@ -422,6 +415,29 @@ fn concat(mut phases: Vec<Vec<Op>>) -> Vec<Op> {
     }
     ops.shrink_to_fit();
     ops
+}
+
+// The two update ops are built out of line (cold): they are rare next to the compare that finds
+// them, and this keeps their boxing out of the walk over unchanged services and real servers.
+#[cold]
+fn update_service(key: ServiceKey, before: &ServiceSpec, after: &ServiceSpec) -> Op {
+    Op::UpdateService {
+        key,
+        before: Box::new(before.clone()),
+        after: Box::new(after.clone()),
+        changes: service_changes(key.family(), before, after),
+    }
+}
+
+#[cold]
+fn update_dest(service: ServiceKey, key: DestKey, before: &DestSpec, after: &DestSpec) -> Op {
+    Op::UpdateDest {
+        service,
+        key,
+        before: Box::new(*before),
+        after: Box::new(*after),
+        changes: dest_changes(before, after),
+    }
 }
 
 fn delete_vip(interface: &str, addr: IpAddr) -> Op {
