@@ -419,8 +419,8 @@ pub fn op_error(op: &Op, err: IpvsError) -> BackendError {
     let mut message = match errno {
         libc::ENOENT if is_service_write => {
             let spec = match op {
-                Op::AddService { spec, .. } => Some(spec),
-                Op::UpdateService { after, .. } => Some(after),
+                Op::AddService { spec, .. } => Some(&**spec),
+                Op::UpdateService { after, .. } => Some(&**after),
                 _ => None,
             };
             match spec {
@@ -650,7 +650,7 @@ impl IpvsSocket {
             for i in idxs {
                 let (key, spec) = match &ops[i] {
                     Op::AddDest { key, spec, .. } => (key, spec),
-                    Op::UpdateDest { key, after, .. } => (key, after),
+                    Op::UpdateDest { key, after, .. } => (key, &**after),
                     _ => continue,
                 };
                 let Some(got) = dests

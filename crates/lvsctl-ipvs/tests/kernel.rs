@@ -149,7 +149,7 @@ fn tunnel(t: TunnelType, csum: bool, remcsum: bool) -> Forward {
 fn add_service(k: &str, s: ServiceSpec) -> Op {
     Op::AddService {
         key: key(k),
-        spec: s,
+        spec: Box::new(s),
         replaces: None,
     }
 }
@@ -182,7 +182,7 @@ fn every_field_state() -> BTreeMap<ServiceKey, Service> {
                 m.insert(
                     key,
                     Service {
-                        spec,
+                        spec: *spec,
                         dests: BTreeMap::new(),
                     },
                 );
@@ -418,15 +418,15 @@ fn in_place_updates_and_deletes() {
         let ops = vec![
             Op::UpdateService {
                 key: svc,
-                before: before.clone(),
-                after: after.clone(),
+                before: Box::new(before.clone()),
+                after: Box::new(after.clone()),
                 changes: vec![],
             },
             Op::UpdateDest {
                 service: svc,
                 key: dkey("10.0.0.11:80"),
-                before: d_before,
-                after: d_after,
+                before: Box::new(d_before),
+                after: Box::new(d_after),
                 changes: vec![],
             },
             Op::DrainDest {
@@ -439,18 +439,18 @@ fn in_place_updates_and_deletes() {
                 service: svc,
                 key: dkey("10.0.0.16:80"),
                 spec: dest(tunnel(TunnelType::Gue { port: 7777 }, false, true), 1),
-                reason: Reason::NotInManifest,
+                reason: Box::new(Reason::NotInManifest),
             },
             Op::DeleteService {
                 key: key("sctp/10.0.0.100:9"),
-                spec: spec(Scheduler::Rr),
-                reason: Reason::NotInManifest,
+                spec: Box::new(spec(Scheduler::Rr)),
+                reason: Box::new(Reason::NotInManifest),
             },
             // Back from persistent to not persistent: the kernel must drop the flag.
             Op::UpdateService {
                 key: key("tcp/10.0.0.100:443"),
-                before: persistent(Scheduler::Rr, 360, 24),
-                after: spec(Scheduler::Rr),
+                before: Box::new(persistent(Scheduler::Rr, 360, 24)),
+                after: Box::new(spec(Scheduler::Rr)),
                 changes: vec![],
             },
         ];
@@ -534,8 +534,8 @@ fn kernel_errors_name_the_operation_and_object() {
         let upd = Op::UpdateDest {
             service: key("tcp/10.0.0.100:80"),
             key: dkey("10.0.0.99:80"),
-            before: dest(Forward::Dr, 1),
-            after: dest(Forward::Dr, 2),
+            before: Box::new(dest(Forward::Dr, 1)),
+            after: Box::new(dest(Forward::Dr, 2)),
             changes: vec![],
         };
         let (errno, msg) = kernel_error(s.execute_op(&upd));
@@ -548,7 +548,7 @@ fn kernel_errors_name_the_operation_and_object() {
             service: key("tcp/10.0.0.100:80"),
             key: dkey("10.0.0.99:80"),
             spec: dest(Forward::Dr, 1),
-            reason: Reason::NotInManifest,
+            reason: Box::new(Reason::NotInManifest),
         };
         assert_eq!(kernel_error(s.execute_op(&del)).0, Errno::NotFound);
         // Missing service.
@@ -564,8 +564,8 @@ fn kernel_errors_name_the_operation_and_object() {
         );
         let del_svc = Op::DeleteService {
             key: key("fwmark/77"),
-            spec: spec(Scheduler::Rr),
-            reason: Reason::NotInManifest,
+            spec: Box::new(spec(Scheduler::Rr)),
+            reason: Box::new(Reason::NotInManifest),
         };
         assert_eq!(
             kernel_error(s.execute_op(&del_svc)).1,
@@ -926,7 +926,7 @@ fn scale_apply_and_observe_against_ipvsadm() {
             };
             ops.push(Op::AddService {
                 key: k,
-                spec: spec(Scheduler::Wlc),
+                spec: Box::new(spec(Scheduler::Wlc)),
                 replaces: None,
             });
             restore.push_str(&format!("-A -t {vip}:80 -s wlc\n"));

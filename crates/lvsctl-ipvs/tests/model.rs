@@ -325,22 +325,22 @@ fn all_ipvs_ops() -> Vec<Op> {
     vec![
         Op::AddService {
             key: svc,
-            spec: ServiceSpec::default(),
+            spec: Box::new(ServiceSpec::default()),
             replaces: None,
         },
         Op::UpdateService {
             key: svc,
-            before: ServiceSpec::default(),
-            after: ServiceSpec {
+            before: Box::new(ServiceSpec::default()),
+            after: Box::new(ServiceSpec {
                 scheduler: Scheduler::Rr,
                 ..ServiceSpec::default()
-            },
+            }),
             changes: vec![],
         },
         Op::DeleteService {
             key: svc,
-            spec: ServiceSpec::default(),
-            reason: Reason::NotInManifest,
+            spec: Box::new(ServiceSpec::default()),
+            reason: Box::new(Reason::NotInManifest),
         },
         Op::AddDest {
             service: svc,
@@ -351,15 +351,15 @@ fn all_ipvs_ops() -> Vec<Op> {
         Op::UpdateDest {
             service: svc,
             key,
-            before: spec,
-            after: DestSpec { weight: 5, ..spec },
+            before: Box::new(spec),
+            after: Box::new(DestSpec { weight: 5, ..spec }),
             changes: vec![],
         },
         Op::DeleteDest {
             service: svc,
             key,
             spec,
-            reason: Reason::NotInManifest,
+            reason: Box::new(Reason::NotInManifest),
         },
         Op::DrainDest {
             service: svc,
@@ -415,10 +415,10 @@ fn error_messages_name_the_operation_and_object() {
     );
     let bad_sched = Op::AddService {
         key: tcp80(),
-        spec: ServiceSpec {
+        spec: Box::new(ServiceSpec {
             scheduler: Scheduler::Other("foo".into()),
             ..ServiceSpec::default()
-        },
+        }),
         replaces: None,
     };
     let e = op_error(&bad_sched, kernel(libc::ENOENT));

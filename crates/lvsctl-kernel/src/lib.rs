@@ -635,7 +635,7 @@ mod tests {
         let ops = vec![
             Op::AddService {
                 key: a,
-                spec: ServiceSpec::default(),
+                spec: Box::new(ServiceSpec::default()),
                 replaces: None,
             },
             Op::AddDest {
@@ -648,7 +648,7 @@ mod tests {
                 service: b,
                 key: dest,
                 spec: DestSpec::default(),
-                reason: Reason::NotInManifest,
+                reason: Box::new(Reason::NotInManifest),
             },
             Op::RemoveMarkChain {
                 family: Family::Inet,

@@ -189,12 +189,9 @@ impl<'a> Planner<'a> {
         merge_walk(desired, observed, |side| match side {
             Side::Both(key, d, o) => {
                 if d.spec != o.spec {
-                    self.phases.services.push(Op::UpdateService {
-                        key: *key,
-                        before: o.spec.clone(),
-                        after: d.spec.clone(),
-                        changes: service_changes(key.family(), &o.spec, &d.spec),
-                    });
+                    self.phases
+                        .services
+                        .push(update_service(*key, &o.spec, &d.spec));
                 }
                 self.dests(key, &d.dests, &o.dests);
             }
@@ -202,7 +199,7 @@ impl<'a> Planner<'a> {
                 added.push((*key, self.phases.services.len()));
                 self.phases.services.push(Op::AddService {
                     key: *key,
-                    spec: d.spec.clone(),
+                    spec: Box::new(d.spec.clone()),
                     replaces: None,
                 });
                 self.phases
@@ -236,8 +233,8 @@ impl<'a> Planner<'a> {
             };
             self.phases.delete_services.push(Op::DeleteService {
                 key,
-                spec: o.spec.clone(),
-                reason,
+                spec: Box::new(o.spec.clone()),
+                reason: Box::new(reason),
             });
         }
     }
@@ -254,13 +251,9 @@ impl<'a> Planner<'a> {
         merge_walk(desired, observed, |side| match side {
             Side::Both(key, d, o) => {
                 if d != o {
-                    self.phases.update_dests.push(Op::UpdateDest {
-                        service: *service,
-                        key: *key,
-                        before: *o,
-                        after: *d,
-                        changes: dest_changes(o, d),
-                    });
+                    self.phases
+                        .update_dests
+                        .push(update_dest(*service, *key, o, d));
                 }
             }
             Side::Desired(key, d) => self.phases.add_dests.push(Op::AddDest {
@@ -321,7 +314,7 @@ impl<'a> Planner<'a> {
                 service: *service,
                 key: *key,
                 spec: *spec,
-                reason,
+                reason: Box::new(reason),
             });
         }
     }
@@ -424,11 +417,34 @@ fn concat(mut phases: Vec<Vec<Op>>) -> Vec<Op> {
     ops
 }
 
+// The two update ops are built out of line (cold): they are rare next to the compare that finds
+// them, and this keeps their boxing out of the walk over unchanged services and real servers.
+#[cold]
+fn update_service(key: ServiceKey, before: &ServiceSpec, after: &ServiceSpec) -> Op {
+    Op::UpdateService {
+        key,
+        before: Box::new(before.clone()),
+        after: Box::new(after.clone()),
+        changes: service_changes(key.family(), before, after),
+    }
+}
+
+#[cold]
+fn update_dest(service: ServiceKey, key: DestKey, before: &DestSpec, after: &DestSpec) -> Op {
+    Op::UpdateDest {
+        service,
+        key,
+        before: Box::new(*before),
+        after: Box::new(*after),
+        changes: dest_changes(before, after),
+    }
+}
+
 fn delete_vip(interface: &str, addr: IpAddr) -> Op {
     Op::DeleteVip {
         interface: interface.to_owned(),
         addr,
-        reason: Reason::NotInManifest,
+        reason: Box::new(Reason::NotInManifest),
     }
 }
 

@@ -229,11 +229,11 @@ impl FakeKernel {
                     ));
                 }
                 let svc = state.services.entry(*key).or_default();
-                svc.spec = spec.clone();
+                svc.spec = (**spec).clone();
             }
             Op::UpdateService { key, after, .. } => {
                 check_service(op, key, after)?;
-                service_mut(state, op, key)?.spec = after.clone();
+                service_mut(state, op, key)?.spec = (**after).clone();
             }
             Op::DeleteService { key, .. } => {
                 if state.services.remove(key).is_none() {
@@ -262,7 +262,7 @@ impl FakeKernel {
                 ..
             } => {
                 check_dest(op, service, key, after)?;
-                *dest_mut(state, op, service, key)? = *after;
+                *dest_mut(state, op, service, key)? = **after;
             }
             Op::DrainDest { service, key, .. } => {
                 dest_mut(state, op, service, key)?.weight = 0;

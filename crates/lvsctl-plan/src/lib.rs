@@ -24,7 +24,7 @@ mod summary;
 pub use backend::{Backend, BackendError, Errno};
 pub use diff::{PlanOptions, plan, plan_with};
 pub use op::*;
-pub use render::{JSON_FORMAT_VERSION, RenderOpts, render_json, render_text};
+pub use render::{JSON_FORMAT_VERSION, RenderOpts, render_json, render_text, render_text_to};
 pub use summary::{GuardError, Summary, destroy_guard, summary};
 
 pub use lvsctl_model::State;

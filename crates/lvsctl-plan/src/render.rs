@@ -68,9 +68,32 @@ impl Symbol {
 struct Writer<'a> {
     out: String,
     opts: &'a RenderOpts,
+    /// Where `out` goes once it is [`SPILL`] bytes long; `None` keeps it all (`render_text`).
+    sink: Option<&'a mut dyn std::io::Write>,
+    /// The first write error; nothing more is written after it.
+    error: Option<std::io::Error>,
 }
 
+/// Chunk size of a streamed render.
+const SPILL: usize = 64 * 1024;
+
 impl Writer<'_> {
+    /// Writes `out` to the sink once it is long enough (each line ends whole in `out`).
+    fn spill(&mut self, at_least: usize) {
+        let Some(sink) = self.sink.as_mut() else {
+            return;
+        };
+        if self.out.len() < at_least {
+            return;
+        }
+        if self.error.is_none()
+            && let Err(e) = sink.write_all(self.out.as_bytes())
+        {
+            self.error = Some(e);
+        }
+        self.out.clear();
+    }
+
     /// One operation line: the symbol right-aligned in three columns, the body, and an optional
     /// comment aligned at [`COMMENT_COLUMN`].
     fn line(&mut self, symbol: Symbol, body: &str, comment: Option<&str>) {
@@ -88,6 +111,7 @@ impl Writer<'_> {
         }
         self.out.push_str(&text);
         self.out.push('\n');
+        self.spill(SPILL);
     }
 
     fn changes(&mut self, changes: &[FieldChange]) {
@@ -103,6 +127,7 @@ impl Writer<'_> {
                 c.field, c.before, c.after
             );
         }
+        self.spill(SPILL);
     }
 }
 
@@ -117,15 +142,45 @@ impl Writer<'_> {
 /// Plan: 1 to add, 1 to change, 1 to destroy.
 /// ```
 pub fn render_text(plan: &Plan, opts: &RenderOpts) -> String {
-    if plan.is_empty() {
-        return "No changes. IPVS services, real servers, MARK rules and VIPs match the \
-                manifest.\n"
-            .to_owned();
-    }
     let mut w = Writer {
         out: String::new(),
         opts,
+        sink: None,
+        error: None,
     };
+    render_into(plan, &mut w);
+    w.out
+}
+
+/// [`render_text`], written to `sink` in chunks as it is rendered: a plan of 110,000 operations
+/// (10,000 services x 10 real servers) is 15 MB of text that need not be held at once.
+pub fn render_text_to(
+    plan: &Plan,
+    opts: &RenderOpts,
+    sink: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let mut w = Writer {
+        out: String::new(),
+        opts,
+        sink: Some(sink),
+        error: None,
+    };
+    render_into(plan, &mut w);
+    w.spill(0);
+    match w.error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn render_into(plan: &Plan, w: &mut Writer<'_>) {
+    let opts = w.opts;
+    if plan.is_empty() {
+        w.out.push_str(
+            "No changes. IPVS services, real servers, MARK rules and VIPs match the manifest.\n",
+        );
+        return;
+    }
 
     let mut used = Vec::new();
     for op in &plan.ops {
@@ -143,20 +198,20 @@ pub fn render_text(plan: &Plan, opts: &RenderOpts) -> String {
     let mut replaced_field: BTreeMap<String, &str> = BTreeMap::new();
     for op in &plan.ops {
         match op {
-            Op::DeleteService {
-                key,
-                reason: Reason::Replaced { field, .. },
-                ..
-            } => {
-                replaced_field.insert(key.to_string(), field);
+            Op::DeleteService { key, reason, .. } => {
+                if let Reason::Replaced { field, .. } = &**reason {
+                    replaced_field.insert(key.to_string(), field);
+                }
             }
             Op::DeleteDest {
                 service,
                 key,
-                reason: Reason::Replaced { field, .. },
+                reason,
                 ..
             } => {
-                replaced_field.insert(format!("{key} -> {service}"), field);
+                if let Reason::Replaced { field, .. } = &**reason {
+                    replaced_field.insert(format!("{key} -> {service}"), field);
+                }
             }
             _ => {}
         }
@@ -323,7 +378,6 @@ pub fn render_text(plan: &Plan, opts: &RenderOpts) -> String {
         "\nPlan: {} to add, {} to change, {} to destroy.",
         s.add, s.change, s.destroy
     );
-    w.out
 }
 
 /// The symbols an op's lines use, for the legend.
@@ -499,5 +553,77 @@ fn write_changes(f: &mut fmt::Formatter<'_>, changes: &[FieldChange]) -> fmt::Re
         Ok(())
     } else {
         write!(f, " ({})", parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::net::Ipv4Addr;
+
+    use lvsctl_model::{DestKey, Protocol};
+
+    use super::*;
+
+    /// A plan whose text is several [`SPILL`] chunks long.
+    fn big_plan() -> Plan {
+        let service = ServiceKey::Inet {
+            protocol: Protocol::Tcp,
+            vip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            port: 80,
+        };
+        let ops = (0..5_000u32)
+            .map(|i| Op::AddDest {
+                service,
+                key: DestKey {
+                    addr: IpAddr::V4(Ipv4Addr::from(0x0a80_0000 + i)),
+                    port: 80,
+                },
+                spec: DestSpec::default(),
+                replaces: None,
+            })
+            .collect();
+        Plan { ops }
+    }
+
+    #[test]
+    fn streamed_text_is_the_same_text_in_chunks() {
+        let plan = big_plan();
+        let opts = RenderOpts::default();
+        let text = render_text(&plan, &opts);
+        assert!(text.len() > 3 * SPILL, "{} bytes", text.len());
+        let mut streamed = Vec::new();
+        render_text_to(&plan, &opts, &mut streamed).unwrap();
+        assert_eq!(String::from_utf8(streamed).unwrap(), text);
+    }
+
+    /// Accepts `room` bytes, then fails like a closed pipe.
+    struct Closing {
+        room: usize,
+    }
+
+    impl std::io::Write for Closing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_sink_is_reported() {
+        let err = render_text_to(
+            &big_plan(),
+            &RenderOpts::default(),
+            &mut Closing { room: SPILL },
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
     }
 }

@@ -18,7 +18,7 @@ fn errno(r: Result<(), BackendError>) -> Errno {
 fn add_service(key: lvsctl_model::ServiceKey) -> Op {
     Op::AddService {
         key,
-        spec: rr_persistent(),
+        spec: Box::new(rr_persistent()),
         replaces: None,
     }
 }
@@ -40,16 +40,16 @@ fn enforces_the_kernels_errnos() {
     assert_eq!(
         errno(k.execute(&Op::DeleteService {
             key: missing,
-            spec: rr_persistent(),
-            reason: Reason::NotInManifest,
+            spec: Box::new(rr_persistent()),
+            reason: Box::new(Reason::NotInManifest),
         })),
         Errno::NoService
     );
     assert_eq!(
         errno(k.execute(&Op::UpdateService {
             key: missing,
-            before: rr_persistent(),
-            after: rr_persistent(),
+            before: Box::new(rr_persistent()),
+            after: Box::new(rr_persistent()),
             changes: vec![],
         })),
         Errno::NoService
@@ -68,8 +68,8 @@ fn enforces_the_kernels_errnos() {
         errno(k.execute(&Op::UpdateDest {
             service: tcp(VIP, 80),
             key: dest(RS1, 81),
-            before: dr(1),
-            after: dr(2),
+            before: Box::new(dr(1)),
+            after: Box::new(dr(2)),
             changes: vec![],
         })),
         Errno::NotFound
@@ -79,7 +79,7 @@ fn enforces_the_kernels_errnos() {
             service: tcp(VIP, 80),
             key: dest(RS1, 81),
             spec: dr(1),
-            reason: Reason::NotInManifest,
+            reason: Box::new(Reason::NotInManifest),
         })),
         Errno::NotFound
     );
@@ -106,8 +106,8 @@ fn rejects_unknown_schedulers_and_bad_real_servers() {
     let err = k
         .execute(&Op::UpdateService {
             key: tcp(VIP, 80),
-            before: rr_persistent(),
-            after: spec,
+            before: Box::new(rr_persistent()),
+            after: Box::new(spec),
             changes: vec![],
         })
         .unwrap_err();
@@ -196,7 +196,7 @@ fn never_deletes_foreign_addresses() {
         .execute(&Op::DeleteVip {
             interface: "lvs0".to_owned(),
             addr: ip(VIP),
-            reason: Reason::NotInManifest,
+            reason: Box::new(Reason::NotInManifest),
         })
         .unwrap_err();
     assert!(err.to_string().contains("lvsctl did not add"), "{err}");

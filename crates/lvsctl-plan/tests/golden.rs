@@ -12,6 +12,7 @@ use lvsctl_model::{Forward, Observed, Scheduler, State, TunnelFlags, TunnelType}
 use lvsctl_plan::fake::FakeKernel;
 use lvsctl_plan::{
     Backend, Plan, PlanOptions, RenderOpts, plan, plan_with, render_json, render_text,
+    render_text_to,
 };
 
 fn golden_path(name: &str) -> PathBuf {
@@ -43,7 +44,15 @@ fn check_file(name: &str, actual: &str) {
 /// Checks both renderings and that the plan really converges on the fake kernel.
 fn check(name: &str, desired: &State, observed: &State, opts: &RenderOpts) -> Plan {
     let p = plan(desired, observed);
-    check_file(&format!("{name}.txt"), &render_text(&p, opts));
+    let text = render_text(&p, opts);
+    let mut streamed = Vec::new();
+    render_text_to(&p, opts, &mut streamed).unwrap();
+    assert_eq!(
+        String::from_utf8(streamed).unwrap(),
+        text,
+        "{name}: streamed text differs"
+    );
+    check_file(&format!("{name}.txt"), &text);
     check_file(&format!("{name}.json"), &render_json(&p));
     let mut kernel = FakeKernel::from_state(observed.clone());
     kernel.apply(&p).unwrap();

@@ -139,10 +139,7 @@ fn deleted_service_takes_its_real_servers_along() {
     assert_eq!(names(&p), ["del-svc tcp/192.168.6.101:22"]);
     assert!(matches!(
         &p.ops[0],
-        Op::DeleteService {
-            reason: Reason::NotInManifest,
-            ..
-        }
+        Op::DeleteService { reason, .. } if **reason == Reason::NotInManifest
     ));
 }
 
@@ -278,8 +275,8 @@ fn identity_change_replaces_only_with_one_candidate() {
         panic!()
     };
     assert_eq!(
-        reason,
-        &Reason::Replaced {
+        **reason,
+        Reason::Replaced {
             by: "tcp/192.168.6.101:2222".to_owned(),
             field: "port".to_owned()
         }
@@ -296,7 +293,8 @@ fn identity_change_replaces_only_with_one_candidate() {
     udp.services.insert(udp_key, svc);
     let p = plan(&udp, &ppc());
     assert!(p.ops.iter().any(|op| matches!(op,
-        Op::DeleteService { reason: Reason::Replaced { field, .. }, .. } if field == "protocol")));
+        Op::DeleteService { reason, .. }
+            if matches!(&**reason, Reason::Replaced { field, .. } if field == "protocol"))));
 
     // Two added on the VIP: ambiguous, so plain add and delete.
     desired.services.insert(tcp(VIP, 443), two_rs(443));
@@ -310,10 +308,7 @@ fn identity_change_replaces_only_with_one_candidate() {
     )));
     assert!(p.ops.iter().any(|op| matches!(
         op,
-        Op::DeleteService {
-            reason: Reason::NotInManifest,
-            ..
-        }
+        Op::DeleteService { reason, .. } if **reason == Reason::NotInManifest
     )));
 }
 
@@ -357,10 +352,10 @@ fn real_server_port_change_is_a_replacement() {
                 service: tcp(VIP, 80),
                 key: dest(RS1, 80),
                 spec: dr(1),
-                reason: Reason::Replaced {
+                reason: Box::new(Reason::Replaced {
                     by: "192.168.60.101:8080".to_owned(),
                     field: "port".to_owned()
-                },
+                }),
             },
         ]
     );

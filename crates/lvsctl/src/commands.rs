@@ -105,6 +105,18 @@ fn desired_and_locations(manifest: &mut Manifest) -> (State, Locations) {
 }
 
 fn render(plan: &Plan, locations: &Locations, color: bool) -> String {
+    lvsctl_plan::render_text(plan, &render_opts(plan, locations, color))
+}
+
+/// Prints the plan as it is rendered: the text of a 10,000-service plan (15 MB) is never held
+/// whole. Like `output::stdout`, a closed stdout is not an error.
+fn print_plan(plan: &Plan, locations: &Locations, color: bool) {
+    let mut out = std::io::stdout().lock();
+    let _ = lvsctl_plan::render_text_to(plan, &render_opts(plan, locations, color), &mut out)
+        .and_then(|()| std::io::Write::flush(&mut out));
+}
+
+fn render_opts(plan: &Plan, locations: &Locations, color: bool) -> RenderOpts {
     // Only service ops show a location.
     let locations = plan
         .ops
@@ -117,7 +129,7 @@ fn render(plan: &Plan, locations: &Locations, color: bool) -> String {
         })
         .map(|(k, v)| (*k, v.clone()))
         .collect();
-    lvsctl_plan::render_text(plan, &RenderOpts { color, locations })
+    RenderOpts { color, locations }
 }
 
 pub fn plan(
@@ -149,7 +161,7 @@ pub fn plan(
     }
     match format {
         PlanFormat::Text => {
-            output::stdout(&render(&p, &locations, color));
+            print_plan(&p, &locations, color);
             if state.is_none() {
                 director_timeouts(&manifest, true)?;
             }
@@ -259,7 +271,7 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
     let (desired, locations) = desired_and_locations(&mut manifest);
     let observed = managed_view(&manifest, observed);
     let p = lvsctl_plan::plan(&desired, &observed.state);
-    output::stdout(&render(&p, &locations, color));
+    print_plan(&p, &locations, color);
     director_timeouts(&manifest, opts.dry_run)?;
     if p.is_empty() {
         return Ok(exit::OK);

@@ -431,8 +431,8 @@ async fn drift_is_repaired_at_the_next_resync_and_counted() {
         let spec = k.state().services[&svc("tcp/10.0.0.1:80")].spec.clone();
         k.execute(&Op::DeleteService {
             key: svc("tcp/10.0.0.1:80"),
-            spec,
-            reason: lvsctl_plan::Reason::NotInManifest,
+            spec: Box::new(spec),
+            reason: Box::new(lvsctl_plan::Reason::NotInManifest),
         })
         .unwrap();
     });
