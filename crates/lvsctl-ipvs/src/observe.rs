@@ -20,7 +20,9 @@ use lvsctl_netlink::constants::{AF_INET, IP_VS_CONN_F_TUNNEL};
 use lvsctl_netlink::{DestRaw, ServiceRaw};
 use lvsctl_plan::BackendError;
 
-use crate::model::{ObservedServices, dests_error, observe_error, service_key_of, service_model};
+use crate::model::{
+    DestCounters, ObservedServices, dests_error, observe_error, service_key_of, service_model,
+};
 use crate::socket::IpvsSocket;
 use crate::sockopt::{
     IP_VS_SO_GET_DESTS, IP_VS_SO_GET_SERVICES, Ident, SockoptSocket, decode_dests, decode_services,
@@ -198,7 +200,7 @@ fn sockopt_pass(
     sock: &SockoptSocket,
     raws: &[ServiceRaw],
     exact_traffic: bool,
-    counters: bool,
+    counters: DestCounters,
 ) -> Result<Vec<SockoptModel>, String> {
     let inet = raws.iter().filter(|r| r.af == AF_INET).count();
     if inet == 0 {
@@ -362,7 +364,7 @@ mod tests {
             sched_name: "rr".into(),
             ..ServiceRaw::default()
         };
-        let (_, with_state, counters) = service_model(&svc, &planning, true).unwrap();
+        let (_, with_state, counters) = service_model(&svc, &planning, DestCounters::All).unwrap();
         assert_eq!(counters.service.active_conns, 7);
         let by_conns: Vec<(u32, u64, u64)> = counters
             .dests
@@ -371,9 +373,23 @@ mod tests {
             .collect();
         assert_eq!(by_conns, vec![(3, 1000, 9), (4, 0, 0)]);
         // Planning from the state alone: the same state, no counters at all.
-        let (_, state_only, none) = service_model(&svc, &planning, false).unwrap();
+        let (_, state_only, none) = service_model(&svc, &planning, DestCounters::None).unwrap();
         assert_eq!(state_only, with_state);
         assert_eq!(state_only.dests.len(), 2);
         assert_eq!(none, ServiceCounters::default());
+        // Draining: every service's counters, real servers only with connections.
+        let mut idle = planning.clone();
+        idle.push(dest(3, 0, 0));
+        idle.push(DestRaw {
+            persist_conns: Some(1),
+            ..dest(4, 0, 0)
+        });
+        let (_, all_state, busy) = service_model(&svc, &idle, DestCounters::Busy).unwrap();
+        assert_eq!(all_state.dests.len(), 4);
+        // Service totals still count every real server.
+        assert_eq!(busy.service.active_conns, 7);
+        assert_eq!(busy.service.persist_conns, 1);
+        let kept: Vec<u32> = busy.dests.values().map(|c| c.active_conns).collect();
+        assert_eq!(kept, vec![3, 4, 0], "the idle real server has no entry");
     }
 }

@@ -16,6 +16,7 @@ use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_GENERIC};
 
 use crate::error::IpvsError;
+use crate::model::DestCounters;
 use crate::sockopt::SockoptSocket;
 
 /// Requested socket buffer size. Big receive buffers let many ACKs and dump chunks queue up
@@ -48,8 +49,8 @@ pub struct IpvsSocket {
     /// Whether every traffic counter must be exact (see
     /// [`IpvsSocket::set_exact_traffic_counters`]).
     pub(crate) exact_traffic: bool,
-    /// Whether observing builds counters at all (see [`IpvsSocket::set_counters`]).
-    pub(crate) counters: bool,
+    /// Which counters observing builds (see [`IpvsSocket::set_counters`]).
+    pub(crate) counters: DestCounters,
 }
 
 impl std::fmt::Debug for IpvsSocket {
@@ -104,15 +105,16 @@ impl IpvsSocket {
         self.exact_traffic = exact;
     }
 
-    /// With `false`, observing leaves every service's counters empty: for callers that plan
-    /// from the state alone (`lvsctl plan` and `apply`), which then neither build nor hold
-    /// a hundred bytes of counters per real server. Default `true`.
-    pub fn set_counters(&mut self, on: bool) {
-        self.counters = on;
+    /// Which counters observing builds: callers that plan from the state alone (`lvsctl plan`
+    /// and `apply`) take [`DestCounters::None`], the daemon's draining
+    /// [`DestCounters::Busy`]; neither then holds a hundred bytes per idle real server.
+    /// Default [`DestCounters::All`].
+    pub fn set_counters(&mut self, wanted: DestCounters) {
+        self.counters = wanted;
     }
 
-    /// Whether observing builds counters ([`IpvsSocket::set_counters`]).
-    pub fn counters(&self) -> bool {
+    /// Which counters observing builds ([`IpvsSocket::set_counters`]).
+    pub fn counters(&self) -> DestCounters {
         self.counters
     }
 
@@ -147,7 +149,7 @@ impl IpvsSocket {
             max_in_flight: (rcvbuf / 2 / ACK_TRUESIZE).clamp(8, 1024),
             sockopt: None,
             exact_traffic: true,
-            counters: true,
+            counters: DestCounters::All,
         })
     }
 

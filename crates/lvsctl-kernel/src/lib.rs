@@ -40,7 +40,8 @@ pub enum CounterUse {
     All,
     /// Connection counts only (the daemon's draining): real servers whose traffic counters the
     /// fast path cannot read exactly report them as zero instead of costing a netlink dump of
-    /// their service (see `IpvsSocket::set_exact_traffic_counters`).
+    /// their service (see `IpvsSocket::set_exact_traffic_counters`), and real servers without
+    /// connections have no counters entry at all.
     ConnectionsOnly,
     /// None (`plan` and `apply` plan from the state alone): no counters are built at all.
     Nothing,
@@ -62,7 +63,11 @@ impl KernelBackend {
     pub fn open(config: Config) -> Result<Self, BackendError> {
         let mut ipvs = IpvsSocket::open().map_err(|e| BackendError::Unavailable(e.to_string()))?;
         ipvs.set_exact_traffic_counters(config.counters == CounterUse::All);
-        ipvs.set_counters(config.counters != CounterUse::Nothing);
+        ipvs.set_counters(match config.counters {
+            CounterUse::All => lvsctl_ipvs::DestCounters::All,
+            CounterUse::ConnectionsOnly => lvsctl_ipvs::DestCounters::Busy,
+            CounterUse::Nothing => lvsctl_ipvs::DestCounters::None,
+        });
         Ok(KernelBackend {
             ipvs,
             config,
