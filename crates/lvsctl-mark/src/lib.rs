@@ -12,10 +12,12 @@
 //! ```
 //!
 //! All calls run `iptables-*-save` / `iptables-*-restore` as subprocesses with an explicit
-//! argv (no shell), in the caller's network namespace, and block.
+//! argv (no shell), in the caller's network namespace, and block; a read first asks the kernel
+//! (nf_tables over netlink, or the x_tables table list) whether the chain can exist at all.
 
 mod backend;
 mod error;
+mod probe;
 mod rule;
 mod save;
 mod xtables;

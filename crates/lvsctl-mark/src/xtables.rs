@@ -79,7 +79,23 @@ impl Xtables {
 
     /// lvsctl's chain for `family`, or `None` when it does not exist. Rules lvsctl cannot read
     /// are in [`ObservedChain::unparsed`], not dropped.
+    /// Asks the kernel first whether the chain can exist (no process for a family without it).
     pub fn observe(&self, family: Family) -> Result<Option<ObservedChain>, MarkError> {
+        if self.chain_exists(family) == Some(false) {
+            return Ok(None);
+        }
+        self.read_back(family)
+    }
+
+    /// Whether the family's mangle table has lvsctl's chain, asked of the kernel without a
+    /// process (nf_tables over netlink; for legacy only "no table, so no chain"). `None` when
+    /// that cannot be told this way; [`Xtables::observe`] then runs `*-save`.
+    pub fn chain_exists(&self, family: Family) -> Option<bool> {
+        crate::probe::chain_exists(self.config.backend, family)
+    }
+
+    /// The chain as `*-save` shows it, without asking the kernel first (after a write).
+    fn read_back(&self, family: Family) -> Result<Option<ObservedChain>, MarkError> {
         Ok(parse_save(&self.save_mangle(family)?))
     }
 
@@ -108,7 +124,7 @@ impl Xtables {
     ) -> Result<ObservedChain, MarkError> {
         let input = write_input(family, rules, current)?;
         self.restore(family, &input)?;
-        let after = self.observe(family)?;
+        let after = self.read_back(family)?;
         check_written(family, rules, after.as_ref())?;
         // check_written refuses a missing chain, so `after` is there.
         after.ok_or_else(|| MarkError::ReadBack {

@@ -392,6 +392,45 @@ fn hand_written_rules_in_the_chain_are_read_or_reported() {
     });
 }
 
+/// The kernel's answer on the chain (when it gives one) agrees with what `*-save` shows.
+fn probe_agrees(x: &Xtables, b: IptablesBackend, family: Family, expect: bool) {
+    let probed = x.chain_exists(family);
+    if b == IptablesBackend::Nft {
+        assert_eq!(probed, Some(expect), "{b} {family}: nf_tables must answer");
+    }
+    if let Some(p) = probed {
+        assert_eq!(p, expect, "{b} {family}");
+    }
+    let saved = lvsctl_mark::parse_save(&x.save_mangle(family).unwrap()).is_some();
+    assert_eq!(saved, expect, "{b} {family}: what iptables-save shows");
+    assert_eq!(x.observe(family).unwrap().is_some(), expect);
+}
+
+#[test]
+fn the_kernel_is_asked_whether_the_chain_exists_before_any_save() {
+    each_backend("probe", |b| {
+        let x = xt(b);
+        for family in [Family::Inet, Family::Inet6] {
+            // No mangle table yet, then a table with only someone else's chain.
+            probe_agrees(&x, b, family, false);
+            ipt(b, family, &["-t", "mangle", "-N", "OTHER"]);
+            probe_agrees(&x, b, family, false);
+        }
+        x.write_chain(Family::Inet, &seed_rules()).unwrap();
+        probe_agrees(&x, b, Family::Inet, true);
+        probe_agrees(&x, b, Family::Inet6, false);
+        let v6 = vec![rule("2001:db8::1", Protocol::Tcp, &[80], 10, "web")];
+        x.write_chain(Family::Inet6, &v6).unwrap();
+        probe_agrees(&x, b, Family::Inet6, true);
+        // An empty chain of ours still exists (and still holds the jumps).
+        x.write_chain(Family::Inet, &[]).unwrap();
+        probe_agrees(&x, b, Family::Inet, true);
+        x.remove_chain(Family::Inet).unwrap();
+        probe_agrees(&x, b, Family::Inet, false);
+        probe_agrees(&x, b, Family::Inet6, true);
+    });
+}
+
 #[test]
 fn ipv6_goes_through_ip6tables() {
     each_backend("ipv6", |b| {
