@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+pub use lvsctl_ipvs::DestCounters;
 use lvsctl_ipvs::{IpvsSocket, is_ipvs_op, service_identity};
 use lvsctl_mark::{Config as MarkConfig, IptablesBackend, ObservedChain, Xtables};
 use lvsctl_model::{
@@ -28,23 +29,11 @@ pub struct Config {
     /// Without `vip_interface`, look for the interface holding lvsctl's addresses (export and
     /// status have no manifest to name it).
     pub discover_vip_interface: bool,
-    /// Which counters observing must deliver.
-    pub counters: CounterUse,
-}
-
-/// What the caller reads of the counters an observation carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CounterUse {
-    /// Every counter exact (`status`, `export`, the daemon's metrics).
-    #[default]
-    All,
-    /// Connection counts only (the daemon's draining): real servers whose traffic counters the
+    /// Which counters observing must deliver: `All` (`status`, `export`, the daemon's metrics)
+    /// reads every traffic counter exactly; with less, real servers whose traffic counters the
     /// fast path cannot read exactly report them as zero instead of costing a netlink dump of
-    /// their service (see `IpvsSocket::set_exact_traffic_counters`), and real servers without
-    /// connections have no counters entry at all.
-    ConnectionsOnly,
-    /// None (`plan` and `apply` plan from the state alone): no counters are built at all.
-    Nothing,
+    /// their service (see `IpvsSocket::set_exact_traffic_counters`).
+    pub counters: DestCounters,
 }
 
 /// The real kernel, in the calling thread's network namespace.
@@ -62,12 +51,8 @@ impl KernelBackend {
     /// Opens the IPVS socket (fails clearly when IPVS is missing or CAP_NET_ADMIN is not held).
     pub fn open(config: Config) -> Result<Self, BackendError> {
         let mut ipvs = IpvsSocket::open().map_err(|e| BackendError::Unavailable(e.to_string()))?;
-        ipvs.set_exact_traffic_counters(config.counters == CounterUse::All);
-        ipvs.set_counters(match config.counters {
-            CounterUse::All => lvsctl_ipvs::DestCounters::All,
-            CounterUse::ConnectionsOnly => lvsctl_ipvs::DestCounters::Busy,
-            CounterUse::Nothing => lvsctl_ipvs::DestCounters::None,
-        });
+        ipvs.set_exact_traffic_counters(config.counters == DestCounters::All);
+        ipvs.set_counters(config.counters);
         Ok(KernelBackend {
             ipvs,
             config,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use lvsctl_kernel::CounterUse;
+use lvsctl_kernel::DestCounters;
 use lvsctl_model::Observed;
 use lvsctl_plan::fake::FakeKernel;
 use lvsctl_plan::{Backend, BackendError, Errno, Op};
@@ -12,31 +12,31 @@ use lvsctl_plan::{Backend, BackendError, Errno, Op};
 /// Opens the backend for this process.
 /// `vip_interface` is the manifest's `director.vip_interface` (VIPs are observed there).
 pub fn open(vip_interface: Option<&str>) -> Result<Box<dyn Backend + Send>> {
-    open_with(vip_interface, false, CounterUse::All)
+    open_with(vip_interface, false, DestCounters::All)
 }
 
 /// For `plan` and `apply`, which plan from the state alone: no counters are read or kept.
 pub fn open_for_planning(vip_interface: Option<&str>) -> Result<Box<dyn Backend + Send>> {
-    open_with(vip_interface, false, CounterUse::Nothing)
+    open_with(vip_interface, false, DestCounters::None)
 }
 
 /// For the daemon without metrics, which reads connection counts (to drain) and no traffic
 /// counters: lets the fast IPVS read cover real servers with large traffic counters too.
 pub fn open_for_draining(vip_interface: Option<&str>) -> Result<Box<dyn Backend + Send>> {
-    open_with(vip_interface, false, CounterUse::ConnectionsOnly)
+    open_with(vip_interface, false, DestCounters::Busy)
 }
 
 /// For commands without a manifest (`export`, `status`): VIPs are looked for on the interface
 /// holding lvsctl's addresses.
 pub fn open_without_manifest() -> Result<Box<dyn Backend + Send>> {
-    open_with(None, true, CounterUse::All)
+    open_with(None, true, DestCounters::All)
 }
 
 /// The fake kernel when `LVSCTL_FAKE_KERNEL` names its file, the real one otherwise.
 fn open_with(
     vip_interface: Option<&str>,
     discover: bool,
-    counters: CounterUse,
+    counters: DestCounters,
 ) -> Result<Box<dyn Backend + Send>> {
     if let Some(path) = std::env::var_os("LVSCTL_FAKE_KERNEL") {
         return Ok(Box::new(FileFake::open(PathBuf::from(path))?));

@@ -2,7 +2,7 @@
 //! (`lvsctl-kernel`), and the DR real-server side (`lvsctl-vip`).
 
 use anyhow::{Context, Result};
-use lvsctl_kernel::{Config, CounterUse, KernelBackend};
+use lvsctl_kernel::{Config, DestCounters, KernelBackend};
 use lvsctl_plan::Backend;
 
 /// `vip_interface` is the manifest's; without a manifest (`export`, `status`) pass `discover`
@@ -11,7 +11,7 @@ use lvsctl_plan::Backend;
 pub fn open(
     vip_interface: Option<&str>,
     discover: bool,
-    counters: CounterUse,
+    counters: DestCounters,
 ) -> Result<Box<dyn Backend + Send>> {
     let backend = KernelBackend::open(Config {
         vip_interface: vip_interface.map(str::to_owned),
