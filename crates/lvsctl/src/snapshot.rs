@@ -18,13 +18,19 @@ struct Snapshot {
 }
 
 pub fn to_json(observed: &Observed) -> Result<String> {
+    let mut out = Vec::new();
+    encode(&mut out, observed)?;
+    String::from_utf8(out).context("cannot encode the snapshot")
+}
+
+/// The snapshot document (pretty JSON and a final newline), as `export --state` prints it.
+fn encode(out: &mut impl Write, observed: &Observed) -> Result<()> {
     let snap = SnapshotRef {
         format_version: FORMAT_VERSION,
         observed,
     };
-    let mut s = serde_json::to_string_pretty(&snap).context("cannot encode the snapshot")?;
-    s.push('\n');
-    Ok(s)
+    serde_json::to_writer_pretty(&mut *out, &snap).context("cannot encode the snapshot")?;
+    out.write_all(b"\n").context("cannot encode the snapshot")
 }
 
 /// Parses the file as it is read: a 10,000-service snapshot is 26 MB of JSON, never held whole.
@@ -61,12 +67,7 @@ pub fn write(path: &Path, observed: &Observed) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
     let cannot = || format!("{}: cannot write", tmp.display());
     let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(cannot)?);
-    let snap = SnapshotRef {
-        format_version: FORMAT_VERSION,
-        observed,
-    };
-    serde_json::to_writer_pretty(&mut out, &snap).context("cannot encode the snapshot")?;
-    out.write_all(b"\n").with_context(cannot)?;
+    encode(&mut out, observed).with_context(cannot)?;
     out.into_inner()
         .map_err(|e| e.into_error())
         .with_context(cannot)?;
