@@ -382,6 +382,21 @@ impl<'a> Fast<'a> {
         Some((text, i + 1))
     }
 
+    /// What follows a flow item at byte `i`: the next item after a comma (`false`), or the
+    /// closing bracket, after a comma or not (`true`, with `i` at the bracket); `None` for
+    /// anything else.
+    fn flow_separator(&self, i: usize, close: u8) -> Option<(usize, bool)> {
+        let b = self.line.as_bytes();
+        match b.get(i) {
+            Some(b',') => {
+                let next = self.skip_spaces(i + 1);
+                Some((next, b.get(next) == Some(&close)))
+            }
+            Some(&c) if c == close => Some((i, true)),
+            _ => None,
+        }
+    }
+
     /// A flow collection or flow scalar at byte `at`, ending on this line.
     fn flow_node(&mut self, at: usize) -> Option<(Node<'a>, usize)> {
         let b = self.line.as_bytes();
@@ -394,16 +409,10 @@ impl<'a> Fast<'a> {
                     loop {
                         let (item, end) = self.flow_node(i)?;
                         self.items.push(item);
-                        i = self.skip_spaces(end);
-                        match b.get(i) {
-                            Some(b',') => {
-                                i = self.skip_spaces(i + 1);
-                                if b.get(i) == Some(&b']') {
-                                    break;
-                                }
-                            }
-                            Some(b']') => break,
-                            _ => return None,
+                        let done;
+                        (i, done) = self.flow_separator(self.skip_spaces(end), b']')?;
+                        if done {
+                            break;
                         }
                     }
                 }
@@ -427,16 +436,10 @@ impl<'a> Fast<'a> {
                             _ => self.flow_node(v)?,
                         };
                         self.entries.push((key, value));
-                        i = self.skip_spaces(end);
-                        match b.get(i) {
-                            Some(b',') => {
-                                i = self.skip_spaces(i + 1);
-                                if b.get(i) == Some(&b'}') {
-                                    break;
-                                }
-                            }
-                            Some(b'}') => break,
-                            _ => return None,
+                        let done;
+                        (i, done) = self.flow_separator(self.skip_spaces(end), b'}')?;
+                        if done {
+                            break;
                         }
                     }
                 }
