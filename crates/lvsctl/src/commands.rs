@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use lvsctl_model::manifest::{self, Manifest};
 use lvsctl_model::{Observed, State};
 use lvsctl_plan::{Backend, Op, Plan, RenderOpts};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::cli::{ExportFormat, ImportFrom, ManifestArgs, PlanFormat};
 use crate::output;
@@ -37,9 +37,16 @@ pub fn describe(op: &Op) -> String {
 
 /// Reads, merges and validates manifests; every diagnostic is printed before failing.
 pub fn load_manifests(args: &ManifestArgs) -> Result<Manifest> {
+    let t = Instant::now();
     let sources = crate::files::read_sources(&args.files, args.allow_insecure_manifest)?;
     match manifest::load_owned(sources) {
-        Ok(m) => Ok(m),
+        Ok(m) => {
+            debug!(
+                elapsed_ms = t.elapsed().as_millis() as u64,
+                "read the manifests"
+            );
+            Ok(m)
+        }
         Err(diags) => {
             eprint!("{diags}");
             if !diags.to_string().ends_with('\n') {
@@ -149,6 +156,7 @@ pub fn plan(
     let observed = managed_view(&manifest, observed);
     let (desired, locations) = desired_and_locations(&mut manifest);
     let p = lvsctl_plan::plan(&desired, &observed.state);
+    debug!(operations = p.ops.len(), "planned");
     drop(desired);
     if let Err(lvsctl_plan::GuardError::DestroysAll { services, .. }) =
         lvsctl_plan::destroy_guard(&p, &observed.state, None)

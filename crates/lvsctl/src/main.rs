@@ -36,7 +36,10 @@ fn main() -> ExitCode {
     };
     output::init_logging(cli.verbose, cli.quiet, cli.log_format, cli.color);
     let color = output::use_color(cli.color);
-    match dispatch(cli.command, color) {
+    tracing::trace!("arguments read");
+    let result = dispatch(cli.command, color);
+    tracing::trace!("done");
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // The single reporting point: `{:#}` prints the whole context chain.
