@@ -34,6 +34,9 @@ pub struct Config {
     /// fast path cannot read exactly report them as zero instead of costing a netlink dump of
     /// their service (see `IpvsSocket::set_exact_traffic_counters`).
     pub counters: DestCounters,
+    /// lvsctl's runtime folder, where the nft backend keeps each family's last `*-save`
+    /// output with the ruleset generation it was read at (see `lvsctl_mark::Config`).
+    pub mark_cache_dir: Option<std::path::PathBuf>,
 }
 
 /// The real kernel, in the calling thread's network namespace.
@@ -446,6 +449,7 @@ fn detect_xtables(config: &Config) -> Result<Xtables, BackendError> {
     if let Some(w) = config.xtables_wait {
         cfg.wait = w;
     }
+    cfg.cache_dir.clone_from(&config.mark_cache_dir);
     Ok(Xtables::new(cfg))
 }
 

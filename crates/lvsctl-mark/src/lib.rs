@@ -13,9 +13,11 @@
 //!
 //! All calls run `iptables-*-save` / `iptables-*-restore` as subprocesses with an explicit
 //! argv (no shell), in the caller's network namespace, and block; a read first asks the kernel
-//! (nf_tables over netlink, or the x_tables table list) whether the chain can exist at all.
+//! (nf_tables over netlink, or the x_tables table list) whether the chain can exist at all,
+//! and with nf_tables reuses the last `*-save` output while the ruleset generation stands.
 
 mod backend;
+mod cache;
 mod error;
 mod probe;
 mod rule;

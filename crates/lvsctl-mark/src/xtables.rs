@@ -10,6 +10,7 @@ use std::time::Duration;
 use lvsctl_model::{Family, MarkRule};
 
 use crate::backend::{Detected, IptablesBackend, find_program};
+use crate::cache::{self, Stamp};
 use crate::rule::restore_line;
 use crate::save::{HOOKS, ObservedChain, parse_save};
 use crate::{CHAIN, MarkError};
@@ -24,6 +25,11 @@ pub struct Config {
     /// Lock file for iptables-legacy (`XTABLES_LOCKFILE`); `None` = its default
     /// `/run/xtables.lock`. For tests and systems that moved the lock.
     pub lock_file: Option<PathBuf>,
+    /// A folder of lvsctl's own (e.g. `/run/lvsctl`) where, with the nft backend, each
+    /// family's last `*-save` output is kept with the nf_tables ruleset generation it was read
+    /// at; while the generation stays, reads use it instead of running `*-save`. `None`: always
+    /// run `*-save`.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -34,6 +40,7 @@ impl Config {
             backend,
             wait: Self::DEFAULT_WAIT,
             lock_file: None,
+            cache_dir: None,
         }
     }
 
@@ -79,12 +86,42 @@ impl Xtables {
 
     /// lvsctl's chain for `family`, or `None` when it does not exist. Rules lvsctl cannot read
     /// are in [`ObservedChain::unparsed`], not dropped.
-    /// Asks the kernel first whether the chain can exist (no process for a family without it).
+    /// Asks the kernel first whether the chain can exist (no process for a family without it),
+    /// and uses the kept copy of the last `*-save` while the ruleset has not changed since.
     pub fn observe(&self, family: Family) -> Result<Option<ObservedChain>, MarkError> {
+        let stamp = self.stamp();
+        if let (Some(dir), Some(stamp)) = (&self.config.cache_dir, &stamp)
+            && let Some(text) = cache::load(dir, family, stamp)
+        {
+            return Ok(parse_save(&text));
+        }
         if self.chain_exists(family) == Some(false) {
             return Ok(None);
         }
-        self.read_back(family)
+        self.read_saved(family, stamp)
+    }
+
+    /// Where the ruleset stands, when a copy of `*-save` may be kept (nft, a cache folder).
+    fn stamp(&self) -> Option<Stamp> {
+        match (&self.config.cache_dir, self.config.backend) {
+            (Some(_), IptablesBackend::Nft) => Stamp::now(),
+            _ => None,
+        }
+    }
+
+    /// Runs `*-save`; keeps its output when the ruleset stood still at `before` throughout.
+    fn read_saved(
+        &self,
+        family: Family,
+        before: Option<Stamp>,
+    ) -> Result<Option<ObservedChain>, MarkError> {
+        let text = self.save_mangle(family)?;
+        if let (Some(dir), Some(before)) = (&self.config.cache_dir, before)
+            && self.stamp().as_ref() == Some(&before)
+        {
+            cache::store(dir, family, &before, &text);
+        }
+        Ok(parse_save(&text))
     }
 
     /// Whether the family's mangle table has lvsctl's chain, asked of the kernel without a
@@ -96,7 +133,7 @@ impl Xtables {
 
     /// The chain as `*-save` shows it, without asking the kernel first (after a write).
     fn read_back(&self, family: Family) -> Result<Option<ObservedChain>, MarkError> {
-        Ok(parse_save(&self.save_mangle(family)?))
+        self.read_saved(family, self.stamp())
     }
 
     /// Makes the chain hold exactly `rules` (in this order) and PREROUTING and OUTPUT each

@@ -20,22 +20,40 @@ const BACKENDS: [IptablesBackend; 2] = [IptablesBackend::Nft, IptablesBackend::L
 /// A lock file of the test's own (under cargo's scratch dir for tests), so legacy runs never
 /// contend for the host's `/run/xtables.lock`: the lock is a file, shared across namespaces.
 fn private_lock() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "lvsctl-mark-test-{}-{}.lock",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
+    let p = scratch("lock");
     std::fs::write(&p, b"").unwrap();
     p
 }
 
+/// A path of this test process's own under cargo's scratch dir for tests; nothing there yet.
+fn scratch(kind: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "lvsctl-mark-test-{kind}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+/// As lvsctl runs it: with a cache folder (used by the nft backend), so every case below also
+/// checks that a kept `*-save` copy is never used once the ruleset moved.
 fn xt(backend: IptablesBackend) -> Xtables {
+    xt_in(backend, Some(private_dir()))
+}
+
+fn xt_in(backend: IptablesBackend, cache_dir: Option<PathBuf>) -> Xtables {
     Xtables::new(Config {
         backend,
         wait: Duration::from_secs(5),
         lock_file: Some(private_lock()),
+        cache_dir,
     })
+}
+
+fn private_dir() -> PathBuf {
+    scratch("cache")
 }
 
 /// Runs `body` once per backend, each in its own namespace.
@@ -501,6 +519,7 @@ fn held_xtables_lock_means_bounded_wait_then_clear_error() {
             backend: IptablesBackend::Legacy,
             wait: Duration::from_secs(1),
             lock_file: Some(lock.clone()),
+            cache_dir: None,
         });
         let holder = hold_lock(&lock);
         let start = Instant::now();
@@ -526,6 +545,7 @@ fn held_xtables_lock_means_bounded_wait_then_clear_error() {
             backend: IptablesBackend::Nft,
             wait: Duration::from_secs(1),
             lock_file: Some(lock.clone()),
+            cache_dir: None,
         });
         let holder = hold_lock(&lock);
         let res = x.write_chain(Family::Inet, &seed_rules());
@@ -581,5 +601,90 @@ fn a_stale_write_is_refused_whole() {
         // The next write_chain observes afresh and repairs.
         x.write_chain(f, &seed_rules()[..1]).unwrap();
         assert!(x.observe(f).unwrap().unwrap().is_clean());
+    });
+}
+
+/// With nf_tables, a read while the ruleset stood still uses the copy of the last `*-save`
+/// (proved by doctoring the copy), and any change to any table, by anybody, is seen at once.
+#[test]
+fn an_unchanged_nftables_ruleset_is_not_saved_again() {
+    in_netns("cache-nft", || {
+        let dir = private_dir();
+        let x = xt_in(IptablesBackend::Nft, Some(dir.clone()));
+        x.write_chain(Family::Inet, &seed_rules()).unwrap();
+        let file = dir.join("mark-cache-ipv4");
+        let kept = std::fs::read_to_string(&file).expect("the write's read-back is kept");
+        assert!(kept.starts_with("lvsctl mark cache v1 boot="), "{kept}");
+        assert_eq!(
+            x.observe(Family::Inet).unwrap().unwrap().rules,
+            seed_rules()
+        );
+
+        // Proof that the copy is what a read uses while nothing changed.
+        let doctored = kept.replace("--set-xmark 0xa/", "--set-xmark 0xb/");
+        assert_ne!(doctored, kept, "{kept}");
+        std::fs::write(&file, &doctored).unwrap();
+        assert_eq!(
+            x.observe(Family::Inet).unwrap().unwrap().rules[0].mark,
+            Fwmark::new(11).unwrap()
+        );
+
+        // A change anywhere in nf_tables (here another table) moves the generation: saved again.
+        ipt(
+            IptablesBackend::Nft,
+            Family::Inet,
+            &[
+                "-t", "filter", "-A", "INPUT", "-s", "10.9.9.9", "-j", "ACCEPT",
+            ],
+        );
+        assert_eq!(
+            x.observe(Family::Inet).unwrap().unwrap().rules,
+            seed_rules()
+        );
+        // A rule added behind lvsctl's back to its own chain is seen.
+        ipt(
+            IptablesBackend::Nft,
+            Family::Inet,
+            &[
+                "-t", "mangle", "-A", CHAIN, "-s", "10.9.9.8", "-j", "ACCEPT",
+            ],
+        );
+        let obs = x.observe(Family::Inet).unwrap().unwrap();
+        assert_eq!(obs.unparsed.len(), 1, "{obs:?}");
+        // The chain deleted by hand: gone, even though the copy said otherwise a moment ago.
+        x.observe(Family::Inet).unwrap();
+        for args in [
+            &["-t", "mangle", "-D", "PREROUTING", "-j", CHAIN][..],
+            &["-t", "mangle", "-D", "OUTPUT", "-j", CHAIN],
+            &["-t", "mangle", "-F", CHAIN],
+            &["-t", "mangle", "-X", CHAIN],
+        ] {
+            ipt(IptablesBackend::Nft, Family::Inet, args);
+        }
+        assert_eq!(x.observe(Family::Inet).unwrap(), None);
+        // Without a cache folder nothing is kept.
+        let plain = xt_in(IptablesBackend::Nft, None);
+        plain
+            .write_chain(
+                Family::Inet6,
+                &[rule("2001:db8::1", Protocol::Tcp, &[80], 10, "web")],
+            )
+            .unwrap();
+        assert!(!dir.join("mark-cache-ipv6").exists());
+    });
+}
+
+/// The legacy backend has no ruleset generation: it never keeps a copy.
+#[test]
+fn legacy_iptables_is_always_saved() {
+    in_netns("cache-legacy", || {
+        let dir = private_dir();
+        let x = xt_in(IptablesBackend::Legacy, Some(dir.clone()));
+        x.write_chain(Family::Inet, &seed_rules()).unwrap();
+        assert_eq!(
+            x.observe(Family::Inet).unwrap().unwrap().rules,
+            seed_rules()
+        );
+        assert!(!dir.join("mark-cache-ipv4").exists());
     });
 }

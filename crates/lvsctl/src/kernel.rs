@@ -18,6 +18,11 @@ pub fn open(
         xtables_wait: None,
         discover_vip_interface: discover,
         counters,
+        // Next to the lock: a folder of lvsctl's own, on tmpfs (gone at reboot).
+        mark_cache_dir: crate::lock::lock_path()
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| p.to_owned()),
     })?;
     Ok(Box::new(backend))
 }
