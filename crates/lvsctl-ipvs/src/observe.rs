@@ -25,9 +25,8 @@ use crate::model::{
 };
 use crate::socket::IpvsSocket;
 use crate::sockopt::{
-    IP_VS_SO_GET_DESTS, IP_VS_SO_GET_SERVICE, IP_VS_SO_GET_SERVICES, Ident, SockoptSocket,
-    decode_dests, decode_service, decode_services, dests_request, service_request,
-    services_request, stats_exact,
+    IP_VS_SO_GET_DESTS, IP_VS_SO_GET_SERVICES, Ident, SockoptSocket, decode_dests, decode_services,
+    dests_request, services_request, stats_exact,
 };
 
 /// Why a service's real servers were read with a netlink GET_DEST dump.
@@ -63,7 +62,7 @@ pub struct ObserveReport {
 }
 
 /// One service's model, built as soon as its real servers are in.
-pub type Model = (ServiceKey, Service, ServiceCounters);
+type Model = (ServiceKey, Service, ServiceCounters);
 
 impl IpvsSocket {
     /// Reads every service and its real servers and normalises them into the model (see
@@ -108,55 +107,6 @@ impl IpvsSocket {
                 vec![Err(NetlinkReason::NetlinkOnly); raws.len()]
             }
         };
-        let mut services = BTreeMap::new();
-        let mut counters = BTreeMap::new();
-        self.complete(&raws, first, &mut report, |(key, svc, ctr)| {
-            services.insert(key, svc);
-            counters.insert(key, ctr);
-        })?;
-        Ok(((services, counters), report))
-    }
-
-    /// The models of a few services (an apply's read-back of what it touched), in order. An
-    /// IPv4 service costs three getsockopt calls: IP_VS_SO_GET_SERVICE for its real-server
-    /// count, IP_VS_SO_GET_DESTS, and IP_VS_SO_GET_SERVICE again (a count that moved meanwhile
-    /// sends it to netlink) - no listing of the whole table, whose cost grows with the table,
-    /// and the same code the observe just ran. Anything the interface cannot say goes to a
-    /// netlink dump, as in [`IpvsSocket::observe_services`].
-    pub fn models_of(&mut self, raws: &[ServiceRaw]) -> Result<Vec<Model>, BackendError> {
-        self.models_of_reported(raws).map(|(m, _)| m)
-    }
-
-    /// [`IpvsSocket::models_of`], also saying which path read each service.
-    pub fn models_of_reported(
-        &mut self,
-        raws: &[ServiceRaw],
-    ) -> Result<(Vec<Model>, ObserveReport), BackendError> {
-        let mut report = ObserveReport::default();
-        let first: Vec<SockoptModel> = match &self.sockopt {
-            Some(sock) => raws
-                .iter()
-                .map(|raw| single_service(sock, raw, self.exact_traffic, self.counters))
-                .collect(),
-            None => {
-                report.sockopt_unused = Some("the getsockopt reads are off".into());
-                vec![Err(NetlinkReason::NetlinkOnly); raws.len()]
-            }
-        };
-        let mut out = Vec::with_capacity(raws.len());
-        self.complete(raws, first, &mut report, |m| out.push(m))?;
-        Ok((out, report))
-    }
-
-    /// Hands `sink` the model of each of `raws` in order: the getsockopt pass's where it has
-    /// one, a netlink dump's otherwise (noted in `report` with the reason).
-    fn complete(
-        &mut self,
-        raws: &[ServiceRaw],
-        first: Vec<SockoptModel>,
-        report: &mut ObserveReport,
-        mut sink: impl FnMut(Model),
-    ) -> Result<(), BackendError> {
         let mut models: Vec<Option<Model>> = Vec::with_capacity(raws.len());
         let mut fallback: Vec<ServiceRaw> = Vec::new();
         for (raw, r) in raws.iter().zip(first) {
@@ -177,15 +127,18 @@ impl IpvsSocket {
             }
         }
         let mut rest = self.netlink_models(&fallback)?.into_iter();
+        let mut services = BTreeMap::new();
+        let mut counters = BTreeMap::new();
         for m in models {
-            let Some(model) = m.or_else(|| rest.next()) else {
+            let Some((key, svc, ctr)) = m.or_else(|| rest.next()) else {
                 return Err(BackendError::Other(
                     "reading IPVS real servers: a service's answer went missing".into(),
                 ));
             };
-            sink(model);
+            services.insert(key, svc);
+            counters.insert(key, ctr);
         }
-        Ok(())
+        Ok(((services, counters), report))
     }
 
     /// [`IpvsSocket::observe_services`] with one netlink GET_DEST dump per service, as ipvsadm
@@ -284,45 +237,6 @@ fn sockopt_pass(
         }
     }
     Ok(out)
-}
-
-/// One service by getsockopt: its real-server count, its real servers, and the count again.
-fn single_service(
-    sock: &SockoptSocket,
-    raw: &ServiceRaw,
-    exact_traffic: bool,
-    counters: DestCounters,
-) -> SockoptModel {
-    if raw.af != AF_INET {
-        return Err(NetlinkReason::Ipv6);
-    }
-    let ident = ident_of(raw);
-    let n = dest_count(sock, ident)?;
-    let dests = dests_of(sock, ident, n, exact_traffic)?;
-    if dest_count(sock, ident)? != n {
-        return Err(NetlinkReason::CountMismatch);
-    }
-    Ok(service_model(raw, &dests, counters))
-}
-
-/// IP_VS_SO_GET_SERVICE: the service's real-server count (all families).
-fn dest_count(sock: &SockoptSocket, ident: Ident) -> Result<u32, NetlinkReason> {
-    let mut buf = service_request(ident);
-    match sock.get(IP_VS_SO_GET_SERVICE, &mut buf) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(NetlinkReason::NotListed),
-        Err(e) => {
-            return Err(NetlinkReason::SockoptFailed(format!(
-                "IP_VS_SO_GET_SERVICE: {e}"
-            )));
-        }
-    }
-    match decode_service(&buf) {
-        Some(s) if s.ident == ident => Ok(s.num_dests),
-        _ => Err(NetlinkReason::SockoptFailed(
-            "IP_VS_SO_GET_SERVICE answered another service or something unlike one".into(),
-        )),
-    }
 }
 
 /// IP_VS_SO_GET_SERVICES: every IPv4 service with its real-server count. `hint` is the number

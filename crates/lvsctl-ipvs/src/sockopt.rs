@@ -18,10 +18,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use lvsctl_netlink::constants::{AF_INET, IP_VS_CONN_F_FWD_MASK};
 use lvsctl_netlink::{DestRaw, StatsRaw};
 
-/// `IP_VS_BASE_CTL` (64+1024+64) and the `IP_VS_SO_GET_*` commands used here (`+2` to `+4`).
+/// `IP_VS_BASE_CTL` (64+1024+64) and the `IP_VS_SO_GET_*` commands used here (`+2`, `+4`).
 pub const IP_VS_BASE_CTL: libc::c_int = 64 + 1024 + 64;
 pub const IP_VS_SO_GET_SERVICES: libc::c_int = IP_VS_BASE_CTL + 2;
-pub const IP_VS_SO_GET_SERVICE: libc::c_int = IP_VS_BASE_CTL + 3;
 pub const IP_VS_SO_GET_DESTS: libc::c_int = IP_VS_BASE_CTL + 4;
 
 /// Largest reply buffer lvsctl offers (a service with ~170,000 real servers); beyond that the
@@ -174,85 +173,33 @@ pub(crate) fn decode_services(buf: &[u8]) -> Option<Vec<ListedService>> {
     let mut out = Vec::new();
     let mut ended = false;
     for e in table.chunks_exact(size) {
-        match decode_entry(e) {
-            Some(Some(listed)) if !ended => out.push(listed),
-            Some(None) => ended = true,
-            _ => return None,
+        let name = &e[offset_of!(ServiceEntry, sched_name)..][..16];
+        if name[0] == 0 {
+            ended = true;
+            if e.iter().any(|&b| b != 0) {
+                return None;
+            }
+            continue;
         }
+        if ended || !name.contains(&0) {
+            return None;
+        }
+        let fwmark = ne_u32(e, offset_of!(ServiceEntry, fwmark));
+        let ident = if fwmark != 0 {
+            Ident::Fwmark(fwmark)
+        } else {
+            Ident::Inet(
+                ne_u16(e, offset_of!(ServiceEntry, protocol)),
+                addr4(e, offset_of!(ServiceEntry, addr)),
+                be_u16(e, offset_of!(ServiceEntry, port)),
+            )
+        };
+        out.push(ListedService {
+            ident,
+            num_dests: ne_u32(e, offset_of!(ServiceEntry, num_dests)),
+        });
     }
     Some(out)
-}
-
-/// One `ip_vs_service_entry`: `Some(None)` when it is empty (all zero), `None` when it looks
-/// off (a scheduler name without NUL, or an empty name with other bytes set).
-fn decode_entry(e: &[u8]) -> Option<Option<ListedService>> {
-    let name = e.get(offset_of!(ServiceEntry, sched_name)..)?.get(..16)?;
-    if name[0] == 0 {
-        return if e.iter().any(|&b| b != 0) {
-            None
-        } else {
-            Some(None)
-        };
-    }
-    if !name.contains(&0) {
-        return None;
-    }
-    let fwmark = ne_u32(e, offset_of!(ServiceEntry, fwmark));
-    let ident = if fwmark != 0 {
-        Ident::Fwmark(fwmark)
-    } else {
-        Ident::Inet(
-            ne_u16(e, offset_of!(ServiceEntry, protocol)),
-            addr4(e, offset_of!(ServiceEntry, addr)),
-            be_u16(e, offset_of!(ServiceEntry, port)),
-        )
-    };
-    Some(Some(ListedService {
-        ident,
-        num_dests: ne_u32(e, offset_of!(ServiceEntry, num_dests)),
-    }))
-}
-
-/// An `IP_VS_SO_GET_SERVICE` request: one zeroed `ip_vs_service_entry` naming `ident`.
-pub(crate) fn service_request(ident: Ident) -> Vec<u8> {
-    let mut buf = vec![0u8; size_of::<ServiceEntry>()];
-    put_ident(&mut buf, ident);
-    buf
-}
-
-// `ip_vs_get_dests` starts with the same four identity fields as `ip_vs_service_entry`.
-const _: () = assert!(
-    offset_of!(GetDests, protocol) == offset_of!(ServiceEntry, protocol)
-        && offset_of!(GetDests, addr) == offset_of!(ServiceEntry, addr)
-        && offset_of!(GetDests, port) == offset_of!(ServiceEntry, port)
-        && offset_of!(GetDests, fwmark) == offset_of!(ServiceEntry, fwmark)
-);
-
-/// Writes the service's identity (protocol, address, port or fwmark) at the start of a
-/// zeroed request.
-fn put_ident(buf: &mut [u8], ident: Ident) {
-    match ident {
-        Ident::Fwmark(m) => {
-            let o = offset_of!(ServiceEntry, fwmark);
-            buf[o..o + 4].copy_from_slice(&m.to_ne_bytes());
-        }
-        Ident::Inet(proto, addr, port) => {
-            let o = offset_of!(ServiceEntry, protocol);
-            buf[o..o + 2].copy_from_slice(&proto.to_ne_bytes());
-            let o = offset_of!(ServiceEntry, addr);
-            buf[o..o + 4].copy_from_slice(&addr);
-            let o = offset_of!(ServiceEntry, port);
-            buf[o..o + 2].copy_from_slice(&port.to_be_bytes());
-        }
-    }
-}
-
-/// The filled entry of an `IP_VS_SO_GET_SERVICE` reply.
-pub(crate) fn decode_service(buf: &[u8]) -> Option<ListedService> {
-    if buf.len() != size_of::<ServiceEntry>() {
-        return None;
-    }
-    decode_entry(buf).flatten()
 }
 
 /// An `IP_VS_SO_GET_DESTS` request for `ident` with room for `capacity` entries, zeroed.
@@ -262,7 +209,20 @@ pub(crate) fn dests_request(ident: Ident, capacity: usize) -> Option<Vec<u8>> {
         return None;
     }
     let mut buf = vec![0u8; len];
-    put_ident(&mut buf, ident);
+    match ident {
+        Ident::Fwmark(m) => {
+            let o = offset_of!(GetDests, fwmark);
+            buf[o..o + 4].copy_from_slice(&m.to_ne_bytes());
+        }
+        Ident::Inet(proto, addr, port) => {
+            let o = offset_of!(GetDests, protocol);
+            buf[o..o + 2].copy_from_slice(&proto.to_ne_bytes());
+            let o = offset_of!(GetDests, addr);
+            buf[o..o + 4].copy_from_slice(&addr);
+            let o = offset_of!(GetDests, port);
+            buf[o..o + 2].copy_from_slice(&port.to_be_bytes());
+        }
+    }
     let o = offset_of!(GetDests, num_dests);
     buf[o..o + 4].copy_from_slice(&u32::try_from(capacity).ok()?.to_ne_bytes());
     Some(buf)

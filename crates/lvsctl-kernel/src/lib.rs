@@ -155,9 +155,8 @@ impl KernelBackend {
     }
 
     /// The current kernel copy of each touched service that exists: GET_SERVICE, then its real
-    /// servers (`IpvsSocket::models_of`: getsockopt for IPv4 services, a netlink dump for what
-    /// it cannot say). A service only its real servers were written to keeps its settings from
-    /// `before` and costs just the real-server read.
+    /// servers (in parallel when there are many). A service only its real servers were written
+    /// to keeps its settings from `before` and costs just the real-server dump.
     fn read_services(
         &mut self,
         touched: &Touched,
@@ -183,17 +182,20 @@ impl KernelBackend {
                 }
             }
         }
-        let models = self.ipvs.models_of(&raws)?;
-        Ok(models
-            .into_iter()
+        let dests = self.ipvs.dests_of_all(&raws)?;
+        raws.iter()
+            .zip(&dests)
             .zip(kept_specs)
-            .map(|((key, mut service, counters), kept)| {
+            .map(|((raw, ds), kept)| {
+                let (key, mut service, counters) =
+                    lvsctl_ipvs::service_model(raw, ds, self.ipvs.counters())
+                        .map_err(BackendError::Other)?;
                 if let Some(spec) = kept {
                     service.spec = spec.clone();
                 }
-                (key, service, counters)
+                Ok((key, service, counters))
             })
-            .collect())
+            .collect()
     }
 
     /// The first interface (by name) holding an address lvsctl added, if any.
