@@ -724,14 +724,23 @@ impl<'a> Builder<'a> {
 
 /// The children of a finished collection, `stack[start..]`, as a vector of their exact size.
 pub(super) fn take_from<T>(stack: &mut Vec<T>, start: usize) -> Vec<T> {
-    if start == 0 {
+    /// Below this many children the stack keeps its buffer for the next collection: a service
+    /// mapping is often the outermost open one, and handing the stack over each time made
+    /// every following collection grow a new stack from nothing.
+    const HAND_OVER_MIN: usize = 1024;
+    if start == 0 && stack.len() >= HAND_OVER_MIN {
         // The outermost open collection (such as a long services: list): hand over the stack
         // itself rather than copy it.
         let mut all = std::mem::take(stack);
         all.shrink_to_fit();
         all
-    } else {
+    } else if start > 0 {
         stack.split_off(start)
+    } else {
+        // `append` leaves the stack its buffer.
+        let mut all = Vec::with_capacity(stack.len());
+        all.append(stack);
+        all
     }
 }
 
@@ -740,10 +749,14 @@ pub(super) fn has_duplicate_key(entries: &[(Key<'_>, Node<'_>)]) -> bool {
     // Manifest mappings have a handful of keys: comparing pairs beats hashing them.
     const SMALL: usize = 16;
     if entries.len() <= SMALL {
+        // Length and first byte first: most keys differ there, without a call to memcmp.
+        let same = |a: &str, b: &str| {
+            a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
+        };
         return entries
             .iter()
             .enumerate()
-            .any(|(i, (k, _))| entries[..i].iter().any(|(e, _)| e.text == k.text));
+            .any(|(i, (k, _))| entries[..i].iter().any(|(e, _)| same(&e.text, &k.text)));
     }
     let mut seen: HashSet<&str> = HashSet::with_capacity(entries.len());
     !entries.iter().all(|(k, _)| seen.insert(k.text.as_ref()))
