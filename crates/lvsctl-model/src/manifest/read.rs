@@ -426,32 +426,31 @@ impl<'n> Fields<'n> {
 /// anything else, which then goes to that parser. Nearly every address of a large manifest
 /// is one of these.
 fn ipv4_quick(text: &str) -> Option<Ipv4Addr> {
+    let b = text.as_bytes();
+    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d < 10);
     let mut octets = [0u8; 4];
-    // The octet being read, its value and how many digits it has so far.
-    let (mut n, mut v, mut digits) = (0usize, 0u16, 0u8);
-    for &c in text.as_bytes() {
-        if c == b'.' {
-            if digits == 0 || n == 3 {
+    let mut i = 0;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            if b.get(i) != Some(&b'.') {
                 return None;
             }
-            octets[n] = u8::try_from(v).ok()?;
-            (n, v, digits) = (n + 1, 0, 0);
-        } else if c.is_ascii_digit() {
-            // A fourth digit, or a digit after a leading zero.
-            if digits == 3 || (digits == 1 && v == 0) {
-                return None;
-            }
-            v = v * 10 + u16::from(c - b'0');
-            digits += 1;
-        } else {
-            return None;
+            i += 1;
         }
+        let first = digit(i)?;
+        i += 1;
+        let mut v = u16::from(first);
+        // No digit may follow a leading zero; at most three digits.
+        if first != 0 {
+            for _ in 0..2 {
+                let Some(d) = digit(i) else { break };
+                v = v * 10 + u16::from(d);
+                i += 1;
+            }
+        }
+        *octet = u8::try_from(v).ok()?;
     }
-    if digits == 0 || n != 3 {
-        return None;
-    }
-    octets[3] = u8::try_from(v).ok()?;
-    Some(Ipv4Addr::from(octets))
+    (i == b.len()).then_some(Ipv4Addr::from(octets))
 }
 
 /// Levenshtein distance, for "did you mean" hints.
@@ -2678,8 +2677,8 @@ impl Reader<'_> {
 /// Where each real server of a service was first listed, for "listed twice". A service has a
 /// handful of real servers: scanning them beats a map, which is kept for long lists only.
 enum FirstSeen {
-    /// The list index of each real server kept so far, in order.
-    Few(Vec<usize>),
+    /// The list index of each real server kept so far, in order, and how many were kept.
+    Few([u8; FirstSeen::FEW], usize),
     Many(BTreeMap<DestKey, usize>),
 }
 
@@ -2688,7 +2687,7 @@ impl FirstSeen {
 
     fn new(len: usize) -> FirstSeen {
         if len <= Self::FEW {
-            FirstSeen::Few(Vec::with_capacity(len))
+            FirstSeen::Few([0; Self::FEW], 0)
         } else {
             FirstSeen::Many(BTreeMap::new())
         }
@@ -2698,17 +2697,23 @@ impl FirstSeen {
     /// servers kept so far, in the order they were inserted here.
     fn first(&self, kept: &[RealServerDef], key: &DestKey) -> Option<usize> {
         match self {
-            FirstSeen::Few(indexes) => kept
+            FirstSeen::Few(indexes, _) => kept
                 .iter()
                 .position(|r| r.key == *key)
-                .and_then(|j| indexes.get(j).copied()),
+                .and_then(|j| indexes.get(j).map(|&i| usize::from(i))),
             FirstSeen::Many(map) => map.get(key).copied(),
         }
     }
 
     fn insert(&mut self, key: DestKey, index: usize) {
         match self {
-            FirstSeen::Few(indexes) => indexes.push(index),
+            FirstSeen::Few(indexes, len) => {
+                // At most `FEW` real servers are listed, so at most `FEW` are kept.
+                if let (Some(slot), Ok(index)) = (indexes.get_mut(*len), u8::try_from(index)) {
+                    *slot = index;
+                    *len += 1;
+                }
+            }
             FirstSeen::Many(map) => {
                 map.insert(key, index);
             }
@@ -2862,6 +2867,56 @@ mod tests {
         } else {
             format!("{path}.{key}")
         }
+    }
+
+    #[test]
+    fn twice_listed_real_servers_name_the_first_in_short_and_long_lists() {
+        for n in [5usize, 40] {
+            let mut doc = String::from("services:\n  - {name: web, vip: 10.0.0.1, port: 80}\n");
+            doc = doc.replace('}', ", real_servers: [");
+            let addrs: Vec<usize> = (0..n).chain([3, 1]).collect();
+            let list: Vec<String> = addrs
+                .iter()
+                .map(|a| format!("{{address: 10.1.0.{a}}}"))
+                .collect();
+            doc = format!("{}{}]}}\n", doc.trim_end(), list.join(", "));
+            let diags = crate::manifest::parse("m.yaml", &doc).unwrap_err();
+            let got: Vec<String> = diags
+                .iter()
+                .map(|d| format!("{}: {}", d.path, d.message))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    format!(
+                        "services[0].real_servers[{n}]: real server 10.1.0.3:80 is listed twice \
+                         in this service (first as real_servers[3])"
+                    ),
+                    format!(
+                        "services[0].real_servers[{}]: real server 10.1.0.1:80 is listed twice \
+                         in this service (first as real_servers[1])",
+                        n + 1
+                    ),
+                ],
+                "{doc}"
+            );
+        }
+    }
+
+    #[test]
+    fn fields_of_a_very_long_mapping_are_still_found() {
+        // More keys than a slot can index: the service's own keys come last.
+        let mut doc = String::from("services:\n  - ");
+        for i in 0..300 {
+            doc.push_str(&format!("junk{i}: 1\n    "));
+        }
+        doc.push_str("name: web\n    vip: 10.0.0.1\n    port: 80\n");
+        let diags = crate::manifest::parse("m.yaml", &doc).unwrap_err();
+        assert_eq!(diags.len(), 300, "{diags}");
+        assert!(
+            diags.iter().all(|d| d.message.starts_with("unknown key")),
+            "{diags}"
+        );
     }
 
     #[test]
