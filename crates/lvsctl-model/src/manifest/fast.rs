@@ -514,6 +514,8 @@ impl<'a> Fast<'a> {
 /// A plain scalar starting at byte `at` of a line: the end of its text (trailing spaces
 /// dropped) and the byte where scanning stopped (end of line, `:` of a `: `, a comment, or in
 /// flow context a flow indicator). `None` when the scalar is not certainly plain here.
+// Inlined: every scalar and key goes through here, and at each call `flow` is a constant.
+#[inline(always)]
 fn scan_plain(b: &[u8], at: usize, flow: bool) -> Option<(usize, usize)> {
     let first = *b.get(at)?;
     match first {

@@ -572,25 +572,13 @@ impl Reader<'_> {
     }
 
     fn string<'n>(&mut self, node: &'n Node<'_>, path: &FieldPath<'_>) -> Option<&'n str> {
-        if let Value::Scalar(s) = &node.value {
-            // Only null and boolean spellings (empty, `~`, `null`, `true`, `False`, ...) are
-            // not text here, and each starts with one of these bytes: addresses, ports and
-            // most names skip the full resolve (the float check is its costly part).
-            let first = s.text.as_bytes().first();
-            if !s.plain
-                || !matches!(
-                    first,
-                    None | Some(b'~' | b'n' | b'N' | b't' | b'T' | b'f' | b'F')
-                )
-            {
-                return Some(s.text.as_ref());
-            }
-            match s.resolve() {
-                Resolved::Str(t) => return Some(t),
-                // `port_name: 8080`-like numbers are fine as text.
-                Resolved::Int(_) | Resolved::Float => return Some(s.text.as_ref()),
-                Resolved::Null | Resolved::Bool(_) => {}
-            }
+        // Only null and boolean spellings (empty, `~`, `null`, `true`, `False`, ...) are not
+        // text here; numbers such as `port_name: 8080` are fine as text. Asked directly: the
+        // full typing (the float check is its costly part) is not needed to answer that.
+        if let Value::Scalar(s) = &node.value
+            && !s.is_null_or_bool()
+        {
+            return Some(s.text.as_ref());
         }
         self.wrong_type(node, path, "a string");
         None

@@ -99,6 +99,16 @@ impl Scalar<'_> {
         }
         resolve_plain(&self.text)
     }
+
+    /// Whether [`Scalar::resolve`] answers `Null` or `Bool`, without the rest of its typing.
+    pub fn is_null_or_bool(&self) -> bool {
+        self.plain
+            && (is_null_text(&self.text)
+                || matches!(
+                    &*self.text,
+                    "true" | "True" | "TRUE" | "false" | "False" | "FALSE"
+                ))
+    }
 }
 
 fn is_null_text(s: &str) -> bool {
@@ -789,6 +799,23 @@ mod tests {
             resolve_plain("99999999999999999999999999999999999999999"),
             Resolved::Int(None)
         );
+    }
+
+    #[test]
+    fn null_or_bool_is_what_resolve_says() {
+        for text in [
+            "", "~", "null", "Null", "NULL", "nul", "true", "True", "TRUE", "tRUE", "false",
+            "False", "FALSE", "no", "yes", "nat", "1", "1.5", ".inf", "0x1", "f", "t", "n", "~~",
+        ] {
+            for plain in [true, false] {
+                let s = Scalar {
+                    text: Cow::Borrowed(text),
+                    plain,
+                };
+                let want = matches!(s.resolve(), Resolved::Null | Resolved::Bool(_));
+                assert_eq!(s.is_null_or_bool(), want, "{text:?} plain {plain}");
+            }
+        }
     }
 
     #[test]
