@@ -2,7 +2,7 @@
 //! (vip, protocol, port), unmanaged selectors, and merging the `director:` and `realserver:`
 //! sections of several files.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use super::diag::{Location, Sink};
@@ -125,12 +125,19 @@ pub(crate) fn merge(sources: &[Source], mut files: Vec<FileRead>, sink: &mut Sin
     // MARK rule that collides with them.
     let mut exact: BTreeMap<(IpAddr, Protocol, u16), Claim> = BTreeMap::new();
     let mut every_port: BTreeMap<(IpAddr, Protocol), Claim> = BTreeMap::new();
+    // Only a match entry can collide with an address service: the others' claims are never
+    // looked up (most services of a large manifest).
+    let marked: BTreeSet<(IpAddr, Protocol)> = services
+        .iter()
+        .flat_map(|(_, s)| s.def.matches.iter().map(|m| (m.vip, m.protocol)))
+        .collect();
     for (_, s) in &services {
         if let ServiceKey::Inet {
             protocol,
             vip,
             port,
         } = s.def.key
+            && marked.contains(&(vip, protocol))
         {
             let claim = Claim {
                 service: &s.def.name,

@@ -162,6 +162,8 @@ impl<'a> Fast<'a> {
         Some(())
     }
 
+    // Inlined: every node asks, and nearly every line is ASCII.
+    #[inline(always)]
     fn pos(&self, at: usize) -> Pos {
         let column = if self.ascii {
             at

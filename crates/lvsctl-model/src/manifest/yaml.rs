@@ -755,19 +755,29 @@ pub(super) fn take_from<T>(stack: &mut Vec<T>, start: usize) -> Vec<T> {
 }
 
 /// Whether two entries of a mapping have the same key.
+// Inlined: the fast reader asks for every mapping, most of them two or three keys long.
+#[inline(always)]
 pub(super) fn has_duplicate_key(entries: &[(Key<'_>, Node<'_>)]) -> bool {
     // Manifest mappings have a handful of keys: comparing pairs beats hashing them.
     const SMALL: usize = 16;
-    if entries.len() <= SMALL {
-        // Length and first byte first: most keys differ there, without a call to memcmp.
-        let same = |a: &str, b: &str| {
-            a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
-        };
-        return entries
-            .iter()
-            .enumerate()
-            .any(|(i, (k, _))| entries[..i].iter().any(|(e, _)| same(&e.text, &k.text)));
+    if entries.len() > SMALL {
+        return has_duplicate_key_hashed(entries);
     }
+    // Length and first byte first: most keys differ there, without a call to memcmp.
+    let same = |a: &str, b: &str| {
+        a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
+    };
+    for (i, (k, _)) in entries.iter().enumerate() {
+        for (e, _) in &entries[..i] {
+            if same(&e.text, &k.text) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn has_duplicate_key_hashed(entries: &[(Key<'_>, Node<'_>)]) -> bool {
     let mut seen: HashSet<&str> = HashSet::with_capacity(entries.len());
     !entries.iter().all(|(k, _)| seen.insert(k.text.as_ref()))
 }
