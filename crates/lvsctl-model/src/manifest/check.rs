@@ -2,7 +2,7 @@
 //! (vip, protocol, port), unmanaged selectors, and merging the `director:` and `realserver:`
 //! sections of several files.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use super::diag::{Location, Sink};
@@ -13,9 +13,9 @@ use super::{
 use crate::state::{Protocol, ServiceKey};
 
 /// Who claims a (vip, protocol, port): a service name, where, and how.
-struct Claim {
-    service: String,
-    loc: Location,
+struct Claim<'s> {
+    service: &'s str,
+    loc: &'s Location,
     /// `service` for an address service, `match` for a MARK rule.
     by_match: bool,
 }
@@ -74,17 +74,19 @@ pub(crate) fn merge(sources: &[Source], mut files: Vec<FileRead>, sink: &mut Sin
         .collect();
 
     // Unique names and identities.
-    let mut names: HashMap<&str, &ParsedService> = HashMap::new();
-    let mut keys: HashMap<ServiceKey, &ParsedService> = HashMap::new();
+    let mut names: HashMap<&str, &ParsedService> = HashMap::with_capacity(services.len());
+    let mut keys: HashMap<ServiceKey, &ParsedService> = HashMap::with_capacity(services.len());
     for (src, s) in &services {
         if let Some(first) = names.get(s.def.name.as_str()) {
             sink.push(
                 *src,
                 &s.name_loc,
-                &format!("{}.name", s.path),
+                &format!("{}.name", s.path()),
                 format!(
                     "service name {:?} is already used by {} at {}",
-                    s.def.name, first.path, first.name_loc
+                    s.def.name,
+                    first.path(),
+                    first.name_loc
                 ),
             );
         } else {
@@ -94,7 +96,7 @@ pub(crate) fn merge(sources: &[Source], mut files: Vec<FileRead>, sink: &mut Sin
             sink.push(
                 *src,
                 &s.key_loc,
-                &s.key_path,
+                &s.key_path(),
                 format!(
                     "{} is already defined by service {:?} at {}",
                     s.def.key, first.def.name, first.key_loc
@@ -108,7 +110,7 @@ pub(crate) fn merge(sources: &[Source], mut files: Vec<FileRead>, sink: &mut Sin
                 sink.push(
                     *src,
                     &s.key_loc,
-                    &s.key_path,
+                    &s.key_path(),
                     format!(
                         "{} is inside {sel_path} ({sel}), which marks services lvsctl must not \
                          touch; remove the service or narrow the selector",
@@ -123,16 +125,23 @@ pub(crate) fn merge(sources: &[Source], mut files: Vec<FileRead>, sink: &mut Sin
     // MARK rule that collides with them.
     let mut exact: BTreeMap<(IpAddr, Protocol, u16), Claim> = BTreeMap::new();
     let mut every_port: BTreeMap<(IpAddr, Protocol), Claim> = BTreeMap::new();
+    // Only a match entry can collide with an address service: the others' claims are never
+    // looked up (most services of a large manifest).
+    let marked: BTreeSet<(IpAddr, Protocol)> = services
+        .iter()
+        .flat_map(|(_, s)| s.def.matches.iter().map(|m| (m.vip, m.protocol)))
+        .collect();
     for (_, s) in &services {
         if let ServiceKey::Inet {
             protocol,
             vip,
             port,
         } = s.def.key
+            && marked.contains(&(vip, protocol))
         {
             let claim = Claim {
-                service: s.def.name.clone(),
-                loc: s.key_loc.clone(),
+                service: &s.def.name,
+                loc: &s.key_loc,
                 by_match: false,
             };
             if port == 0 {
@@ -144,13 +153,16 @@ pub(crate) fn merge(sources: &[Source], mut files: Vec<FileRead>, sink: &mut Sin
     }
     for (src, s) in &services {
         for (m, ports) in s.def.matches.iter().zip(&s.match_ports) {
-            for (port, loc, path) in ports {
-                let target = format!("{} {}", m.protocol, sock(m.vip, *port));
+            for at in ports {
+                let (port, loc) = (&at.port, &at.loc);
+                // Written out only for a diagnostic.
+                let target = || format!("{} {}", m.protocol, sock(m.vip, *port));
                 if let Some(c) = every_port.get(&(m.vip, m.protocol)) {
+                    let target = target();
                     sink.push(
                         *src,
                         loc,
-                        path,
+                        &s.port_path(at),
                         format!(
                             "{target} is already taken by service {:?} (port 0: every {} port of {}) at {}",
                             c.service, m.protocol, m.vip, c.loc
@@ -169,10 +181,11 @@ pub(crate) fn merge(sources: &[Source], mut files: Vec<FileRead>, sink: &mut Sin
                         } else {
                             format!("service {:?}", c.service)
                         };
+                        let target = target();
                         sink.push(
                             *src,
                             loc,
-                            path,
+                            &s.port_path(at),
                             format!("{target} is already taken by {how} at {}", c.loc),
                         );
                     }
@@ -180,8 +193,8 @@ pub(crate) fn merge(sources: &[Source], mut files: Vec<FileRead>, sink: &mut Sin
                         exact.insert(
                             (m.vip, m.protocol, *port),
                             Claim {
-                                service: s.def.name.clone(),
-                                loc: loc.clone(),
+                                service: &s.def.name,
+                                loc,
                                 by_match: true,
                             },
                         );

@@ -86,6 +86,28 @@ struct Fast<'a> {
     depth: usize,
 }
 
+/// The index of the first newline in `b` from `start` on, or `b.len()`; eight bytes at a time
+/// (the line scan was an eighth of reading a large manifest).
+fn find_newline(b: &[u8], start: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const NEWLINES: u64 = ONES * b'\n' as u64;
+    let mut i = start;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default()) ^ NEWLINES;
+        // A byte is zero where the newline is; the lowest flagged byte is the first zero one
+        // (a borrow can only flag bytes above a zero byte).
+        let zero = word.wrapping_sub(ONES) & !word & HIGHS;
+        if zero != 0 {
+            return i + (zero.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    b.get(i..)
+        .and_then(|rest| rest.iter().position(|&c| c == b'\n'))
+        .map_or(b.len(), |p| i + p)
+}
+
 fn is_dash_entry(rest: &[u8]) -> bool {
     rest.first() == Some(&b'-') && rest.get(1).is_none_or(|&b| b == b' ')
 }
@@ -96,10 +118,7 @@ impl<'a> Fast<'a> {
         let bytes = self.src.as_bytes();
         while self.next < bytes.len() {
             let start = self.next;
-            let end = bytes[start..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(bytes.len(), |i| start + i);
+            let end = find_newline(bytes, start);
             let no = self.next_no;
             self.next = end + 1;
             self.next_no = self.next_no.checked_add(1)?;
@@ -143,6 +162,8 @@ impl<'a> Fast<'a> {
         Some(())
     }
 
+    // Inlined: every node asks, and nearly every line is ASCII.
+    #[inline(always)]
     fn pos(&self, at: usize) -> Pos {
         let column = if self.ascii {
             at
@@ -495,6 +516,8 @@ impl<'a> Fast<'a> {
 /// A plain scalar starting at byte `at` of a line: the end of its text (trailing spaces
 /// dropped) and the byte where scanning stopped (end of line, `:` of a `: `, a comment, or in
 /// flow context a flow indicator). `None` when the scalar is not certainly plain here.
+// Inlined: every scalar and key goes through here, and at each call `flow` is a constant.
+#[inline(always)]
 fn scan_plain(b: &[u8], at: usize, flow: bool) -> Option<(usize, usize)> {
     let first = *b.get(at)?;
     match first {
@@ -685,6 +708,31 @@ mod tests {
         all.extend(scale_texts(12));
         all.retain(|(p, _)| p.extension().is_some_and(|e| e == "yaml"));
         all
+    }
+
+    #[test]
+    fn newlines_are_found_where_a_byte_scan_finds_them() {
+        let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+        for len in 0..70 {
+            for _ in 0..40 {
+                let text: Vec<u8> = (0..len)
+                    .map(|_| match r.below(6) {
+                        0 => b'\n',
+                        1 => 0x8a,
+                        2 => 0x0b,
+                        3 => 0x09,
+                        _ => b'a' + r.below(26) as u8,
+                    })
+                    .collect();
+                for start in 0..=len {
+                    let want = text[start..]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(len, |i| start + i);
+                    assert_eq!(find_newline(&text, start), want, "{text:?} from {start}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -448,7 +448,6 @@ impl Manifest {
         // one built by inserts in key order leaves them half empty.
         let mut services = Vec::with_capacity(self.services.len());
         let mut rules: BTreeMap<Family, Vec<MarkRule>> = BTreeMap::new();
-        let mut owned = BTreeSet::new();
         for svc in &self.services {
             let dests = svc.real_servers.iter().map(|r| (r.key, r.spec)).collect();
             services.push((
@@ -460,12 +459,6 @@ impl Manifest {
             ));
             for rule in svc.mark_rules() {
                 rules.entry(rule.family()).or_default().push(rule);
-            }
-            match svc.key {
-                ServiceKey::Inet { vip, .. } => {
-                    owned.insert(vip);
-                }
-                ServiceKey::Fwmark { .. } => owned.extend(svc.matches.iter().map(|m| m.vip)),
             }
         }
         // Later entries win, as inserting them one by one would have it.
@@ -489,7 +482,18 @@ impl Manifest {
             .as_ref()
             .map(|interface| VipState {
                 interface: interface.clone(),
-                owned,
+                // Only wanted with a vip_interface; built from all its entries at once.
+                owned: self
+                    .services
+                    .iter()
+                    .flat_map(|svc| {
+                        let (vip, matches) = match svc.key {
+                            ServiceKey::Inet { vip, .. } => (Some(vip), &[][..]),
+                            ServiceKey::Fwmark { .. } => (None, &svc.matches[..]),
+                        };
+                        vip.into_iter().chain(matches.iter().map(|m| m.vip))
+                    })
+                    .collect(),
                 foreign: BTreeSet::new(),
             });
         State {

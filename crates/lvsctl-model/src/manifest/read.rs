@@ -109,20 +109,61 @@ pub(crate) struct DirectorPart {
     pub udp: Option<Setting<Duration>>,
 }
 
-/// A match port with where it is written and its field path.
-pub(crate) type PortAt = (u16, Location, String);
+/// A match port with where it is written and what its field path is made of.
+#[derive(Debug, Clone)]
+pub(crate) struct PortAt {
+    pub port: u16,
+    pub loc: Location,
+    /// The match entry's index in the service's `match:` list.
+    pub entry: usize,
+    /// The index in `ports:`; `None` for a single `port:`.
+    pub index: Option<usize>,
+}
 
-/// One service as read, with the extra positions cross-service checks point at.
+/// One service as read, with the extra positions cross-service checks point at. Field paths
+/// are kept as indexes and written out only for a diagnostic: a large manifest has thousands
+/// of services and almost never reports one.
 #[derive(Debug, Clone)]
 pub(crate) struct ParsedService {
     pub def: ServiceDef,
-    pub path: String,
+    /// Index in its file's `services:` list.
+    pub index: usize,
     pub name_loc: Location,
     /// Where the identity is written (the vip, or the fwmark).
     pub key_loc: Location,
-    pub key_path: String,
+    /// `vip` or `fwmark`: the field holding the identity.
+    pub key_field: &'static str,
     /// Per match entry: each port with its location and path.
     pub match_ports: Vec<Vec<PortAt>>,
+}
+
+impl ParsedService {
+    /// `services[3]`.
+    pub fn path(&self) -> String {
+        FieldPath::Text("services").index(self.index).to_string()
+    }
+
+    /// `services[3].vip`, `services[3].fwmark`.
+    pub fn key_path(&self) -> String {
+        let s = FieldPath::Text("services");
+        let i = s.index(self.index);
+        i.key(self.key_field).to_string()
+    }
+
+    /// `services[3].match[0].ports[1]`, `services[3].match[0].port`.
+    pub fn port_path(&self, port: &PortAt) -> String {
+        let s = FieldPath::Text("services");
+        let i = s.index(self.index);
+        let m = i.key("match");
+        let e = m.index(port.entry);
+        match port.index {
+            Some(k) => {
+                let p = e.key("ports");
+                p.index(k).to_string()
+            }
+            None => e.key("port").to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -352,14 +393,18 @@ struct Fields<'n> {
 
 impl<'n> Fields<'n> {
     /// The value of `key`; an explicit null counts as absent.
+    // Inlined: `key` is a literal at every call, so comparing with it is a few loads instead
+    // of a call to memcmp (a 10,000-real-server manifest asks a hundred thousand times).
+    #[inline]
     fn get(&self, key: &str) -> Option<&'n Node<'n>> {
         self.entries
             .iter()
-            .find(|(k, _)| k.text == key)
+            .find(|(k, _)| k.text.len() == key.len() && k.text.as_bytes() == key.as_bytes())
             .map(|(_, v)| v)
             .filter(|v| !v.is_null())
     }
 
+    #[inline]
     fn has(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
@@ -374,6 +419,38 @@ impl<'n> Fields<'n> {
     fn p<'s>(&'s self, key: &'s str) -> FieldPath<'s> {
         FieldPath::Key(&self.path, key)
     }
+}
+
+/// A dotted-quad IPv4 address the way `IpAddr::from_str` reads it (four parts of 1 to 3
+/// digits, no leading zero, each at most 255), without its general parser; `None` for
+/// anything else, which then goes to that parser. Nearly every address of a large manifest
+/// is one of these.
+fn ipv4_quick(text: &str) -> Option<Ipv4Addr> {
+    let b = text.as_bytes();
+    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d < 10);
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let first = digit(i)?;
+        i += 1;
+        let mut v = u16::from(first);
+        // No digit may follow a leading zero; at most three digits.
+        if first != 0 {
+            for _ in 0..2 {
+                let Some(d) = digit(i) else { break };
+                v = v * 10 + u16::from(d);
+                i += 1;
+            }
+        }
+        *octet = u8::try_from(v).ok()?;
+    }
+    (i == b.len()).then_some(Ipv4Addr::from(octets))
 }
 
 /// Levenshtein distance, for "did you mean" hints.
@@ -440,6 +517,9 @@ impl Reader<'_> {
         );
     }
 
+    // Inlined: `allowed` is a constant list at every call, so checking a key against it is a
+    // few compares of known lengths.
+    #[inline]
     fn map<'n>(
         &mut self,
         node: &'n Node<'n>,
@@ -452,13 +532,11 @@ impl Reader<'_> {
             return None;
         };
         for (k, _) in entries {
-            if !allowed.contains(&k.text.as_ref()) {
-                let h = hint(&k.text, allowed);
-                self.err(
-                    k.pos,
-                    path.key(&k.text),
-                    format!("unknown key {}{h}", quote(&k.text)),
-                );
+            let known = allowed
+                .iter()
+                .any(|a| a.len() == k.text.len() && a.as_bytes() == k.text.as_bytes());
+            if !known {
+                self.unknown_key(k, path, allowed);
             }
         }
         Some(Fields {
@@ -466,6 +544,16 @@ impl Reader<'_> {
             path: *path,
             entries,
         })
+    }
+
+    #[cold]
+    fn unknown_key(&mut self, k: &Key<'_>, path: &FieldPath<'_>, allowed: &[&str]) {
+        let h = hint(&k.text, allowed);
+        self.err(
+            k.pos,
+            path.key(&k.text),
+            format!("unknown key {}{h}", quote(&k.text)),
+        );
     }
 
     fn seq<'n, 't>(
@@ -484,25 +572,13 @@ impl Reader<'_> {
     }
 
     fn string<'n>(&mut self, node: &'n Node<'_>, path: &FieldPath<'_>) -> Option<&'n str> {
-        if let Value::Scalar(s) = &node.value {
-            // Only null and boolean spellings (empty, `~`, `null`, `true`, `False`, ...) are
-            // not text here, and each starts with one of these bytes: addresses, ports and
-            // most names skip the full resolve (the float check is its costly part).
-            let first = s.text.as_bytes().first();
-            if !s.plain
-                || !matches!(
-                    first,
-                    None | Some(b'~' | b'n' | b'N' | b't' | b'T' | b'f' | b'F')
-                )
-            {
-                return Some(s.text.as_ref());
-            }
-            match s.resolve() {
-                Resolved::Str(t) => return Some(t),
-                // `port_name: 8080`-like numbers are fine as text.
-                Resolved::Int(_) | Resolved::Float => return Some(s.text.as_ref()),
-                Resolved::Null | Resolved::Bool(_) => {}
-            }
+        // Only null and boolean spellings (empty, `~`, `null`, `true`, `False`, ...) are not
+        // text here; numbers such as `port_name: 8080` are fine as text. Asked directly: the
+        // full typing (the float check is its costly part) is not needed to answer that.
+        if let Value::Scalar(s) = &node.value
+            && !s.is_null_or_bool()
+        {
+            return Some(s.text.as_ref());
         }
         self.wrong_type(node, path, "a string");
         None
@@ -510,6 +586,20 @@ impl Reader<'_> {
 
     fn int(&mut self, node: &Node<'_>, path: &FieldPath<'_>, lo: i128, hi: i128) -> Option<i128> {
         if let Value::Scalar(s) = &node.value {
+            // Ports and weights: a few plain digits, which `resolve` reads as this integer
+            // after ruling out every other kind of scalar.
+            if s.plain
+                && (1..=18).contains(&s.text.len())
+                && s.text.bytes().all(|b| b.is_ascii_digit())
+            {
+                let v = s
+                    .text
+                    .bytes()
+                    .fold(0i128, |v, d| v * 10 + i128::from(d - b'0'));
+                if (lo..=hi).contains(&v) {
+                    return Some(v);
+                }
+            }
             match s.resolve() {
                 Resolved::Int(Some(v)) if (lo..=hi).contains(&v) => return Some(v),
                 Resolved::Int(_) => {
@@ -560,7 +650,11 @@ impl Reader<'_> {
 
     fn ip(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<IpAddr> {
         let text = self.string(node, path)?;
-        match text.parse::<IpAddr>() {
+        let parsed = match ipv4_quick(text) {
+            Some(v4) => Ok(IpAddr::V4(v4)),
+            None => text.parse::<IpAddr>(),
+        };
+        match parsed {
             Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
                 let v4 = v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED);
                 self.err(
@@ -802,7 +896,7 @@ impl Reader<'_> {
             && let Some(items) = self.seq(list, &services, "a list of services")
         {
             for (i, item) in items.iter().enumerate() {
-                if let Some(svc) = self.service(item, &services.index(i)) {
+                if let Some(svc) = self.service(item, i, &services.index(i)) {
                     out.services.push(svc);
                 }
             }
@@ -1095,12 +1189,17 @@ impl Reader<'_> {
 
     // ------------------------------------------------------------------------------------------
 
-    fn service(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<ParsedService> {
+    fn service(
+        &mut self,
+        node: &Node<'_>,
+        index: usize,
+        path: &FieldPath<'_>,
+    ) -> Option<ParsedService> {
         let f = self.map(node, path, "a service mapping", SERVICE_KEYS)?;
         let name = self.service_name(&f);
         let name_loc = self.loc(f.get("name").map_or(f.pos, |n| n.pos));
 
-        let (key, key_node, key_path) = if let Some(n) = f.get("fwmark") {
+        let (key, key_node, key_field) = if let Some(n) = f.get("fwmark") {
             for k in ["protocol", "vip", "port"] {
                 if f.has(k) {
                     self.err(
@@ -1122,7 +1221,7 @@ impl Reader<'_> {
                 (Some(mark), Some(family)) => Some(ServiceKey::Fwmark { mark, family }),
                 _ => None,
             };
-            (key, n, f.p("fwmark"))
+            (key, n, "fwmark")
         } else {
             for k in ["family", "match"] {
                 if f.has(k) {
@@ -1171,7 +1270,7 @@ impl Reader<'_> {
                 }),
                 _ => None,
             };
-            (key, vip_node.unwrap_or(node), f.p("vip"))
+            (key, vip_node.unwrap_or(node), "vip")
         };
 
         let spec = self.service_spec(&f, key.as_ref());
@@ -1182,7 +1281,7 @@ impl Reader<'_> {
             let p = f.p("match");
             if let Some(items) = self.seq(n, &p, "a list of match entries") {
                 for (i, item) in items.iter().enumerate() {
-                    if let Some((m, ports)) = self.match_entry(item, &p.index(i), family) {
+                    if let Some((m, ports)) = self.match_entry(item, i, &p.index(i), family) {
                         matches.push(m);
                         match_ports.push(ports);
                     }
@@ -1246,7 +1345,7 @@ impl Reader<'_> {
                 // Kept for the manifest's life: sized once (a vector grown by doubling holds
                 // up to twice the space, 35 MB of 10,000 services).
                 real_servers.reserve_exact(items.len());
-                let mut seen: BTreeMap<DestKey, usize> = BTreeMap::new();
+                let mut seen = FirstSeen::new(items.len());
                 let mut checks = HashSet::new();
                 for (i, item) in items.iter().enumerate() {
                     let ip = p.index(i);
@@ -1255,7 +1354,7 @@ impl Reader<'_> {
                     else {
                         continue;
                     };
-                    if let Some(first) = seen.get(&rs.key) {
+                    if let Some(first) = seen.first(&real_servers, &rs.key) {
                         self.err(
                             item.pos,
                             ip,
@@ -1302,10 +1401,10 @@ impl Reader<'_> {
                 sorry_server,
                 location: self.loc(f.pos),
             },
-            path: path.to_string(),
+            index,
             name_loc,
             key_loc: self.loc(key_node.pos),
-            key_path: key_path.to_string(),
+            key_field,
             match_ports,
         })
     }
@@ -1636,6 +1735,7 @@ impl Reader<'_> {
     fn match_entry(
         &mut self,
         node: &Node<'_>,
+        entry: usize,
         path: &FieldPath<'_>,
         family: Family,
     ) -> Option<(MatchDef, Vec<PortAt>)> {
@@ -1676,7 +1776,8 @@ impl Reader<'_> {
         };
         let mut ports: Vec<PortAt> = Vec::new();
         let mut ok = true;
-        let port_nodes: Vec<(&Node<'_>, String)> = match (f.get("ports"), f.get("port")) {
+        // Each port node with its index in `ports:` (`None`: the single `port:`).
+        let port_nodes: Vec<(&Node<'_>, Option<usize>)> = match (f.get("ports"), f.get("port")) {
             (Some(_), Some(_)) => {
                 self.err(
                     f.key_pos("port"),
@@ -1697,7 +1798,7 @@ impl Reader<'_> {
                     Some(items) => items
                         .iter()
                         .enumerate()
-                        .map(|(i, item)| (item, p.index(i).to_string()))
+                        .map(|(i, item)| (item, Some(i)))
                         .collect(),
                     None => {
                         ok = false;
@@ -1705,7 +1806,7 @@ impl Reader<'_> {
                     }
                 }
             }
-            (None, Some(n)) => vec![(n, f.p("port").to_string())],
+            (None, Some(n)) => vec![(n, None)],
             (None, None) => {
                 self.err(
                     f.pos,
@@ -1716,27 +1817,37 @@ impl Reader<'_> {
                 Vec::new()
             }
         };
-        for (n, p) in port_nodes {
-            let Some(v) = self.int(n, &FieldPath::Text(&p), 1, i128::from(u16::MAX)) else {
+        let (ports_path, port_path) = (f.p("ports"), f.p("port"));
+        for (n, index) in port_nodes {
+            let p = match index {
+                Some(i) => ports_path.index(i),
+                None => port_path,
+            };
+            let Some(v) = self.int(n, &p, 1, i128::from(u16::MAX)) else {
                 ok = false;
                 continue;
             };
             let v = u16::try_from(v).unwrap_or(0);
-            if let Some((_, first, _)) = ports.iter().find(|(x, _, _)| *x == v) {
+            if let Some(first) = ports.iter().find(|x| x.port == v) {
                 let msg = format!(
                     "port {v} is listed twice (first at line {}, column {})",
-                    first.line, first.column
+                    first.loc.line, first.loc.column
                 );
-                self.err(n.pos, &p, msg);
+                self.err(n.pos, p, msg);
                 ok = false;
             } else {
-                ports.push((v, self.loc(n.pos), p));
+                ports.push(PortAt {
+                    port: v,
+                    loc: self.loc(n.pos),
+                    entry,
+                    index,
+                });
             }
         }
         let (Some(vip), Some(protocol), true) = (vip, protocol, ok) else {
             return None;
         };
-        let mut sorted: Vec<u16> = ports.iter().map(|(p, _, _)| *p).collect();
+        let mut sorted: Vec<u16> = ports.iter().map(|p| p.port).collect();
         sorted.sort_unstable();
         Some((
             MatchDef {
@@ -2551,6 +2662,53 @@ impl Reader<'_> {
     }
 }
 
+/// Where each real server of a service was first listed, for "listed twice". A service has a
+/// handful of real servers: scanning them beats a map, which is kept for long lists only.
+enum FirstSeen {
+    /// The list index of each real server kept so far, in order, and how many were kept.
+    Few([u8; FirstSeen::FEW], usize),
+    Many(BTreeMap<DestKey, usize>),
+}
+
+impl FirstSeen {
+    const FEW: usize = 32;
+
+    fn new(len: usize) -> FirstSeen {
+        if len <= Self::FEW {
+            FirstSeen::Few([0; Self::FEW], 0)
+        } else {
+            FirstSeen::Many(BTreeMap::new())
+        }
+    }
+
+    /// The list index of the real server with `key`, if one was kept; `kept` are the real
+    /// servers kept so far, in the order they were inserted here.
+    fn first(&self, kept: &[RealServerDef], key: &DestKey) -> Option<usize> {
+        match self {
+            FirstSeen::Few(indexes, _) => kept
+                .iter()
+                .position(|r| r.key == *key)
+                .and_then(|j| indexes.get(j).map(|&i| usize::from(i))),
+            FirstSeen::Many(map) => map.get(key).copied(),
+        }
+    }
+
+    fn insert(&mut self, key: DestKey, index: usize) {
+        match self {
+            FirstSeen::Few(indexes, len) => {
+                // At most `FEW` real servers are listed, so at most `FEW` are kept.
+                if let (Some(slot), Ok(index)) = (indexes.get_mut(*len), u8::try_from(index)) {
+                    *slot = index;
+                    *len += 1;
+                }
+            }
+            FirstSeen::Many(map) => {
+                map.insert(key, index);
+            }
+        }
+    }
+}
+
 /// The service's real servers mostly resolve to the same check (or one per real-server port):
 /// `h` is returned as the equal check already in `checks`, or added to it.
 fn share_check(checks: &mut HashSet<Arc<HealthCheck>>, h: HealthCheck) -> Arc<HealthCheck> {
@@ -2696,6 +2854,107 @@ mod tests {
             key.into_owned()
         } else {
             format!("{path}.{key}")
+        }
+    }
+
+    #[test]
+    fn twice_listed_real_servers_name_the_first_in_short_and_long_lists() {
+        for n in [5usize, 40] {
+            let mut doc = String::from("services:\n  - {name: web, vip: 10.0.0.1, port: 80}\n");
+            doc = doc.replace('}', ", real_servers: [");
+            let addrs: Vec<usize> = (0..n).chain([3, 1]).collect();
+            let list: Vec<String> = addrs
+                .iter()
+                .map(|a| format!("{{address: 10.1.0.{a}}}"))
+                .collect();
+            doc = format!("{}{}]}}\n", doc.trim_end(), list.join(", "));
+            let diags = crate::manifest::parse("m.yaml", &doc).unwrap_err();
+            let got: Vec<String> = diags
+                .iter()
+                .map(|d| format!("{}: {}", d.path, d.message))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    format!(
+                        "services[0].real_servers[{n}]: real server 10.1.0.3:80 is listed twice \
+                         in this service (first as real_servers[3])"
+                    ),
+                    format!(
+                        "services[0].real_servers[{}]: real server 10.1.0.1:80 is listed twice \
+                         in this service (first as real_servers[1])",
+                        n + 1
+                    ),
+                ],
+                "{doc}"
+            );
+        }
+    }
+
+    #[test]
+    fn fields_of_a_very_long_mapping_are_still_found() {
+        // More keys than a slot can index: the service's own keys come last.
+        let mut doc = String::from("services:\n  - ");
+        for i in 0..300 {
+            doc.push_str(&format!("junk{i}: 1\n    "));
+        }
+        doc.push_str("name: web\n    vip: 10.0.0.1\n    port: 80\n");
+        let diags = crate::manifest::parse("m.yaml", &doc).unwrap_err();
+        assert_eq!(diags.len(), 300, "{diags}");
+        assert!(
+            diags.iter().all(|d| d.message.starts_with("unknown key")),
+            "{diags}"
+        );
+    }
+
+    #[test]
+    fn quick_ipv4_reads_what_the_standard_parser_reads() {
+        let mut cases: Vec<String> = [
+            "0.0.0.0",
+            "1.2.3.4",
+            "255.255.255.255",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            "a.b.c.d",
+            "1.2.3.4 ",
+            " 1.2.3.4",
+            "1.2.3.04",
+            "0.0.0.00",
+            "1.2.3.-4",
+            "+1.2.3.4",
+            "1.2.3.4/24",
+            "::1",
+            "::ffff:1.2.3.4",
+            "1.2.3.1000",
+            "",
+            ".",
+            "1.2.3.",
+            ".1.2.3",
+            "1.2.3.4.",
+            "1.2.3.٣",
+            "1.2.3.0x1",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        for v in 0..=1000 {
+            for text in [format!("{v}"), format!("0{v}"), format!("00{v}")] {
+                cases.push(format!("{text}.1.2.3"));
+                cases.push(format!("10.{text}.0.1"));
+                cases.push(format!("10.0.1.{text}"));
+            }
+        }
+        for c in &cases {
+            assert_eq!(
+                ipv4_quick(c).map(IpAddr::V4),
+                c.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
+                "{c:?}"
+            );
+            if let Some(a) = ipv4_quick(c) {
+                assert_eq!(c.parse::<IpAddr>().ok(), Some(IpAddr::V4(a)), "{c:?}");
+            }
         }
     }
 

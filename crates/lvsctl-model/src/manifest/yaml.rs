@@ -99,6 +99,16 @@ impl Scalar<'_> {
         }
         resolve_plain(&self.text)
     }
+
+    /// Whether [`Scalar::resolve`] answers `Null` or `Bool`, without the rest of its typing.
+    pub fn is_null_or_bool(&self) -> bool {
+        self.plain
+            && (is_null_text(&self.text)
+                || matches!(
+                    &*self.text,
+                    "true" | "True" | "TRUE" | "false" | "False" | "FALSE"
+                ))
+    }
 }
 
 fn is_null_text(s: &str) -> bool {
@@ -724,27 +734,50 @@ impl<'a> Builder<'a> {
 
 /// The children of a finished collection, `stack[start..]`, as a vector of their exact size.
 pub(super) fn take_from<T>(stack: &mut Vec<T>, start: usize) -> Vec<T> {
-    if start == 0 {
+    /// Below this many children the stack keeps its buffer for the next collection: a service
+    /// mapping is often the outermost open one, and handing the stack over each time made
+    /// every following collection grow a new stack from nothing.
+    const HAND_OVER_MIN: usize = 1024;
+    if start == 0 && stack.len() >= HAND_OVER_MIN {
         // The outermost open collection (such as a long services: list): hand over the stack
         // itself rather than copy it.
         let mut all = std::mem::take(stack);
         all.shrink_to_fit();
         all
-    } else {
+    } else if start > 0 {
         stack.split_off(start)
+    } else {
+        // `append` leaves the stack its buffer.
+        let mut all = Vec::with_capacity(stack.len());
+        all.append(stack);
+        all
     }
 }
 
 /// Whether two entries of a mapping have the same key.
+// Inlined: the fast reader asks for every mapping, most of them two or three keys long.
+#[inline(always)]
 pub(super) fn has_duplicate_key(entries: &[(Key<'_>, Node<'_>)]) -> bool {
     // Manifest mappings have a handful of keys: comparing pairs beats hashing them.
     const SMALL: usize = 16;
-    if entries.len() <= SMALL {
-        return entries
-            .iter()
-            .enumerate()
-            .any(|(i, (k, _))| entries[..i].iter().any(|(e, _)| e.text == k.text));
+    if entries.len() > SMALL {
+        return has_duplicate_key_hashed(entries);
     }
+    // Length and first byte first: most keys differ there, without a call to memcmp.
+    let same = |a: &str, b: &str| {
+        a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
+    };
+    for (i, (k, _)) in entries.iter().enumerate() {
+        for (e, _) in &entries[..i] {
+            if same(&e.text, &k.text) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn has_duplicate_key_hashed(entries: &[(Key<'_>, Node<'_>)]) -> bool {
     let mut seen: HashSet<&str> = HashSet::with_capacity(entries.len());
     !entries.iter().all(|(k, _)| seen.insert(k.text.as_ref()))
 }
@@ -776,6 +809,23 @@ mod tests {
             resolve_plain("99999999999999999999999999999999999999999"),
             Resolved::Int(None)
         );
+    }
+
+    #[test]
+    fn null_or_bool_is_what_resolve_says() {
+        for text in [
+            "", "~", "null", "Null", "NULL", "nul", "true", "True", "TRUE", "tRUE", "false",
+            "False", "FALSE", "no", "yes", "nat", "1", "1.5", ".inf", "0x1", "f", "t", "n", "~~",
+        ] {
+            for plain in [true, false] {
+                let s = Scalar {
+                    text: Cow::Borrowed(text),
+                    plain,
+                };
+                let want = matches!(s.resolve(), Resolved::Null | Resolved::Bool(_));
+                assert_eq!(s.is_null_or_bool(), want, "{text:?} plain {plain}");
+            }
+        }
     }
 
     #[test]
