@@ -7,6 +7,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 
 use lvsctl_model::Family;
+use netlink_packet_core::{NLMSG_ERROR, NetlinkBuffer, NlasIterator};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 
 use crate::CHAIN;
@@ -19,12 +20,12 @@ const NFT_NEWCHAIN: u16 = (10 << 8) | 3;
 const NFT_GETGEN: u16 = (10 << 8) | 16;
 const NFT_NEWGEN: u16 = (10 << 8) | 15;
 const NFTA_GEN_ID: u16 = 1;
-const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
 const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
 const HEADER_LEN: usize = 16;
+const NFGENMSG_LEN: usize = 4;
 
 /// `Some(false)` when the family's mangle table has no `LVSCTL-MARK` chain (so there is nothing
 /// to read and no jump to it can exist), `Some(true)` when it has, `None` when that cannot be
@@ -100,19 +101,11 @@ pub(crate) fn nft_generation() -> Option<Generation> {
 
 /// `NFTA_GEN_ID` (big-endian u32) from a `NEWGEN` payload (after `nfgenmsg`).
 fn gen_id(payload: &[u8]) -> Option<u32> {
-    let mut off = 4;
-    while off + 4 <= payload.len() {
-        let len = u16::from_ne_bytes(field(payload, off).ok()?) as usize;
-        let kind = u16::from_ne_bytes(field(payload, off + 2).ok()?) & 0x3fff;
-        if len < 4 || off + len > payload.len() {
-            return None;
-        }
-        if kind == NFTA_GEN_ID && len == 8 {
-            return Some(u32::from_be_bytes(field(payload, off + 4).ok()?));
-        }
-        off += (len + 3) & !3;
-    }
-    None
+    NlasIterator::new(payload.get(NFGENMSG_LEN..)?)
+        .map_while(Result::ok)
+        .find(|nla| nla.kind() == NFTA_GEN_ID)
+        .and_then(|nla| <[u8; 4]>::try_from(nla.value()).ok())
+        .map(u32::from_be_bytes)
 }
 
 /// A netfilter netlink socket for one question at a time.
@@ -143,21 +136,24 @@ impl NfSocket {
         loop {
             buf.clear();
             let n = self.0.recv(&mut buf, 0)?;
-            let data = &buf[..n.min(buf.len())];
-            let mut off = 0;
-            while off + HEADER_LEN <= data.len() {
-                let len = u32::from_ne_bytes(field(data, off)?) as usize;
-                let kind = u16::from_ne_bytes(field(data, off + 4)?);
-                if len < HEADER_LEN || off + len > data.len() {
+            let mut rest = &buf[..n.min(buf.len())];
+            while rest.len() >= HEADER_LEN {
+                let Ok(msg) = NetlinkBuffer::new_checked(rest) else {
+                    return Ok(None);
+                };
+                let payload = msg.payload();
+                if msg.message_type() == NLMSG_ERROR {
+                    return Ok(payload
+                        .get(..4)
+                        .and_then(|b| b.try_into().ok())
+                        .map(i32::from_ne_bytes));
+                }
+                if !answer(msg.message_type(), payload) {
                     return Ok(None);
                 }
-                if kind == NLMSG_ERROR {
-                    return Ok(Some(i32::from_ne_bytes(field(data, off + HEADER_LEN)?)));
-                }
-                if !answer(kind, &data[off + HEADER_LEN..off + len]) {
-                    return Ok(None);
-                }
-                off += (len + 3) & !3;
+                rest = rest
+                    .get(align4(msg.length() as usize)..)
+                    .unwrap_or_default();
             }
         }
     }
@@ -193,10 +189,8 @@ impl NfSocket {
 
 const ENOENT: i32 = 2;
 
-fn field<const N: usize>(data: &[u8], at: usize) -> io::Result<[u8; N]> {
-    data.get(at..at + N)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "short netlink message"))
+fn align4(n: usize) -> usize {
+    (n + 3) & !3
 }
 
 /// `nlmsghdr` + `nfgenmsg` + the table and chain names.
