@@ -13,6 +13,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use lvsctl_model::Family;
 
@@ -30,13 +31,8 @@ pub(crate) struct Stamp {
 impl Stamp {
     /// The namespace's current stamp, `None` when it cannot be read.
     pub(crate) fn now() -> Option<Stamp> {
-        let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-        let boot = boot.trim();
-        if boot.is_empty() || boot.contains(char::is_whitespace) {
-            return None;
-        }
         Some(Stamp {
-            boot: boot.to_owned(),
+            boot: boot_id()?.to_owned(),
             at: crate::probe::nft_generation()?,
         })
     }
@@ -47,6 +43,18 @@ impl Stamp {
             self.boot, self.at.netns, self.at.generation
         )
     }
+}
+
+/// This boot's id, read once per process: it cannot change while the process runs, and every
+/// read and save asks for a stamp.
+fn boot_id() -> Option<&'static str> {
+    static BOOT: OnceLock<Option<String>> = OnceLock::new();
+    BOOT.get_or_init(|| {
+        let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let boot = boot.trim();
+        (!boot.is_empty() && !boot.contains(char::is_whitespace)).then(|| boot.to_owned())
+    })
+    .as_deref()
 }
 
 fn path(dir: &Path, family: Family) -> PathBuf {
