@@ -95,7 +95,7 @@ impl IpvsSocket {
             .map_err(|e| observe_error("reading IPVS services", e))?;
         let mut report = ObserveReport::default();
         let first = match &self.sockopt {
-            Some(sock) => match sockopt_pass(sock, &raws, self.exact_traffic, self.counters) {
+            Some(sock) => match sockopt_pass(sock, &raws, self.counters) {
                 Ok(v) => v,
                 Err(why) => {
                     report.sockopt_unused = Some(why);
@@ -199,9 +199,11 @@ type SockoptModel = Result<Result<Model, String>, NetlinkReason>;
 fn sockopt_pass(
     sock: &SockoptSocket,
     raws: &[ServiceRaw],
-    exact_traffic: bool,
     counters: DestCounters,
 ) -> Result<Vec<SockoptModel>, String> {
+    // Only callers that want every counter need exact traffic counters (see
+    // `IpvsSocket::set_counters`).
+    let exact_traffic = counters == DestCounters::All;
     let inet = raws.iter().filter(|r| r.af == AF_INET).count();
     if inet == 0 {
         return Ok(raws.iter().map(|_| Err(NetlinkReason::Ipv6)).collect());

@@ -46,9 +46,6 @@ pub struct IpvsSocket {
     /// netlink socket so both speak for the same network namespace. `None` when it could not
     /// be opened or was turned off.
     pub(crate) sockopt: Option<SockoptSocket>,
-    /// Whether every traffic counter must be exact (see
-    /// [`IpvsSocket::set_exact_traffic_counters`]).
-    pub(crate) exact_traffic: bool,
     /// Which counters observing builds (see [`IpvsSocket::set_counters`]).
     pub(crate) counters: DestCounters,
 }
@@ -94,21 +91,17 @@ impl IpvsSocket {
         self.sockopt = if on { SockoptSocket::open().ok() } else { None };
     }
 
-    /// With `false`, [`IpvsSocket::observe_services`] keeps the getsockopt read for real servers
-    /// whose traffic counters outgrew what it reports exactly (it truncates packets, conns and
-    /// rates to 32 bits) and reports their traffic counters as zero instead of dumping the
-    /// service over netlink: for callers that read only the connection counts, which stay
-    /// exact (planning: `lvsctl plan` and `apply`). On a busy director almost every real server
-    /// has carried more than 2 GiB, and without this most services would go back to netlink.
-    /// Default `true`.
-    pub fn set_exact_traffic_counters(&mut self, exact: bool) {
-        self.exact_traffic = exact;
-    }
-
     /// Which counters observing builds: callers that plan from the state alone (`lvsctl plan`
     /// and `apply`) take [`DestCounters::None`], the daemon's draining
     /// [`DestCounters::Busy`]; neither then holds a hundred bytes per idle real server.
     /// Default [`DestCounters::All`].
+    ///
+    /// With less than `All`, [`IpvsSocket::observe_services`] also keeps the getsockopt read
+    /// for real servers whose traffic counters outgrew what it reports exactly (it truncates
+    /// packets, conns and rates to 32 bits) and reports their traffic counters as zero instead
+    /// of dumping the service over netlink: those callers read at most the connection counts,
+    /// which stay exact. On a busy director almost every real server has carried more than
+    /// 2 GiB, and otherwise most services would go back to netlink.
     pub fn set_counters(&mut self, wanted: DestCounters) {
         self.counters = wanted;
     }
@@ -148,7 +141,6 @@ impl IpvsSocket {
             wbuf: Vec::with_capacity(MAX_DATAGRAM + 1024),
             max_in_flight: (rcvbuf / 2 / ACK_TRUESIZE).clamp(8, 1024),
             sockopt: None,
-            exact_traffic: true,
             counters: DestCounters::All,
         })
     }

@@ -32,7 +32,7 @@ pub struct Config {
     /// Which counters observing must deliver: `All` (`status`, `export`, the daemon's metrics)
     /// reads every traffic counter exactly; with less, real servers whose traffic counters the
     /// fast path cannot read exactly report them as zero instead of costing a netlink dump of
-    /// their service (see `IpvsSocket::set_exact_traffic_counters`).
+    /// their service (see `IpvsSocket::set_counters`).
     pub counters: DestCounters,
     /// lvsctl's runtime folder, where the nft backend keeps each family's last `*-save`
     /// output with the ruleset generation it was read at (see `lvsctl_mark::Config`).
@@ -54,7 +54,6 @@ impl KernelBackend {
     /// Opens the IPVS socket (fails clearly when IPVS is missing or CAP_NET_ADMIN is not held).
     pub fn open(config: Config) -> Result<Self, BackendError> {
         let mut ipvs = IpvsSocket::open().map_err(|e| BackendError::Unavailable(e.to_string()))?;
-        ipvs.set_exact_traffic_counters(config.counters == DestCounters::All);
         ipvs.set_counters(config.counters);
         Ok(KernelBackend {
             ipvs,
