@@ -5,13 +5,24 @@
 # measurement for run.sh to tabulate. Also checks that both namespaces end up with the same
 # IPVS table and MARK rules, so the two sides did the same work.
 #
-# Usage (in the VM): bench.sh LVSCTL_BINARY WORKDIR SIZE...   (WORKDIR/SIZE/ from gen.sh)
-# Env: SCALE_REPEAT (default 3): samples of the repeatable cases (no-op, weight), median kept.
+# Usage (in the VM): bench.sh [--repeat N] [--aslr on|off] LVSCTL_BINARY WORKDIR SIZE...
+#   (WORKDIR/SIZE/ from gen.sh)
+#   --repeat N   samples of the repeatable cases (no-op, weight), median kept (default 3)
+#   --aslr off   run with kernel.randomize_va_space=0 (default: leave it as booted, on); see
+#                run.sh for why
 set -uo pipefail
+REPEAT=3
+ASLR=on
+while [[ ${1:-} == --* ]]; do
+    case $1 in
+        --repeat) REPEAT=${2:?--repeat needs a number}; shift 2 ;;
+        --aslr) ASLR=${2:?--aslr needs on or off}; shift 2 ;;
+        *) echo "SCALE-ERROR bench.sh: unknown option $1"; exit 1 ;;
+    esac
+done
 LVSCTL=$1
 WORK=$2
 shift 2
-REPEAT=${SCALE_REPEAT:-3}
 IP=/usr/sbin/ip
 # GNU time (copied in by run.sh): busybox's `time` reports max RSS 4x too high (it reads
 # ru_maxrss, already KiB, as pages).
@@ -94,8 +105,14 @@ same_tables() { # WHAT NS1 NS2
     emit "n=$N check=$1 lines=$(wc -l <"$LOGDIR/t1") same=yes"
 }
 
+case $ASLR in
+    on) ;;
+    off) echo 0 >/proc/sys/kernel/randomize_va_space || die "cannot turn address-space randomisation off" ;;
+    *) die "--aslr must be on or off, got '$ASLR'" ;;
+esac
+
 LOGDIR=$(mktemp -d /tmp/scale.XXXXXX)
-echo "SCALE-MACHINE vcpus=$(nproc) mem_mb=$(awk '/MemTotal/ { print int($2 / 1024) }' /proc/meminfo) kernel=$(uname -r) ipvsadm=\"$(ipvsadm --version 2>&1 | head -n1)\" iptables=\"$(iptables --version)\""
+echo "SCALE-MACHINE vcpus=$(nproc) randomize_va_space=$(cat /proc/sys/kernel/randomize_va_space) mem_mb=$(awk '/MemTotal/ { print int($2 / 1024) }' /proc/meminfo) kernel=$(uname -r) ipvsadm=\"$(ipvsadm --version 2>&1 | head -n1)\" iptables=\"$(iptables --version)\""
 
 for N in "$@"; do
     D=$WORK/$N

@@ -2,8 +2,9 @@
 # lvsctl at scale against ipvsadm, side by side in the IPVS test VM (tests/vm/run.sh).
 # Not part of the default test command: it takes several minutes. See BENCHMARKS.md.
 #
-# Usage: tests/vm/scale/run.sh [--sizes "1000 10000"] [--repeat N] [--lvsctl BINARY]
-#                              [--timeout SECS] [--mem MB] [--out FILE] [--log FILE]
+# Usage: tests/vm/scale/run.sh [--sizes "1000 10000"] [--repeat N] [--aslr off|on]
+#                              [--lvsctl BINARY] [--timeout SECS] [--mem MB] [--out FILE]
+#                              [--log FILE]
 #
 # Builds lvsctl in release (unless --lvsctl names a binary), generates for each size a
 # manifest of SIZE services x 10 real servers (TCP and fwmark services with their MARK rules,
@@ -11,6 +12,13 @@
 # (tests/vm/scale/gen.sh), boots the VM once and runs tests/vm/scale/bench.sh in it, which
 # times both tools, each in its own fresh network namespace. Prints a markdown table with
 # ratios and pass/fail per target (also written to --out).
+#
+# --aslr off (the default) turns address-space randomisation off in the VM, for both tools.
+# The VM runs under qemu's TCG, which reuses translated machine code only while it sits at the
+# same virtual address. With randomisation on, every process start translates its program
+# and its shared libraries afresh, so short runs of both tools cost 2-3x what they cost with it
+# off (`ipvsadm -e` 130-220 ms against 50-70 ms), a cost real CPUs do not have.
+# --aslr on measures the VM as booted. BENCHMARKS.md has both.
 #
 # Env: CARGO_TARGET_DIR (where the release build goes), plus tests/vm/run.sh's LVSCTL_VM_*.
 # Exit status: 0 when the run completed (whatever the targets say), 1 when it failed.
@@ -20,6 +28,7 @@ ROOT=$(cd "$HERE/../../.." && pwd)
 
 SIZES="1000 10000"
 REPEAT=3
+ASLR=off
 LVSCTL=""
 TIMEOUT=1800
 MEM=3072
@@ -30,6 +39,7 @@ while (($#)); do
     case "$1" in
         --sizes) SIZES=${2:?--sizes needs a list, e.g. \"1000 10000\"}; shift 2 ;;
         --repeat) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || fail "--repeat needs a number"; REPEAT=$2; shift 2 ;;
+        --aslr) [[ ${2:-} == on || ${2:-} == off ]] || fail "--aslr needs on or off"; ASLR=$2; shift 2 ;;
         --lvsctl) LVSCTL=${2:?--lvsctl needs a path}; shift 2 ;;
         --timeout) TIMEOUT=${2:?}; shift 2 ;;
         --mem) MEM=${2:?}; shift 2 ;;
@@ -70,9 +80,9 @@ QEMU_VER=$("${LVSCTL_VM_QEMU:-qemu-system-x86_64}" --version | head -n1)
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 echo "scale: booting the VM (timeout ${TIMEOUT}s, ${MEM} MB); host load $HOST_LOAD" >&2
 set +e
-SCALE_REPEAT=$REPEAT "$ROOT/tests/vm/run.sh" --timeout "$TIMEOUT" --mem "$MEM" \
+"$ROOT/tests/vm/run.sh" --timeout "$TIMEOUT" --mem "$MEM" \
     --copy "$TMP/lvsctl:/opt/lvsctl" --copy "$TMP/work:/opt/scale" --copy "$GNU_TIME:/opt/bin/time" \
-    -- "$HERE/bench.sh" /opt/lvsctl /opt/scale $SIZES 2>&1 | tee "$LOG" |
+    -- "$HERE/bench.sh" --repeat "$REPEAT" --aslr "$ASLR" /opt/lvsctl /opt/scale $SIZES 2>&1 | tee "$LOG" |
     grep --line-buffered -E '^(SCALE|lvsctl-vm)' >&2
 rc=${PIPESTATUS[0]}
 set -e
@@ -145,6 +155,7 @@ render() {
         print "each changing case. Workloads: " 
         for (i = 1; i <= sizes; i++) print "- " order[i] ": " info[order[i]]
     }' "$LOG"
+    echo "Address-space randomisation in the VM: $ASLR, for both tools (--aslr; see tests/vm/scale/run.sh)."
     echo
     echo "Raw measurements (seconds; from lvsctl's own log: observe_ms = each observe, apply_s = the apply phase, readback_ms = apply's read-back of what it changed; extra_ms = apply_s + readback_ms):"
     echo
