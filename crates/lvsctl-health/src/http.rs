@@ -9,6 +9,7 @@
 //! at `max_response_bytes`. One deadline covers connect, request and response, so a server that
 //! accepts and never answers, or trickles its answer byte by byte, fails at the deadline.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -295,23 +296,13 @@ async fn judge(
     if let Some(expect) = probe.expect.as_deref() {
         let expect = expect.as_bytes();
         loop {
-            let raw = &buf[head_end..];
-            let (body, complete) = match head.framing {
-                Framing::Length(n) => {
-                    let n = usize::try_from(n).unwrap_or(usize::MAX);
-                    (raw[..raw.len().min(n)].to_vec(), raw.len() >= n)
-                }
-                Framing::Chunked => {
-                    let c = decode_chunked(raw)?;
-                    (c.body, c.last_chunk)
-                }
-                Framing::UntilClose => (raw.to_vec(), false),
-            };
-            if contains(&body, expect) {
+            let body = body_so_far(head.framing, &buf[head_end..])?;
+            if contains(&body.data, expect) {
                 break;
             }
-            if complete {
-                return Err(body_mismatch(expect, body.len()));
+            let len = body.data.len();
+            if body.complete {
+                return Err(body_mismatch(expect, len));
             }
             if buf.len() >= max {
                 return Err(CheckError::Body(format!(
@@ -321,7 +312,7 @@ async fn judge(
             }
             if read_some(probe, stream, &mut buf, max).await? == 0 {
                 return match head.framing {
-                    Framing::UntilClose => Err(body_mismatch(expect, body.len())),
+                    Framing::UntilClose => Err(body_mismatch(expect, len)),
                     _ => Err(CheckError::Protocol(format!(
                         "connection closed inside the body after {} bytes",
                         buf.len() - head_end
@@ -341,10 +332,10 @@ async fn judge(
     // deadline and the connection is closed instead.
     let drain = async {
         loop {
-            match body_end(head.framing, &buf[head_end..]) {
+            match body_so_far(head.framing, &buf[head_end..]) {
                 // Bytes past the response are something nobody asked for: do not reuse.
-                Ok(Some(end)) => return head_end + end == buf.len(),
-                Ok(None) => {}
+                Ok(BodySoFar { end: Some(end), .. }) => return head_end + end == buf.len(),
+                Ok(_) => {}
                 Err(_) => return false,
             }
             if buf.len() >= max
@@ -357,15 +348,41 @@ async fn judge(
     Ok(tokio::time::timeout_at(until, drain).await.unwrap_or(false))
 }
 
-/// Where a response body framed by `framing` ends in `raw`, once all of it has arrived.
-fn body_end(framing: Framing, raw: &[u8]) -> Result<Option<usize>, CheckError> {
+/// What has arrived of a response body framed by `framing`, read from `raw` (the bytes after
+/// the head).
+struct BodySoFar<'a> {
+    /// The body's content so far (de-chunked; borrowed from `raw` unless chunked).
+    data: Cow<'a, [u8]>,
+    /// No more content will come: all of it (length), or the last chunk (chunked).
+    complete: bool,
+    /// Where the response ends in `raw`, trailers included, once all of it has arrived.
+    end: Option<usize>,
+}
+
+fn body_so_far(framing: Framing, raw: &[u8]) -> Result<BodySoFar<'_>, CheckError> {
     Ok(match framing {
         Framing::Length(n) => {
             let n = usize::try_from(n).unwrap_or(usize::MAX);
-            (raw.len() >= n).then_some(n)
+            let end = (raw.len() >= n).then_some(n);
+            BodySoFar {
+                data: Cow::Borrowed(&raw[..raw.len().min(n)]),
+                complete: end.is_some(),
+                end,
+            }
         }
-        Framing::Chunked => decode_chunked(raw)?.end,
-        Framing::UntilClose => None,
+        Framing::Chunked => {
+            let c = decode_chunked(raw)?;
+            BodySoFar {
+                data: Cow::Owned(c.body),
+                complete: c.last_chunk,
+                end: c.end,
+            }
+        }
+        Framing::UntilClose => BodySoFar {
+            data: Cow::Borrowed(raw),
+            complete: false,
+            end: None,
+        },
     })
 }
 
