@@ -102,12 +102,7 @@ impl Scalar<'_> {
 
     /// Whether [`Scalar::resolve`] answers `Null` or `Bool`, without the rest of its typing.
     pub fn is_null_or_bool(&self) -> bool {
-        self.plain
-            && (is_null_text(&self.text)
-                || matches!(
-                    &*self.text,
-                    "true" | "True" | "TRUE" | "false" | "False" | "FALSE"
-                ))
+        self.plain && (is_null_text(&self.text) || bool_text(&self.text).is_some())
     }
 }
 
@@ -115,13 +110,23 @@ fn is_null_text(s: &str) -> bool {
     matches!(s, "" | "~" | "null" | "Null" | "NULL")
 }
 
+/// The YAML 1.2 core schema's booleans.
+fn bool_text(s: &str) -> Option<bool> {
+    match s {
+        "true" | "True" | "TRUE" => Some(true),
+        "false" | "False" | "FALSE" => Some(false),
+        _ => None,
+    }
+}
+
 fn resolve_plain(s: &str) -> Resolved<'_> {
     if is_null_text(s) {
         return Resolved::Null;
     }
+    if let Some(b) = bool_text(s) {
+        return Resolved::Bool(b);
+    }
     match s {
-        "true" | "True" | "TRUE" => return Resolved::Bool(true),
-        "false" | "False" | "FALSE" => return Resolved::Bool(false),
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
         | ".nan" | ".NaN" | ".NAN" => return Resolved::Float,
         _ => {}
