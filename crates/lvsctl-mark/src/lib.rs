@@ -1,8 +1,8 @@
 //! lvsctl's own mangle chain `LVSCTL-MARK` (iptables for IPv4, ip6tables for IPv6): renders
-//! [`MarkRule`]s, rewrites the chain atomically with `*-restore --noflush`, keeps exactly one
-//! jump to it from PREROUTING and from OUTPUT, and reads it back from `*-save`. It must never
-//! touch a rule outside that chain other than its own two jumps, and never pass manifest text
-//! to iptables unvalidated.
+//! [`MarkRule`]s, edits the chain in place by rule number or rewrites it, atomically with
+//! `*-restore --noflush`, keeps exactly one jump to it from PREROUTING and from OUTPUT, and
+//! reads it back from `*-save`. It must never touch a rule outside that chain other than its
+//! own two jumps, and never pass manifest text to iptables unvalidated.
 //!
 //! ```text
 //! -A PREROUTING -j LVSCTL-MARK
@@ -18,6 +18,7 @@
 
 mod backend;
 mod cache;
+mod edit;
 mod error;
 mod probe;
 mod rule;
@@ -25,6 +26,7 @@ mod save;
 mod xtables;
 
 pub use backend::{BACKEND_ENV, Detected, IptablesBackend, find_program};
+pub use edit::{MAX_EDITS, edit_input};
 pub use error::MarkError;
 pub use rule::{
     MAX_SERVICE_NAME, parse_args, render_args, restore_line, split_save_line, validate,

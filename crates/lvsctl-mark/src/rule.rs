@@ -85,12 +85,13 @@ pub fn render_args(rule: &MarkRule) -> Result<Vec<String>, MarkError> {
 /// The rule as one `iptables-restore` line (`-A LVSCTL-MARK ...`). Validated arguments hold
 /// only `[A-Za-z0-9._:/,-]`; anything else would be quoted, never passed raw.
 pub fn restore_line(rule: &MarkRule) -> Result<String, MarkError> {
-    let mut line = format!("-A {CHAIN}");
-    for arg in render_args(rule)? {
-        line.push(' ');
-        line.push_str(&quote(&arg));
-    }
-    Ok(line)
+    Ok(format!("-A {CHAIN} {}", rule_spec(rule)?))
+}
+
+/// The rule's matches and target as one quoted string, for `-A`, `-I n` and `-R n` lines.
+pub(crate) fn rule_spec(rule: &MarkRule) -> Result<String, MarkError> {
+    let args = render_args(rule)?;
+    Ok(args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "))
 }
 
 fn quote(arg: &str) -> String {

@@ -8,9 +8,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use lvsctl_model::{Family, MarkRule};
+use tracing::warn;
 
 use crate::backend::{Detected, IptablesBackend, find_program};
 use crate::cache::{self, Stamp};
+use crate::edit::{edit_input, normalized};
 use crate::rule::restore_line;
 use crate::save::{HOOKS, ObservedChain, parse_save};
 use crate::{CHAIN, MarkError};
@@ -149,11 +151,52 @@ impl Xtables {
     }
 
     /// [`Xtables::write_chain`] from a chain the caller has just read (`None`: it did not
-    /// exist), saving one `iptables-save` of the whole mangle table. Only the jump counts are
-    /// taken from it; if they changed since, the transaction's `-D` fails and nothing is
-    /// applied, or the read-back below finds the extra or missing jump, so a stale `current`
+    /// exist), saving one `iptables-save` of the whole mangle table.
+    ///
+    /// When that chain is clean (one jump per hook, every rule readable) and a few rules
+    /// differ, they are edited in place by rule number ([`edit_input`]): the other rules keep
+    /// their counters. Rule numbers are only right for the chain as read, so if the edit is
+    /// refused or the read-back finds anything but `rules`, the chain is read afresh and
+    /// rewritten whole. Otherwise the chain is flushed and rewritten; only the jump counts are
+    /// taken from `current`, and if they changed since, the transaction's `-D` fails and
+    /// nothing is applied, or the read-back finds the extra or missing jump: a stale `current`
     /// can cause an error, never a wrong table. Returns the chain as read back.
     pub fn write_chain_over(
+        &self,
+        family: Family,
+        rules: &[MarkRule],
+        current: Option<&ObservedChain>,
+    ) -> Result<ObservedChain, MarkError> {
+        if let Some(cur) = current
+            && let Some(input) = edit_input(family, rules, cur)?
+        {
+            let edited = self.restore(family, &input).and_then(|_| {
+                let after = self.read_back(family)?;
+                check_written(family, rules, after.as_ref())?;
+                Ok(after)
+            });
+            match edited {
+                Ok(Some(after)) => return Ok(after),
+                // Waiting for the lock again, or for a program that cannot start, would fail
+                // the same way.
+                Err(e @ (MarkError::LockTimeout { .. } | MarkError::Spawn { .. })) => {
+                    return Err(e);
+                }
+                Ok(None) => {}
+                Err(e) => warn!(
+                    "editing the {family} {CHAIN} chain in place failed ({e}), most likely \
+                     because it changed since it was read; reading it again and rewriting it whole"
+                ),
+            }
+            let fresh = self.observe(family)?;
+            return self.rewrite(family, rules, fresh.as_ref());
+        }
+        self.rewrite(family, rules, current)
+    }
+
+    /// Flushes the chain and writes `rules`, fixing the jumps counted in `current`; then reads
+    /// it back and checks it.
+    fn rewrite(
         &self,
         family: Family,
         rules: &[MarkRule],
@@ -328,13 +371,7 @@ fn check_written(
     if !after.is_clean() {
         return Err(fail(after.warnings().join("; ")));
     }
-    let norm = |r: &MarkRule| {
-        let mut r = r.clone();
-        r.ports.sort_unstable();
-        r.ports.dedup();
-        r
-    };
-    let want: Vec<MarkRule> = rules.iter().map(norm).collect();
+    let want: Vec<MarkRule> = rules.iter().map(normalized).collect();
     if after.rules != want {
         return Err(fail(format!(
             "expected {} rule(s), found [{}]",

@@ -86,14 +86,19 @@ fn ipt(backend: IptablesBackend, family: Family, args: &[&str]) {
     );
 }
 
-/// Every table as `iptables-save` prints it, without comment lines (they hold timestamps).
-fn save_all(backend: IptablesBackend, family: Family) -> Vec<String> {
+/// What `iptables-save ARGS` prints.
+fn save_text(backend: IptablesBackend, family: Family, args: &[&str]) -> String {
     let out = Command::new(program(backend, family, "-save"))
+        .args(args)
         .output()
         .unwrap();
     assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every table as `iptables-save` prints it, without comment lines (they hold timestamps).
+fn save_all(backend: IptablesBackend, family: Family) -> Vec<String> {
+    save_text(backend, family, &[])
         .lines()
         .filter(|l| !l.starts_with('#'))
         .map(str::to_owned)
@@ -309,13 +314,14 @@ fn writes_over_an_earlier_read_never_leave_a_wrong_table() {
         assert_eq!(second.rules.len(), fewer.len());
         assert_eq!(x.observe(f).unwrap().as_ref(), Some(&second));
 
-        // Stale: someone removed the OUTPUT jump after our read. The write trusts the read,
-        // so it does not re-add the jump, and the read-back refuses what it finds.
+        // Stale: someone removed the OUTPUT jump after our read. The in-place edit trusts the
+        // read, so it does not re-add the jump; its read-back finds the jump missing, and the
+        // chain is read again and rewritten, jump included.
         ipt(b, f, &["-t", "mangle", "-D", "OUTPUT", "-j", CHAIN]);
-        let err = x
-            .write_chain_over(f, &seed_rules(), Some(&second))
-            .unwrap_err();
-        assert!(matches!(err, MarkError::ReadBack { .. }), "{err}");
+        let third = x.write_chain_over(f, &seed_rules(), Some(&second)).unwrap();
+        assert!(third.is_clean(), "{third:?}");
+        assert_eq!(count(&save_all(b, f), "-A OUTPUT -j LVSCTL-MARK"), 1);
+        assert_eq!(x.observe(f).unwrap().unwrap().rules, seed_rules());
         // Stale the other way: it thinks there is no chain, adds jumps: duplicates refused.
         let err = x.write_chain_over(f, &seed_rules(), None).unwrap_err();
         assert!(matches!(err, MarkError::ReadBack { .. }), "{err}");
@@ -686,5 +692,128 @@ fn legacy_iptables_is_always_saved() {
             seed_rules()
         );
         assert!(!dir.join("mark-cache-ipv4").exists());
+    });
+}
+
+/// Counters of the chain's rules, in chain order, from `iptables-save -c`.
+fn counters(backend: IptablesBackend, family: Family) -> Vec<(u64, String)> {
+    save_text(backend, family, &["-c", "-t", "mangle"])
+        .lines()
+        .filter_map(|l| {
+            let (c, rule) = l.strip_prefix('[')?.split_once("] ")?;
+            let rule = rule.strip_prefix(&format!("-A {CHAIN} "))?;
+            Some((c.split(':').next()?.parse().unwrap(), rule.to_owned()))
+        })
+        .collect()
+}
+
+/// A TCP SYN from this namespace to 127.0.0.1:`port` (refused: nobody listens), which passes
+/// the mangle OUTPUT hook and so counts on a rule for that address and port.
+fn syn_to_loopback(port: u16) {
+    let out = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let _ = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(2));
+}
+
+/// A few changed rules are edited in place: the rules left alone keep their counters (a
+/// rewrite, which a duplicated jump forces, resets them, so the check can tell the two apart).
+#[test]
+fn small_changes_are_edited_in_place_and_keep_counters() {
+    each_backend("in-place", |b| {
+        let f = Family::Inet;
+        let x = xt(b);
+        let mut rules = seed_rules();
+        rules.insert(0, rule("127.0.0.1", Protocol::Tcp, &[9], 0x99, "loopback"));
+        let first = x.write_chain_over(f, &rules, None).unwrap();
+        syn_to_loopback(9);
+        let hits = counters(b, f);
+        assert_eq!(hits.len(), 4, "{hits:?}");
+        assert!(
+            hits[0].0 >= 1,
+            "the loopback rule counted nothing: {hits:?}"
+        );
+
+        // Change the second rule's mark, drop the third, add one at the end.
+        let mut edited = rules.clone();
+        edited[1].mark = Fwmark::new(11).unwrap();
+        edited.remove(2);
+        edited.push(rule("192.168.6.104", Protocol::Tcp, &[443], 12, "tls"));
+        let second = x.write_chain_over(f, &edited, Some(&first)).unwrap();
+        assert_eq!(second.rules, edited);
+        assert_eq!(x.observe(f).unwrap().unwrap().rules, edited);
+        let after = counters(b, f);
+        assert_eq!(after.len(), 4, "{after:?}");
+        assert_eq!(after[0], hits[0], "the untouched rule lost its counters");
+        assert!(after[1].1.contains("--set-xmark 0xb/"), "{after:?}");
+
+        // A duplicated jump makes the chain unclean: that write rewrites, counters restart.
+        ipt(b, f, &["-t", "mangle", "-A", "PREROUTING", "-j", CHAIN]);
+        let dirty = x.observe(f).unwrap().unwrap();
+        let third = x.write_chain_over(f, &rules, Some(&dirty)).unwrap();
+        assert!(third.is_clean(), "{third:?}");
+        assert_eq!(counters(b, f)[0].0, 0, "a rewrite keeps no counters");
+    });
+}
+
+/// Rule numbers computed from a chain someone edited since: the in-place edit lands on the
+/// wrong rules, the read-back sees it, and the chain is rewritten to exactly the wanted rules.
+/// Nothing outside the chain is touched.
+#[test]
+fn an_in_place_edit_of_a_chain_changed_since_it_was_read_is_redone_whole() {
+    each_backend("in-place-stale", |b| {
+        let f = Family::Inet;
+        let x = xt(b);
+        ipt(
+            b,
+            f,
+            &[
+                "-t",
+                "mangle",
+                "-A",
+                "PREROUTING",
+                "-p",
+                "udp",
+                "-j",
+                "ACCEPT",
+            ],
+        );
+        let read = x.write_chain_over(f, &seed_rules(), None).unwrap();
+        let outside = foreign(b, f);
+        // Behind lvsctl's back: a rule pushed in at the top of its chain.
+        ipt(
+            b,
+            f,
+            &[
+                "-t",
+                "mangle",
+                "-I",
+                CHAIN,
+                "1",
+                "-d",
+                "10.9.9.9/32",
+                "-j",
+                "MARK",
+                "--set-mark",
+                "5",
+            ],
+        );
+        let mut wanted = seed_rules();
+        wanted[1].mark = Fwmark::new(0x21).unwrap();
+        let written = x.write_chain_over(f, &wanted, Some(&read)).unwrap();
+        assert_eq!(written.rules, wanted);
+        let now = x.observe(f).unwrap().unwrap();
+        assert!(now.is_clean(), "{now:?}");
+        assert_eq!(now.rules, wanted);
+        assert_eq!(foreign(b, f), outside);
+        // The hand-made rule inside lvsctl's chain is gone with the rewrite: the chain is lvsctl's.
+        assert!(save_all(b, f).iter().all(|l| !l.contains("10.9.9.9")));
     });
 }
