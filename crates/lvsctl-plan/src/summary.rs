@@ -50,18 +50,33 @@ pub fn summary(plan: &Plan) -> Summary {
     s
 }
 
+fn destroys_all_message(services: usize, examples: &str, added: usize) -> String {
+    if added == 0 {
+        format!(
+            "refusing to delete all {services} IPVS services of the director ({examples}); \
+             pass --allow-destroy if the manifest really is meant to empty the table"
+        )
+    } else {
+        format!(
+            "refusing to delete all {services} IPVS services of the director ({examples}): \
+             the manifest keeps none of them and adds {added} other service(s); pass \
+             --allow-destroy if it really replaces the whole table"
+        )
+    }
+}
+
 /// Why [`destroy_guard`] refused a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum GuardError {
     /// The plan deletes every IPVS service the director has.
-    #[error(
-        "refusing to delete all {services} IPVS services of the director ({examples}); \
-         pass --allow-destroy if the manifest really is meant to empty the table"
-    )]
+    #[error("{}", destroys_all_message(*.services, .examples, *.added))]
     DestroysAll {
         services: usize,
         /// The first few deleted services, for the message.
         examples: String,
+        /// Services the plan adds: an emptied manifest adds none; a manifest for another setup
+        /// or another director shares no service with this one and adds its own.
+        added: usize,
     },
     /// The plan touches more objects than the operator allowed.
     #[error(
@@ -123,9 +138,15 @@ pub fn destroy_guard(
             if deleted.len() > SHOWN {
                 examples.push_str(&format!(" and {} more", deleted.len() - SHOWN));
             }
+            let added = plan
+                .ops
+                .iter()
+                .filter(|op| matches!(op, Op::AddService { .. }))
+                .count();
             return Err(GuardError::DestroysAll {
                 services: deleted.len(),
                 examples,
+                added,
             });
         }
     }

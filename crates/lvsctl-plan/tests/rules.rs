@@ -582,9 +582,16 @@ fn guard_refuses_emptying_the_table() {
     let msg = err.to_string();
     assert!(msg.contains("--allow-destroy"), "{msg}");
     assert!(msg.contains("tcp/192.168.6.101:22"), "{msg}");
+    assert!(msg.contains("meant to empty the table"), "{msg}");
 
-    // Switching experiments deletes every old service too.
-    assert!(destroy_guard(&plan(&pnmpp(), &ppc()), &ppc(), None).is_err());
+    // Switching experiments deletes every old service too; the message says it is a swap.
+    let err = destroy_guard(&plan(&pnmpp(), &ppc()), &ppc(), None).unwrap_err();
+    assert!(matches!(err, GuardError::DestroysAll { added: 1, .. }));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("keeps none of them and adds 1 other service(s)"),
+        "{msg}"
+    );
 
     // Deleting some services, or starting from an empty table, is fine.
     let mut one_left = ppc();

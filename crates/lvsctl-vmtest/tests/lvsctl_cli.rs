@@ -211,6 +211,29 @@ snap restored
 cmd restored-again /opt/lvsctl apply -f /tmp/two.yaml
 ipvsadm -C
 
+# --- director-wide timeouts: plan lists and counts them, a refused apply keeps them, apply ---
+# --- sets them -----------------------------------------------------------------------------
+ipvsadm -A -t 192.168.6.109:25 -s rr
+cat >/tmp/timeouts.yaml <<'EOF'
+director:
+  timeouts: {tcp: 2h, tcpfin: 90s, udp: 240}
+services:
+  - name: web
+    vip: 192.168.6.101
+    port: 80
+    scheduler: rr
+    real_servers: [{address: 192.168.60.101}]
+EOF
+ipvsadm --set 900 120 300
+cmd t.plan /opt/lvsctl plan --detailed-exitcode -f /tmp/timeouts.yaml
+cmd t.plan-json /opt/lvsctl plan --detailed-exitcode --output json -f /tmp/timeouts.yaml
+cmd t.refused /opt/lvsctl apply -f /tmp/timeouts.yaml
+vm_section t.after-refused ipvsadm -L --timeout
+cmd t.apply /opt/lvsctl apply --allow-destroy -f /tmp/timeouts.yaml
+vm_section t.after ipvsadm -L --timeout
+cmd t.plan-again /opt/lvsctl plan --detailed-exitcode -f /tmp/timeouts.yaml
+ipvsadm -C
+
 # --- the real-server side, in each RS's namespace: a second VIP ------------------------------
 cat >/tmp/rs.yaml <<'EOF'
 realserver:
@@ -373,6 +396,44 @@ fn check_failure(run: &Run) {
     run.expect_no_changes("restored-again");
 }
 
+/// `director.timeouts`: listed by `plan` and counted by `--detailed-exitcode` (JSON keeps them
+/// out of the document but still counts them), untouched by an apply the wipe guard refuses
+/// (the only service it would delete is a stranger's), set by `apply`.
+fn check_timeouts(run: &Run) {
+    let before = "Timeout (tcp tcpfin udp): 900 120 300";
+    run.expect_status("t.plan", 2);
+    let plan = run.stdout("t.plan");
+    for line in [
+        "~ ipvs timeout tcp: 900s -> 7200s",
+        "~ ipvs timeout tcpfin: 120s -> 90s",
+        "~ ipvs timeout udp: 300s -> 240s",
+    ] {
+        assert!(plan.contains(line), "plan lacks `{line}`:\n{plan}");
+    }
+    run.expect_status("t.plan-json", 2);
+    let json = run.stdout("t.plan-json");
+    assert!(!json.contains("ipvs timeout"), "JSON plan:\n{json}");
+    run.expect_status("t.refused", 3);
+    let refused = run.stderr("t.refused");
+    assert!(
+        refused.contains("adds 1 other service(s)") && refused.contains("nothing was changed"),
+        "{refused}"
+    );
+    assert!(
+        run.section("t.after-refused").contains(before),
+        "a refused apply changed the timeouts:\n{}",
+        run.section("t.after-refused")
+    );
+    run.expect_status("t.apply", 0);
+    assert!(
+        run.section("t.after")
+            .contains("Timeout (tcp tcpfin udp): 7200 90 240"),
+        "{}",
+        run.section("t.after")
+    );
+    run.expect_status("t.plan-again", 0);
+}
+
 fn check_realserver(run: &Run) {
     for rs in ["rs1", "rs2"] {
         run.expect_status(&format!("{rs}.realserver"), 0);
@@ -472,6 +533,7 @@ fn midway_failure_vips_and_realserver() {
         return;
     }
     let run = run_director("failure-vips", FAILURES_AND_VIPS);
+    check_timeouts(&run);
     check_failure(&run);
     check_realserver(&run);
     check_vips(&run);

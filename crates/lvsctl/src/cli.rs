@@ -159,8 +159,8 @@ pub enum Command {
         /// Redraw every interval.
         #[arg(long)]
         watch: bool,
-        /// Redraw interval for --watch.
-        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+        /// Redraw interval for --watch (at least 10ms).
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
         interval: std::time::Duration,
         /// Read health from the daemon's state file.
         #[arg(long, value_name = "PATH", default_value = "/run/lvsctl/status.json")]
@@ -173,7 +173,7 @@ pub enum Command {
     #[command(after_help = "Example:\n  lvsctl run -f /etc/lvsctl/ --metrics 127.0.0.1:9469")]
     Run(RunArgs),
     /// Prepare a DR real server: VIPs on lo, arp_ignore=1 and arp_announce=2.
-    #[command(after_help = "Example:\n  lvsctl realserver -f examples/realserver.yaml --dry-run")]
+    #[command(after_help = "Example:\n  lvsctl realserver -f examples/pnmpp.yaml --dry-run")]
     Realserver {
         #[command(flatten)]
         manifests: ManifestArgs,
@@ -190,6 +190,7 @@ pub enum Command {
     /// Write man pages (lvsctl.1 and one per command) into a directory.
     #[command(after_help = "Example:\n  lvsctl man --out /usr/local/share/man/man1")]
     Man {
+        /// Directory to write the pages into (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
@@ -199,8 +200,9 @@ pub enum Command {
 pub struct RunArgs {
     #[command(flatten)]
     pub manifests: ManifestArgs,
-    /// Full reconcile at least this often, repairing drift made behind lvsctl's back.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    /// Full reconcile at least this often, repairing drift made behind lvsctl's back (at
+    /// least 10ms).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_interval)]
     pub resync_interval: std::time::Duration,
     /// Serve Prometheus metrics at /metrics on this address. A bare PORT binds loopback
     /// (127.0.0.1:PORT); give ADDR:PORT to listen elsewhere (logged as a warning).
@@ -233,23 +235,27 @@ pub fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
     })
 }
 
-/// Parses `500ms`, `3s`, `2m`, `1h`, or a bare number of seconds.
+/// Parses a duration as manifests write them (`500ms`, `3s`, `2m`, `1h`, `1m30s`), or a bare
+/// number of seconds.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (expected e.g. 500ms, 3s, 2m, 1h)"))?;
-    let d = match unit {
-        "ms" => std::time::Duration::from_millis(n),
-        "s" => std::time::Duration::from_secs(n),
-        "m" => std::time::Duration::from_secs(n * 60),
-        "h" => std::time::Duration::from_secs(n * 3600),
-        _ => return Err(format!("invalid duration {s:?} (units: ms, s, m, h)")),
-    };
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse()
+            .map(std::time::Duration::from_secs)
+            .map_err(|_| format!("invalid duration {s:?} (too large)"));
+    }
+    lvsctl_model::manifest::parse_duration(s)
+}
+
+/// [`parse_duration`] for intervals of a loop: zero would make it spin.
+pub fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if d < std::time::Duration::from_millis(10) {
+        return Err(format!(
+            "{s:?} is too short for an interval (at least 10ms)"
+        ));
+    }
     Ok(d)
 }
 
@@ -292,6 +298,17 @@ mod tests {
             parse_duration("2m").unwrap(),
             std::time::Duration::from_secs(120)
         );
-        assert!(parse_duration("3d").unwrap_err().contains("units"));
+        assert_eq!(
+            parse_duration("1m30s").unwrap(),
+            std::time::Duration::from_secs(90)
+        );
+        assert!(parse_duration("3d").unwrap_err().contains("1m30s"));
+        assert!(parse_duration("").is_err());
+        assert!(parse_interval("0s").unwrap_err().contains("at least 10ms"));
+        assert!(parse_interval("0").is_err());
+        assert_eq!(
+            parse_interval("250ms").unwrap(),
+            std::time::Duration::from_millis(250)
+        );
     }
 }

@@ -168,16 +168,17 @@ pub fn plan(
         );
     }
     match format {
-        PlanFormat::Text => {
-            print_plan(&p, &locations, color);
-            if state.is_none() {
-                director_timeouts(&manifest, true)?;
-            }
-        }
+        PlanFormat::Text => print_plan(&p, &locations, color),
         // render_json ends the document with a newline already.
         PlanFormat::Json => output::stdout(&lvsctl_plan::render_json(&p)),
     }
-    Ok(if detailed && !p.is_empty() {
+    // Director-wide timeouts are not IPVS objects and stay out of the plan and its JSON; in
+    // text they are listed after it. Either way they count for --detailed-exitcode.
+    let timeouts = match state {
+        Some(_) => 0,
+        None => director_timeouts(&manifest, true, matches!(format, PlanFormat::Text))?,
+    };
+    Ok(if detailed && (!p.is_empty() || timeouts > 0) {
         exit::CHANGES
     } else {
         exit::OK
@@ -200,7 +201,9 @@ fn observe(backend: &mut dyn Backend) -> Result<Observed> {
 /// Brings the director-wide IPVS timeouts (`director.timeouts`) to the manifest's values on the
 /// real kernel, printing each change; `dry_run` only prints. They are not IPVS objects, so they
 /// are kept out of the plan and its counts.
-fn director_timeouts(manifest: &Manifest, dry_run: bool) -> Result<()> {
+/// Returns how many timeouts differ (were changed, or would be with `dry_run`). Each change is
+/// printed on stdout, or with `to_stdout` false (JSON output) logged on stderr.
+fn director_timeouts(manifest: &Manifest, dry_run: bool, to_stdout: bool) -> Result<usize> {
     let t = &manifest.director.timeouts;
     let secs = |d: Option<Duration>| d.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
     let want = lvsctl_kernel::Timeouts {
@@ -211,17 +214,19 @@ fn director_timeouts(manifest: &Manifest, dry_run: bool) -> Result<()> {
     if want == lvsctl_kernel::Timeouts::default()
         || std::env::var_os("LVSCTL_FAKE_KERNEL").is_some()
     {
-        return Ok(());
+        return Ok(0);
     }
     let changes = lvsctl_kernel::sync_timeouts(&want, dry_run)
         .map_err(|e| anyhow::anyhow!("director timeouts: {e}"))?;
-    for c in changes {
-        output::stdout(&format!("{c}\n"));
-        if !dry_run {
+    for c in &changes {
+        if to_stdout {
+            output::stdout(&format!("{c}\n"));
+        }
+        if !dry_run || !to_stdout {
             info!("{c}");
         }
     }
-    Ok(())
+    Ok(changes.len())
 }
 
 /// Reads the manifests and observes the director at the same time: on a large director both
@@ -263,14 +268,17 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
     let free_lock = if opts.dry_run || !crate::lock::lock_path().exists() {
         None
     } else {
-        crate::lock::DirectorLock::acquire(Duration::ZERO).ok()
+        crate::lock::DirectorLock::acquire(Duration::ZERO, "").ok()
     };
     let (mut manifest, mut backend, observed, _lock) = if opts.dry_run || free_lock.is_some() {
         let (manifest, backend, observed) = load_and_observe(args)?;
         (manifest, backend, observed, free_lock)
     } else {
         let manifest = load_manifests(args)?;
-        let lock = crate::lock::DirectorLock::acquire(opts.lock_timeout)?;
+        let lock = crate::lock::DirectorLock::acquire(
+            opts.lock_timeout,
+            "wait for it to finish, or raise --lock-timeout",
+        )?;
         let mut backend =
             crate::backend::open_for_planning(manifest.director.vip_interface.as_deref())?;
         let observed = observe(backend.as_mut())?;
@@ -280,10 +288,7 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
     let observed = managed_view(&manifest, observed);
     let p = lvsctl_plan::plan(&desired, &observed.state);
     print_plan(&p, &locations, color);
-    director_timeouts(&manifest, opts.dry_run)?;
-    if p.is_empty() {
-        return Ok(exit::OK);
-    }
+    // The guard goes before the director-wide timeouts: a refused apply changes nothing.
     match lvsctl_plan::destroy_guard(&p, &observed.state, opts.max_changes) {
         Ok(()) => {}
         Err(lvsctl_plan::GuardError::DestroysAll { .. }) if opts.allow_destroy => {
@@ -291,22 +296,6 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
         }
         Err(e) => {
             let mut message = e.to_string();
-            if let lvsctl_plan::GuardError::DestroysAll { services, examples } = &e {
-                let new = desired
-                    .services
-                    .keys()
-                    .filter(|k| !observed.state.services.contains_key(k))
-                    .count();
-                if new > 0 {
-                    // Not an empty manifest but one that shares no service with the director
-                    // (a switch of setup, or another director's manifest): say so.
-                    message = format!(
-                        "refusing to delete all {services} IPVS services of the director \
-                         ({examples}): the manifest keeps none of them and adds {new} other \
-                         service(s); pass --allow-destroy if it really replaces the whole table"
-                    );
-                }
-            }
             message.push_str("; nothing was changed");
             return Err(Reported {
                 code: exit::REFUSED,
@@ -314,6 +303,10 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
             }
             .into());
         }
+    }
+    director_timeouts(&manifest, opts.dry_run, true)?;
+    if p.is_empty() {
+        return Ok(exit::OK);
     }
     if opts.dry_run {
         info!("dry run: nothing applied");
@@ -413,8 +406,24 @@ pub fn export(format: ExportFormat, state: bool) -> Result<u8> {
         output::stdout(&crate::snapshot::to_json(&observed)?);
         return Ok(exit::OK);
     }
-    output::stdout(&state_as_manifest(&observed.state, format)?);
+    let text = state_as_manifest(&observed.state, format)?;
+    warn_if_too_big(&text);
+    output::stdout(&text);
     Ok(exit::OK)
+}
+
+/// A manifest lvsctl writes that it would refuse to read back as one file: say how to use it.
+fn warn_if_too_big(text: &str) {
+    let limit = manifest::MAX_INPUT_BYTES;
+    if text.len() > limit {
+        warn!(
+            "this manifest is {:.1} MiB, more than the {} MiB lvsctl reads from one file: split \
+             its services over several files in one directory (each with its own `services:` \
+             list, `director:` in one of them) and pass the directory with -f DIR",
+            text.len() as f64 / (1024.0 * 1024.0),
+            limit / (1024 * 1024)
+        );
+    }
 }
 
 fn state_as_manifest(state: &State, format: ExportFormat) -> Result<String> {
@@ -469,7 +478,9 @@ pub fn import(from: ImportFrom, file: &Path) -> Result<u8> {
                          ipvsadm does not know the iptables rules that set the mark\n",
                     );
                 }
-                output::stdout(&format!("{head}{body}"));
+                let text = format!("{head}{body}");
+                warn_if_too_big(&text);
+                output::stdout(&text);
                 Ok(exit::OK)
             }
             Err(errors) => {

@@ -28,7 +28,9 @@ pub fn lock_path() -> PathBuf {
 }
 
 impl DirectorLock {
-    pub fn acquire(timeout: Duration) -> Result<Self> {
+    /// Waits up to `timeout` for the lock. `advice` ends the error when it is not granted
+    /// (what the caller's user can do about it).
+    pub fn acquire(timeout: Duration, advice: &str) -> Result<Self> {
         let path = lock_path();
         if let Some(dir) = path.parent() {
             // Best effort: the open below reports the real problem if this fails.
@@ -57,8 +59,7 @@ impl DirectorLock {
                             .unwrap_or_default();
                         bail!(
                             "another lvsctl is changing this director: lock {} is held{holder}; \
-                             gave up after waiting {:.1}s (wait for it to finish, or raise \
-                             --lock-timeout)",
+                             gave up after waiting {:.1}s ({advice})",
                             path.display(),
                             timeout.as_secs_f64()
                         );

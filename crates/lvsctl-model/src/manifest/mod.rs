@@ -66,6 +66,11 @@ pub use export::manifest_from_state;
 /// Largest manifest file accepted, in bytes; callers reading files stop one byte past it.
 pub use yaml::MAX_INPUT_BYTES;
 
+/// Parses a duration as manifests write them: `500ms`, `3s`, `2m`, `1h`, `1m30s`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    duration::parse(s)
+}
+
 use crate::state::{
     DestKey, DestSpec, Family, Forward, MarkChain, MarkRule, Protocol, Service, ServiceKey,
     ServiceSpec, State, VipState,
