@@ -410,6 +410,7 @@ fn record(
     s.last_check = Some(SystemTime::now());
     s.last_duration = Some(took);
     let before = s.status;
+    let was_confirmed = s.confirmed;
     if let Err(e) = &result
         && e.is_inconclusive()
     {
@@ -448,6 +449,17 @@ fn record(
         }
     };
     if s.status == before {
+        // A server that started down (absent from the kernel) and now failed a check of its
+        // own is still a transition for the daemon: the sorry server waits for every failed
+        // server of its service to be confirmed so.
+        if s.status == Status::Down && s.confirmed && !was_confirmed {
+            return Some(Transition {
+                target: *target,
+                from: before,
+                to: s.status,
+                reason,
+            });
+        }
         return None;
     }
     s.since = SystemTime::now();
@@ -620,6 +632,20 @@ mod tests {
         }
     }
 
+    /// A server that starts down (absent from the kernel) and fails its first check is
+    /// reported once: its service's sorry server waits for that confirmation.
+    #[test]
+    fn a_down_confirmed_by_its_first_failure_is_reported_once() {
+        let shared = fresh(Status::Down);
+        let c = config(2, 2);
+        let t = target(1);
+        let z = Duration::ZERO;
+        let confirmed = record(&shared, &t, &c, 1, fail(), z).unwrap();
+        assert_eq!((confirmed.from, confirmed.to), (Status::Down, Status::Down));
+        assert!(lock(&shared)[&t].state.confirmed);
+        assert_eq!(record(&shared, &t, &c, 1, fail(), z), None);
+    }
+
     #[test]
     fn unconfirmed_down_comes_up_on_first_pass() {
         let shared = fresh(Status::Down);
@@ -635,7 +661,10 @@ mod tests {
         let shared = fresh(Status::Down);
         let c = config(3, 3);
         let t = target(1);
-        assert_eq!(record(&shared, &t, &c, 1, fail(), Duration::ZERO), None);
+        // Still down, now confirmed so (reported: see the test above), and a confirmed down
+        // server needs `rise` passes.
+        let confirmed = record(&shared, &t, &c, 1, fail(), Duration::ZERO).unwrap();
+        assert_eq!(confirmed.to, Status::Down);
         assert!(lock(&shared)[&t].state.confirmed);
         assert_eq!(record(&shared, &t, &c, 1, Ok(()), Duration::ZERO), None);
     }

@@ -42,14 +42,17 @@ pub fn check_config(h: &HealthCheck) -> CheckConfig {
     }
 }
 
-/// The state a real server starts in when it is first checked: the kernel's. Present with a
-/// weight (or with the weight 0 the manifest itself gives) is up; absent, or quiesced while the
-/// manifest wants a weight, is down. Nothing is changed until the checks say otherwise.
+/// The state a real server starts in when it is first checked: the kernel's. Present is up,
+/// absent is down; with `on_failure: quiesce`, where a failed server stays at weight 0, weight
+/// 0 while the manifest wants a weight is down too. Nothing is changed until the checks say
+/// otherwise. (Under `remove` a weight-0 server was quiesced by hand or is draining: taking it
+/// for failed would delete it and drop its connections.)
 pub fn initial_status(
     observed: &Observed,
     service: &ServiceKey,
     dest: &DestKey,
     weight: u32,
+    on_failure: OnFailure,
 ) -> Status {
     match observed
         .state
@@ -57,7 +60,7 @@ pub fn initial_status(
         .get(service)
         .and_then(|s| s.dests.get(dest))
     {
-        Some(d) if d.weight > 0 || weight == 0 => Status::Up,
+        Some(d) if d.weight > 0 || weight == 0 || on_failure == OnFailure::Remove => Status::Up,
         _ => Status::Down,
     }
 }
@@ -75,7 +78,7 @@ pub fn health_targets(
                 service: svc.key,
                 server: rs.key,
             };
-            let initial = initial_status(observed, &svc.key, &rs.key, rs.spec.weight);
+            let initial = initial_status(observed, &svc.key, &rs.key, rs.spec.weight, h.on_failure);
             out.push((target, check_config(h), initial));
         }
     }
@@ -106,11 +109,13 @@ pub fn desired_state(
         let Some(service) = state.services.get_mut(&svc.key) else {
             continue;
         };
+        // "Down" here means no real server can take a new connection: a server at weight 0
+        // cannot either, healthy or not.
         let mut all_down = !svc.real_servers.is_empty();
         let mut all_confirmed = true;
         for rs in &svc.real_servers {
             let Some(h) = &rs.health else {
-                all_down = false;
+                all_down &= rs.spec.weight == 0;
                 continue;
             };
             let target = Target {
@@ -134,7 +139,7 @@ pub fn desired_state(
                     }
                 }
                 // Up, or not checked yet (a check that has not been started): keep it.
-                _ => all_down = false,
+                _ => all_down &= rs.spec.weight == 0,
             }
         }
         let Some(sorry) = &svc.sorry_server else {
@@ -188,6 +193,29 @@ services:
       on_failure: quiesce
 ";
 
+    /// A check's verdict as the monitor gives it: down or up, confirmed or not.
+    fn verdict(down: bool, confirmed: bool) -> Option<(Status, bool)> {
+        Some((if down { Status::Down } else { Status::Up }, confirmed))
+    }
+
+    /// Sets a real server's weight in the kernel to 0.
+    fn quiesce(observed: &mut Observed, service: &str, server: &str) {
+        let svc = observed.state.services.get_mut(&service.parse().unwrap());
+        svc.unwrap()
+            .dests
+            .get_mut(&server.parse().unwrap())
+            .unwrap()
+            .weight = 0;
+    }
+
+    /// The state each check starts in.
+    fn starting(m: &Manifest, observed: &Observed) -> BTreeMap<Target, Status> {
+        health_targets(m, observed)
+            .into_iter()
+            .map(|(t, _, s)| (t, s))
+            .collect()
+    }
+
     fn t(svc: &str, rs: &str) -> Target {
         Target {
             service: svc.parse().unwrap(),
@@ -203,15 +231,7 @@ services:
             ..Observed::default()
         };
         // 10.0.2.2 is quiesced in the kernel while the manifest wants weight 3: it was down.
-        observed
-            .state
-            .services
-            .get_mut(&"tcp/10.0.0.2:80".parse().unwrap())
-            .unwrap()
-            .dests
-            .get_mut(&"10.0.2.2:80".parse().unwrap())
-            .unwrap()
-            .weight = 0;
+        quiesce(&mut observed, "tcp/10.0.0.2:80", "10.0.2.2:80");
         // 10.0.1.2 is absent.
         observed
             .state
@@ -220,15 +240,45 @@ services:
             .unwrap()
             .dests
             .remove(&"10.0.1.2:80".parse().unwrap());
-        let targets: BTreeMap<Target, Status> = health_targets(&m, &observed)
-            .into_iter()
-            .map(|(t, _, s)| (t, s))
-            .collect();
+        let targets = starting(&m, &observed);
         assert_eq!(targets.len(), 4);
         assert_eq!(targets[&t("tcp/10.0.0.1:80", "10.0.1.1:80")], Status::Up);
         assert_eq!(targets[&t("tcp/10.0.0.1:80", "10.0.1.2:80")], Status::Down);
         assert_eq!(targets[&t("tcp/10.0.0.2:80", "10.0.2.1:80")], Status::Up);
         assert_eq!(targets[&t("tcp/10.0.0.2:80", "10.0.2.2:80")], Status::Down);
+
+        // Under `on_failure: remove` (web), weight 0 in the kernel is a server quiesced by hand
+        // or draining, not a failed one: it starts up, so it is never deleted before a check.
+        quiesce(&mut observed, "tcp/10.0.0.1:80", "10.0.1.1:80");
+        let targets = starting(&m, &observed);
+        assert_eq!(targets[&t("tcp/10.0.0.1:80", "10.0.1.1:80")], Status::Up);
+    }
+
+    /// A server at weight 0 takes no new connection, healthy or not: when it is all a service
+    /// has left, the sorry server comes in.
+    #[test]
+    fn a_healthy_server_at_weight_zero_does_not_keep_the_sorry_server_out() {
+        let text = M.replace(
+            "{address: 10.0.2.2, weight: 3}",
+            "{address: 10.0.2.2, weight: 0}",
+        );
+        let m = manifest::parse("m.yaml", &text).unwrap();
+        let (s, e) = desired_state(&m, &Observed::default(), |x: &Target| {
+            verdict(x.server.to_string() == "10.0.2.1:80", true)
+        });
+        let quiet = &s.services[&"tcp/10.0.0.2:80".parse().unwrap()];
+        assert!(quiet.dests.contains_key(&"10.0.9.9:80".parse().unwrap()));
+        assert!(e.sorry.contains(&"tcp/10.0.0.2:80".parse().unwrap()));
+        // With 10.0.2.1 up again, the weighted server takes traffic: no sorry server.
+        let (s, e) = desired_state(&m, &Observed::default(), |_: &Target| {
+            Some((Status::Up, true))
+        });
+        assert!(
+            !s.services[&"tcp/10.0.0.2:80".parse().unwrap()]
+                .dests
+                .contains_key(&"10.0.9.9:80".parse().unwrap())
+        );
+        assert!(e.sorry.is_empty());
     }
 
     #[test]
@@ -262,16 +312,7 @@ services:
             t("tcp/10.0.0.2:80", "10.0.2.1:80"),
         ]
         .into();
-        let health = |x: &Target| {
-            Some((
-                if down.contains(x) {
-                    Status::Down
-                } else {
-                    Status::Up
-                },
-                true,
-            ))
-        };
+        let health = |x: &Target| verdict(down.contains(x), true);
         let (s, e) = desired_state(&m, &observed, health);
         let web = &s.services[&"tcp/10.0.0.1:80".parse().unwrap()];
         assert_eq!(web.dests.len(), 2);
@@ -285,14 +326,7 @@ services:
 
         // Every server of "quiet" down and confirmed: the sorry server joins, the service stays.
         let (s, e) = desired_state(&m, &observed, |x: &Target| {
-            Some((
-                if x.service.to_string() == "tcp/10.0.0.2:80" {
-                    Status::Down
-                } else {
-                    Status::Up
-                },
-                true,
-            ))
+            verdict(x.service.to_string() == "tcp/10.0.0.2:80", true)
         });
         let quiet = &s.services[&"tcp/10.0.0.2:80".parse().unwrap()];
         assert_eq!(quiet.dests.len(), 3);
@@ -301,14 +335,7 @@ services:
 
         // The same but unconfirmed (just started) and no sorry server in the kernel: not added.
         let (s, _) = desired_state(&m, &observed, |x: &Target| {
-            Some((
-                if x.service.to_string() == "tcp/10.0.0.2:80" {
-                    Status::Down
-                } else {
-                    Status::Up
-                },
-                false,
-            ))
+            verdict(x.service.to_string() == "tcp/10.0.0.2:80", false)
         });
         assert_eq!(
             s.services[&"tcp/10.0.0.2:80".parse().unwrap()].dests.len(),

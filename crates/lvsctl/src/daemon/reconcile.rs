@@ -45,7 +45,8 @@ pub struct Config {
     pub use_lock: bool,
     /// Quiet time after the last file event before re-reading.
     pub debounce: Duration,
-    /// Longest a burst of events can postpone the re-read.
+    /// Longest a burst of events can postpone the re-read (a file still being written
+    /// postpones it longer: see `settle`).
     pub debounce_cap: Duration,
     /// A manifest modified less than this long ago may be half-written: wait before reading.
     pub settle: Duration,
@@ -239,6 +240,22 @@ impl Daemon {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                // A due deadline goes before new events: health transitions arriving faster
+                // than passes end would otherwise hold off manifest changes and resyncs.
+                () = tokio::time::sleep_until(deadline) => {
+                    let now = Instant::now();
+                    if debounce.is_some_and(|(_, at)| at <= now) {
+                        debounce = None;
+                        pending = Some(Trigger::Manifest);
+                    } else if retry_at.is_some_and(|at| at <= now) {
+                        pending = Some(Trigger::Retry);
+                    } else if next_resync <= now {
+                        pending = Some(Trigger::Resync);
+                    }
+                    if next_resync <= now {
+                        next_resync = now + resync;
+                    }
+                }
                 Some(()) = recv(&mut inputs.reload) => {
                     info!("reloading manifests (SIGHUP)");
                     pending = Some(Trigger::Reload);
@@ -256,20 +273,6 @@ impl Daemon {
                         log_transition(&t);
                     }
                     pending = Some(Trigger::Health);
-                }
-                () = tokio::time::sleep_until(deadline) => {
-                    let now = Instant::now();
-                    if debounce.is_some_and(|(_, at)| at <= now) {
-                        debounce = None;
-                        pending = Some(Trigger::Manifest);
-                    } else if retry_at.is_some_and(|at| at <= now) {
-                        pending = Some(Trigger::Retry);
-                    } else if next_resync <= now {
-                        pending = Some(Trigger::Resync);
-                    }
-                    if next_resync <= now {
-                        next_resync = now + resync;
-                    }
                 }
             }
         }
@@ -308,7 +311,10 @@ impl Daemon {
 
         let lock = if self.config.use_lock {
             match tokio::task::spawn_blocking(|| {
-                crate::lock::DirectorLock::acquire(Duration::from_secs(10))
+                crate::lock::DirectorLock::acquire(
+                    Duration::from_secs(10),
+                    "the daemon tries again with backoff",
+                )
             })
             .await
             {
@@ -517,14 +523,26 @@ impl Daemon {
     /// Returns how long to wait when the files changed too recently to be trusted.
     fn read_manifest(&mut self) -> Option<Duration> {
         let now = Instant::now();
-        let settle_for = self.unsettled_since.map_or(Duration::ZERO, |t| now - t);
-        match read_manifests(&self.config, settle_for) {
+        match read_manifests(&self.config) {
             Read::Unsettled(wait) => {
-                self.unsettled_since.get_or_insert(now);
-                debug!(
-                    ?wait,
-                    "manifest changed moments ago; waiting for it to settle"
-                );
+                let since = *self.unsettled_since.get_or_insert(now);
+                // Said once per wait, when it outlasts the debounce cap.
+                let waited = now - since;
+                if waited >= self.config.debounce_cap
+                    && waited < self.config.debounce_cap + wait.max(Duration::from_millis(1))
+                {
+                    warn!(
+                        waited_s = waited.as_secs_f64(),
+                        "the manifest files keep changing; waiting until they have stood still \
+                         for {:?} before reading them (the last good manifest stays in force)",
+                        self.config.settle
+                    );
+                } else {
+                    debug!(
+                        ?wait,
+                        "manifest changed moments ago; waiting for it to settle"
+                    );
+                }
                 return Some(wait);
             }
             Read::Loaded(m) => {
@@ -884,11 +902,12 @@ fn apply_ops(backend: &mut dyn Backend, ops: &[Op]) -> Vec<OpResult> {
         .collect()
 }
 
-/// Reads and validates the manifests, unless one changed less than `settle` ago (it may be
-/// half-written) and they have not been waited for longer than the debounce cap already.
-fn read_manifests(config: &Config, waited: Duration) -> Read {
-    if waited < config.debounce_cap
-        && let Some(age) = newest_change(&config.manifests)
+/// Reads and validates the manifests, unless one changed less than `settle` ago: it may be
+/// half-written, and a truncated manifest is often still valid (one that lost its last
+/// services would delete them). There is no deadline on this wait: a file rewritten more often
+/// than `settle` is never read, and the caller says so.
+fn read_manifests(config: &Config) -> Read {
+    if let Some(age) = newest_change(&config.manifests)
         && age < config.settle
     {
         // Look again soon rather than sleeping the whole settle time: the cap must hold.

@@ -644,6 +644,22 @@ async fn a_file_changed_moments_ago_is_not_trusted_yet() {
     let d = start(c, &kernel, &Health::default());
     sleep(Duration::from_millis(1500)).await;
     assert_eq!(kernel.attempts(), 0, "read before the file settled");
+    // Past the debounce cap too: a file that may still be being written is never read (a
+    // truncated manifest is often valid and would delete the services it lost).
+    sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        kernel.attempts(),
+        0,
+        "read a file still changing after the cap"
+    );
+    // Once it has stood still, it is read.
+    let old = std::time::SystemTime::now() - Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.join("lvsctl.yaml"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
     sleep(Duration::from_secs(1)).await;
     assert_eq!(kernel.state(), desired(TWO_SERVICES));
     d.stop().await;
