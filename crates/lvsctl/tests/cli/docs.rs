@@ -228,3 +228,48 @@ fn on_a_terminal_colour_is_on_unless_no_color() {
     assert!(plain.contains("INFO observed the director"), "{plain:?}");
     assert!(plain.contains("  + service fwmark/10"), "{plain:?}");
 }
+
+/// The README's "every key" manifest is one valid manifest, so it can be copied as it is.
+#[test]
+fn the_readmes_every_key_block_validates() {
+    let sb = Sandbox::new("docs-every-key");
+    let readme = std::fs::read_to_string(crate::support::repo_root().join("README.md")).unwrap();
+    let start = readme
+        .find("Every key, with its default or range:")
+        .expect("README.md has the every-key block");
+    let block = readme[start..]
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .unwrap();
+    assert!(block.contains("real_servers:") && block.contains("realserver:"));
+    let path = sb.write("every.yaml", block);
+    let out = sb
+        .run(&["validate", "-f", path.to_str().unwrap()])
+        .success();
+    assert!(
+        out.stdout.starts_with("valid: 1 service(s)"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// Files named in `--help` examples exist in the repository.
+#[test]
+fn help_examples_name_files_that_exist() {
+    let sb = Sandbox::new("docs-help-files");
+    let root = crate::support::repo_root();
+    for name in subcommands(&sb) {
+        let help = sb.run(&[&name, "--help"]).success().stdout;
+        for word in help.split_whitespace() {
+            if (word.starts_with("examples/") || word.starts_with("manifests/"))
+                && !word.ends_with('/')
+            {
+                assert!(
+                    root.join(word).exists(),
+                    "`lvsctl {name} --help` names {word}, which does not exist"
+                );
+            }
+        }
+    }
+}
