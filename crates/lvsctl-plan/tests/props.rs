@@ -605,6 +605,75 @@ fn check_keys(p: &Plan, d: &State, o: &State) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Minimality, op by op: each one changes something that differs between the two sides (a
+/// same-key delete and add only as a replacement of something that differs).
+fn check_needed(p: &Plan, d: &State, o: &State) -> Result<(), TestCaseError> {
+    let added: BTreeSet<ServiceKey> = p
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::AddService { key, .. } => Some(*key),
+            _ => None,
+        })
+        .collect();
+    let dest = |s: &State, svc: &ServiceKey, k: &DestKey| {
+        s.services.get(svc).and_then(|x| x.dests.get(k)).copied()
+    };
+    for op in &p.ops {
+        match op {
+            Op::AddService { key, .. } => prop_assert!(
+                o.services.get(key).map(|x| &x.spec) != d.services.get(key).map(|x| &x.spec),
+                "{op}: the service is already there as wanted"
+            ),
+            Op::DeleteService { key, .. } => prop_assert!(
+                !d.services.contains_key(key)
+                    || (added.contains(key)
+                        && d.services.get(key).map(|x| &x.spec)
+                            != o.services.get(key).map(|x| &x.spec)),
+                "{op}: the service is wanted as it is"
+            ),
+            Op::UpdateService {
+                key, before, after, ..
+            } => {
+                prop_assert!(before != after, "{op}: changes nothing");
+                prop_assert_eq!(Some(&**after), d.services.get(key).map(|x| &x.spec));
+            }
+            Op::AddDest {
+                service, key, spec, ..
+            } => prop_assert!(
+                added.contains(service) || dest(o, service, key) != Some(*spec),
+                "{op}: the real server is already there as wanted"
+            ),
+            Op::UpdateDest {
+                service,
+                key,
+                before,
+                after,
+                ..
+            } => {
+                prop_assert!(before != after, "{op}: changes nothing");
+                prop_assert_eq!(Some(**after), dest(d, service, key));
+            }
+            Op::DeleteDest { service, key, .. } => prop_assert!(
+                dest(d, service, key).is_none() || dest(d, service, key) != dest(o, service, key),
+                "{op}: the real server is wanted as it is"
+            ),
+            Op::WriteMarkChain { family, rules, .. } => prop_assert!(
+                o.marks
+                    .get(family)
+                    .is_none_or(|c| !c.hooked || &c.rules != rules),
+                "{op}: the chain is already as wanted"
+            ),
+            Op::RemoveMarkChain { family, .. } => prop_assert!(
+                d.marks.get(family).is_none_or(|c| c.rules.is_empty()),
+                "{op}: the chain is wanted"
+            ),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
 
@@ -635,6 +704,18 @@ proptest! {
     #[test]
     fn touches_only_known_keys((d, o) in arb_pair()) {
         check_keys(&plan(&d, &o), &d, &o)?;
+    }
+
+    /// (c') every op is needed: it changes something that differs.
+    #[test]
+    fn every_op_changes_something_that_differs((d, o) in arb_near_pair()) {
+        check_needed(&plan(&d, &o), &d, &o)?;
+    }
+
+    /// (c'') the same, on unrelated states.
+    #[test]
+    fn every_op_is_needed_on_any_pair((d, o) in arb_pair()) {
+        check_needed(&plan(&d, &o), &d, &o)?;
     }
 
     /// (e) the safe order holds.

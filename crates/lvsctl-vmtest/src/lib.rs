@@ -433,8 +433,9 @@ mod tests {
 
     #[test]
     fn marker_gives_the_command_status() {
+        // The marker, not the process's own code, is the command's status.
         let console = "boot\nLVSCTL-VM-EXIT=3\n[ 1.0] reboot: Power down\n".to_string();
-        let out = interpret(Some(3), console, 10).unwrap();
+        let out = interpret(Some(0), console, 10).unwrap();
         assert_eq!(out.status, 3);
         assert!(!out.success());
     }
@@ -442,7 +443,7 @@ mod tests {
     #[test]
     fn the_last_marker_wins() {
         let console = "LVSCTL-VM-EXIT=0\nLVSCTL-VM-EXIT=1\n".to_string();
-        assert_eq!(interpret(Some(1), console, 10).unwrap().status, 1);
+        assert_eq!(interpret(Some(7), console, 10).unwrap().status, 1);
     }
 
     #[test]

@@ -46,12 +46,15 @@ fn open_with(
 
 /// A [`FakeKernel`] whose state lives in a snapshot file between runs, so the CLI can be tested
 /// end to end (plan, apply, export, a failure mid-way, the next apply) without a kernel.
-/// `LVSCTL_FAKE_FAIL_AT=N` fails the N-th operation (0-based) of this process with EINVAL, and
-/// `LVSCTL_FAKE_FAIL_SCHEDULER=name` makes that scheduler "not available" (ENOENT).
+/// `LVSCTL_FAKE_FAIL_AT=N` fails the N-th operation (0-based) of this process with EINVAL,
+/// `LVSCTL_FAKE_FAIL_SCHEDULER=name` makes that scheduler "not available" (ENOENT), and
+/// `LVSCTL_FAKE_SAVE_EVERY_OP=1` saves the file after every operation, as a kernel would show
+/// each one at once (the kill -9 tests need a table caught in the middle of a plan).
 pub struct FileFake {
     path: PathBuf,
     kernel: FakeKernel,
     executed: usize,
+    save_every_op: bool,
     fail_at: Option<usize>,
     missing_scheduler: Option<String>,
 }
@@ -74,6 +77,7 @@ impl FileFake {
             path,
             kernel: FakeKernel::new(observed).without_history(),
             executed: 0,
+            save_every_op: std::env::var_os("LVSCTL_FAKE_SAVE_EVERY_OP").is_some_and(|v| v == "1"),
             fail_at,
             missing_scheduler: std::env::var("LVSCTL_FAKE_FAIL_SCHEDULER").ok(),
         })
@@ -98,6 +102,12 @@ impl Backend for FileFake {
     /// Saves once per chunk, not once per op: a snapshot write of a 10,000-service table
     /// after each of its 110,000 ops would take hours. What ran before a failure is saved.
     fn execute_all(&mut self, ops: &[Op]) -> Result<(), (usize, BackendError)> {
+        if self.save_every_op {
+            return ops
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, op)| self.execute(op).map_err(|e| (i, e)));
+        }
         let ran = ops
             .iter()
             .enumerate()

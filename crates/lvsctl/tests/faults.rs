@@ -333,6 +333,7 @@ impl Sandbox {
             .env_remove("RUST_LOG")
             .env_remove("LVSCTL_FAKE_FAIL_AT")
             .env_remove("LVSCTL_FAKE_FAIL_SCHEDULER")
+            .env_remove("LVSCTL_FAKE_SAVE_EVERY_OP")
             .env_remove("LVSCTL_LOCK_FILE")
             .stdin(Stdio::null());
         c
@@ -451,8 +452,9 @@ fn the_binary_reports_a_failure_at_any_step_and_the_next_apply_finishes() {
 }
 
 /// A manifest of `n` services on `vip` (ports from `base`), each with two real servers:
-/// switching between two of them is a plan of about 6n steps, long enough (the file-backed
-/// fake rewrites its file after every step) to be caught in the middle.
+/// switching between two of them is a plan of about 6n steps, long enough (with
+/// `LVSCTL_FAKE_SAVE_EVERY_OP=1` the file-backed fake rewrites its file after every step) to be
+/// caught in the middle.
 fn big_manifest(vip: &str, base: u16, n: u16, weight: u32) -> String {
     let mut s = String::from("director:\n  vip_interface: lvs0\nservices:\n");
     // One service both manifests share, unchanged: it must never go.
@@ -513,9 +515,14 @@ fn kill_9_of_apply_at_random_moments_leaves_a_whole_table_and_the_next_apply_con
     let shared = ma.services[0].key;
     assert_eq!(shared, mb.services[0].key);
     assert_ok(&sb.run(&["apply", "-q", "-f", &a]), "first apply");
-    // How long one full switch takes here, to spread the kills over it.
+    // How long one full switch takes here, saving after every step, to spread the kills over it.
     let t = Instant::now();
-    assert_ok(&sb.run(&["apply", "-q", "-f", &b]), "timing apply");
+    let out = sb
+        .cmd(&["apply", "-q", "-f", &b])
+        .env("LVSCTL_FAKE_SAVE_EVERY_OP", "1")
+        .output()
+        .unwrap();
+    assert_ok(&out, "timing apply");
     let full = t.elapsed();
     let mut rng = Rng(0x005e_ed0f_1a11);
     let rounds = iterations(30, 200);
@@ -525,6 +532,7 @@ fn kill_9_of_apply_at_random_moments_leaves_a_whole_table_and_the_next_apply_con
         let before = sb.observed().state;
         let mut child = sb
             .cmd(&["apply", "-q", "-f", file])
+            .env("LVSCTL_FAKE_SAVE_EVERY_OP", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -558,6 +566,11 @@ fn kill_9_of_apply_at_random_moments_leaves_a_whole_table_and_the_next_apply_con
             "round {i}: not converged"
         );
     }
+    // Not a check of luck: the kills are spread over whole applies, most of which is the plan.
+    assert!(
+        killed_mid_plan > 0,
+        "no apply was killed in the middle of a plan ({finished_first} finished first)"
+    );
     println!(
         "faults: {rounds} lvsctl apply processes killed with SIGKILL ({killed_mid_plan} in the \
          middle of a plan, {finished_first} finished first); every kernel file was whole, the \

@@ -6,8 +6,8 @@
 //! when the thread and its children end. The host's own namespace is never touched: if the
 //! unshare fails the body does not run at all.
 //!
-//! Without root the tests cannot run: they print a loud SKIPPED line, or fail when
-//! `LVSCTL_REQUIRE_NETNS=1` (set it in CI so nothing is skipped silently).
+//! Without root the tests cannot run: they print a loud SKIPPED line (past libtest's capture),
+//! or fail when `LVSCTL_REQUIRE_NETNS` is set, as `tests/run-all.sh` (CI) sets it.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -39,7 +39,9 @@ where
                 if std::env::var_os("LVSCTL_REQUIRE_NETNS").is_some() {
                     panic!("{name}: {msg} (LVSCTL_REQUIRE_NETNS is set)");
                 }
-                eprintln!("SKIPPED {name}: {msg}");
+                // Straight to the process's stderr: libtest captures eprintln! here too.
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr().lock(), "SKIPPED {name}: {msg}");
                 return;
             }
             body();
