@@ -157,6 +157,9 @@ pub struct Daemon {
     /// The manifests must be read before the next pass plans.
     manifest_dirty: bool,
     unsettled_since: Option<Instant>,
+    /// The VIP interface the backend reads VIPs on, once told (`director.vip_interface` of the
+    /// manifest in force; it may change, or come only after an invalid start-up manifest).
+    vip_interface: Option<Option<String>>,
 
     /// When each real server being drained started draining.
     drains: BTreeMap<(ServiceKey, DestKey), Instant>,
@@ -189,6 +192,7 @@ impl Daemon {
             manifest_error: None,
             manifest_dirty: true,
             unsettled_since: None,
+            vip_interface: None,
             drains: BTreeMap::new(),
             last_converged: None,
             failures_in_row: 0,
@@ -325,6 +329,25 @@ impl Daemon {
         } else {
             None
         };
+
+        let want = manifest.director.vip_interface.clone();
+        if self.vip_interface.as_ref() != Some(&want) {
+            let backend = Arc::clone(&self.backend);
+            let interface = want.clone();
+            let told = tokio::task::spawn_blocking(move || {
+                lock_backend(&backend).observe_vips(interface.as_deref())
+            })
+            .await;
+            match told {
+                Ok(Ok(_)) => self.vip_interface = Some(want),
+                Ok(Err(e)) => {
+                    return self.failed(trigger, started, format!("observe VIPs: {e}"), outcome);
+                }
+                Err(e) => {
+                    return self.failed(trigger, started, format!("VIP task: {e}"), outcome);
+                }
+            }
+        }
 
         let backend = Arc::clone(&self.backend);
         let observed =

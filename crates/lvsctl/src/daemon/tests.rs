@@ -37,6 +37,8 @@ struct Kernel {
     log: Arc<Mutex<Vec<(Instant, Op, bool)>>>,
     /// When set, each execute first reports on `entered` and waits for `release`.
     gate: Arc<Mutex<Option<Gate>>>,
+    /// Every VIP interface the daemon told the backend about, in order.
+    vip_told: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 struct Gate {
@@ -68,6 +70,16 @@ impl Kernel {
 impl Backend for Kernel {
     fn observe(&mut self) -> Result<Observed, BackendError> {
         self.inner.lock().unwrap().observe()
+    }
+    fn observe_vips(
+        &mut self,
+        interface: Option<&str>,
+    ) -> Result<Option<lvsctl_model::VipState>, BackendError> {
+        self.vip_told
+            .lock()
+            .unwrap()
+            .push(interface.map(str::to_owned));
+        Ok(self.inner.lock().unwrap().observe()?.state.vips)
     }
     fn execute(&mut self, op: &Op) -> Result<(), BackendError> {
         if let Some(g) = self.gate.lock().unwrap().as_ref() {
@@ -588,6 +600,29 @@ async fn a_plan_deleting_every_service_is_refused() {
     let d = start(c, &kernel, &Health::default());
     sleep(Duration::from_secs(1)).await;
     assert!(kernel.state().services.is_empty());
+    d.stop().await;
+}
+
+/// The VIP interface follows the manifest in force: told once at the first pass, again when a
+/// manifest names another one, and not on every pass.
+#[tokio::test(start_paused = true)]
+async fn the_vip_interface_follows_the_manifest() {
+    let dir = tempdir("vip-interface");
+    write(&dir, TWO_SERVICES);
+    let kernel = Kernel::default();
+    let d = start(config(&dir), &kernel, &Health::default());
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(*kernel.vip_told.lock().unwrap(), [None]);
+    write(
+        &dir,
+        &format!("director:\n  vip_interface: lvs7\n{TWO_SERVICES}"),
+    );
+    d.events.send(()).unwrap();
+    sleep(Duration::from_secs(70)).await;
+    assert_eq!(
+        *kernel.vip_told.lock().unwrap(),
+        [None, Some("lvs7".to_owned())]
+    );
     d.stop().await;
 }
 
