@@ -45,6 +45,9 @@ pub(crate) async fn check(
             }
         })?;
     let pid = child.id();
+    // A check dropped while its command runs (stopped by a manifest change, or the daemon
+    // stopping) takes the whole group with it; kill_on_drop alone reaches only the child.
+    let mut group = KillGroupOnDrop(pid);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
 
@@ -53,7 +56,10 @@ pub(crate) async fn check(
             tokio::join!(child.wait(), read_bounded(stdout), read_bounded(stderr));
         (status, out, err)
     };
-    match tokio::time::timeout(deadline, run).await {
+    let ran = tokio::time::timeout(deadline, run).await;
+    // Finished (the child is reaped, its group id free for reuse) or timed out (killed below).
+    group.0 = None;
+    match ran {
         Ok((Ok(status), out, err)) if status.success() => {
             let _ = (out, err);
             Ok(())
@@ -107,6 +113,17 @@ fn last_line(output: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(output);
     let line = text.lines().rev().find(|l| !l.trim().is_empty())?.trim();
     Some(line.chars().take(200).collect())
+}
+
+/// Kills the process group of a check whose future is dropped before its command ended.
+struct KillGroupOnDrop(Option<u32>);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            kill_group(pid);
+        }
+    }
 }
 
 /// Sends SIGKILL to the process group led by `pid`.

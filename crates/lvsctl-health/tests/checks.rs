@@ -315,9 +315,35 @@ async fn exec_killed_at_deadline_with_its_children() {
         .await
         .unwrap_err();
     assert!(matches!(err, CheckError::Timeout { .. }), "{err}");
-    let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_owned();
-    // The grandchild was in the check's process group and got SIGKILL too; wait (bounded) for
-    // init to reap it.
+    assert_gone(&pidfile).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A check stopped while its command runs (the daemon drops it on a manifest change) kills
+/// the command's children too, not only the command.
+#[tokio::test]
+async fn exec_dropped_mid_run_kills_its_children() {
+    let dir = std::env::temp_dir().join(format!("lvsctl-health-drop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pidfile = dir.join("pid");
+    let script = format!("sleep 600 & echo $! > {}; wait", pidfile.display());
+    let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
+    let probe = exec(&["sh", "-c", &script]);
+    let to = target(addr);
+    let running = run_probe(&probe, &to, Duration::from_secs(600));
+    // Long enough for the script to start its sleep and write the pid; then drop the check.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), running)
+            .await
+            .is_err()
+    );
+    assert_gone(&pidfile).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The process whose pid is in `pidfile` ends (bounded wait for init to reap it).
+async fn assert_gone(pidfile: &std::path::Path) {
+    let pid = std::fs::read_to_string(pidfile).unwrap().trim().to_owned();
     let proc_path = format!("/proc/{pid}/stat");
     let mut gone = false;
     for _ in 0..100 {
@@ -333,8 +359,7 @@ async fn exec_killed_at_deadline_with_its_children() {
             Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
-    assert!(gone, "sleep {pid} outlived its timed-out check");
-    let _ = std::fs::remove_dir_all(&dir);
+    assert!(gone, "sleep {pid} outlived its check");
 }
 
 #[tokio::test]
