@@ -54,6 +54,9 @@ pub struct Config {
     pub backoff_max: Duration,
     /// Spread of the first health checks (see [`Monitor::with_spread`]).
     pub health_spread: Duration,
+    /// How often the status file is rewritten between passes while health checks run, so
+    /// `lvsctl status` shows checks that failed without (yet) changing anything.
+    pub status_refresh: Duration,
 }
 
 impl Config {
@@ -73,6 +76,7 @@ impl Config {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             health_spread: Duration::from_secs(1),
+            status_refresh: Duration::from_secs(2),
         }
     }
 }
@@ -223,6 +227,8 @@ impl Daemon {
         let mut debounce: Option<(Instant, Instant)> = None;
         let mut retry_at: Option<Instant> = None;
         let mut pending = Some(Trigger::Startup);
+        let refresh = self.config.status_refresh.max(Duration::from_millis(100));
+        let mut next_status = Instant::now() + refresh;
         loop {
             if let Some(trigger) = pending.take() {
                 if trigger.reads_manifest() {
@@ -277,6 +283,13 @@ impl Daemon {
                         log_transition(&t);
                     }
                     pending = Some(Trigger::Health);
+                }
+                // Last: between passes only. Passes write the file themselves.
+                () = tokio::time::sleep_until(next_status) => {
+                    if !self.monitor.is_empty() {
+                        self.write_status();
+                    }
+                    next_status = Instant::now() + refresh;
                 }
             }
         }

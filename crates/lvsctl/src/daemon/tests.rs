@@ -318,7 +318,9 @@ async fn health_failure_removes_within_interval_times_fall_and_recovery_restores
     write(&dir, CHECKED);
     let kernel = Kernel::default();
     let health = Health::default();
-    let d = start(config(&dir), &kernel, &health);
+    let mut c = config(&dir);
+    c.status_refresh = Duration::from_millis(500);
+    let d = start(c, &kernel, &health);
     // Checks run at whole seconds; changes happen half-way between them.
     sleep(Duration::from_millis(3500)).await;
     assert_eq!(
@@ -333,6 +335,10 @@ async fn health_failure_removes_within_interval_times_fall_and_recovery_restores
         weight(&kernel.state(), "tcp/10.0.0.1:80", "10.0.1.1:80"),
         Some(5)
     );
+    // No pass ran for them, yet the status file shows them (it is refreshed between passes).
+    let s = status(&dir);
+    let h = &s.health["tcp/10.0.0.1:80"]["10.0.1.1:80"];
+    assert_eq!((h.state.as_str(), h.consecutive_fail), ("up", 2), "{h:?}");
     // Within interval x fall (+1 s): out; the other server stays.
     sleep(Duration::from_millis(1900)).await;
     let state = kernel.state();
