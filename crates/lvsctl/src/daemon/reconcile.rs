@@ -164,6 +164,8 @@ pub struct Daemon {
     /// The VIP interface the backend reads VIPs on, once told (`director.vip_interface` of the
     /// manifest in force; it may change, or come only after an invalid start-up manifest).
     vip_interface: Option<Option<String>>,
+    /// What the status file last written between passes showed of health ([`health_digest`]).
+    status_digest: Option<HealthDigest>,
 
     /// When each real server being drained started draining.
     drains: BTreeMap<(ServiceKey, DestKey), Instant>,
@@ -197,6 +199,7 @@ impl Daemon {
             manifest_dirty: true,
             unsettled_since: None,
             vip_interface: None,
+            status_digest: None,
             drains: BTreeMap::new(),
             last_converged: None,
             failures_in_row: 0,
@@ -284,10 +287,16 @@ impl Daemon {
                     }
                     pending = Some(Trigger::Health);
                 }
-                // Last: between passes only. Passes write the file themselves.
+                // Last: between passes only. Passes write the file themselves; in between it
+                // is rewritten only when a check failed, was not run, or changed state or
+                // confirmation, not for every passed check (1,000 servers pass 500 in 2 s).
                 () = tokio::time::sleep_until(next_status) => {
                     if !self.monitor.is_empty() {
-                        self.write_status();
+                        let digest = health_digest(&self.monitor.snapshot());
+                        if self.status_digest != Some(digest) {
+                            self.status_digest = Some(digest);
+                            self.write_status();
+                        }
                     }
                     next_status = Instant::now() + refresh;
                 }
@@ -836,6 +845,21 @@ fn health_entry(h: &HealthState, on_failure: Option<&OnFailure>) -> HealthEntry 
         }
         .to_owned(),
     }
+}
+
+/// Failures, checks not run, servers down and verdicts confirmed, over every check: what
+/// makes a status file worth rewriting between passes.
+type HealthDigest = (u64, u64, usize, usize);
+
+fn health_digest(health: &BTreeMap<Target, lvsctl_health::HealthState>) -> HealthDigest {
+    health.values().fold((0, 0, 0, 0), |(f, n, d, c), h| {
+        (
+            f + h.failures,
+            n + h.inconclusive,
+            d + usize::from(h.status == Status::Down),
+            c + usize::from(h.confirmed),
+        )
+    })
 }
 
 fn log_transition(t: &Transition) {
