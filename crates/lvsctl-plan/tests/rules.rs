@@ -593,6 +593,18 @@ fn guard_refuses_emptying_the_table() {
         "{msg}"
     );
 
+    // A one-service director whose service changes port: the plan pairs the two (`-/+`), the
+    // service goes on under its new key, so this is not a wipe. A new VIP is not paired.
+    let mut one = ppc();
+    one.services.remove(&tcp(VIP, 22));
+    let mut moved = one.clone();
+    let svc = moved.services.remove(&tcp(VIP, 80)).unwrap();
+    moved.services.insert(tcp(VIP, 8080), svc.clone());
+    assert_eq!(destroy_guard(&plan(&moved, &one), &one, None), Ok(()));
+    let mut elsewhere = State::default();
+    elsewhere.services.insert(tcp("192.168.6.199", 80), svc);
+    assert!(destroy_guard(&plan(&elsewhere, &one), &one, None).is_err());
+
     // Deleting some services, or starting from an empty table, is fine.
     let mut one_left = ppc();
     one_left.services.remove(&tcp(VIP, 22));
