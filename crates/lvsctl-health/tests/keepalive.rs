@@ -244,18 +244,27 @@ async fn server_closing_an_idle_connection_costs_one_new_connection() {
 
 #[tokio::test]
 async fn server_closing_while_idle_is_noticed_before_sending() {
-    // Closes each connection right after its first answer; by the next check the FIN has
-    // arrived, so the check connects afresh.
+    // Half-closes each connection right after its first answer (FIN, still reading); by the
+    // next check the FIN has arrived, so the check connects afresh without sending on the old
+    // one. A request sent there anyway would still reach the server, which counts it: a check
+    // that found out only by sending (and retried) would pass with the same accepts.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepts = Arc::new(AtomicUsize::new(0));
-    let a = Arc::clone(&accepts);
+    let sent_after_fin = Arc::new(AtomicUsize::new(0));
+    let (a, late) = (Arc::clone(&accepts), Arc::clone(&sent_after_fin));
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             a.fetch_add(1, Ordering::SeqCst);
+            let late = Arc::clone(&late);
             tokio::spawn(async move {
                 read_request(&mut s).await;
                 let _ = s.write_all(OK.as_bytes()).await;
+                let _ = s.shutdown().await;
+                let mut byte = [0u8; 1];
+                if matches!(s.read(&mut byte).await, Ok(n) if n > 0) {
+                    late.fetch_add(1, Ordering::SeqCst);
+                }
             });
         }
     });
@@ -266,6 +275,11 @@ async fn server_closing_while_idle_is_noticed_before_sending() {
         assert_eq!(accepts.load(Ordering::SeqCst), n);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(
+        sent_after_fin.load(Ordering::SeqCst),
+        0,
+        "a request went out on a connection the server had closed"
+    );
 }
 
 #[tokio::test]
