@@ -9,7 +9,7 @@
 
 use lvsctl_model::{Family, MarkRule};
 
-use crate::rule::rule_spec;
+use crate::rule::rule_spec_in;
 use crate::save::ObservedChain;
 use crate::{CHAIN, MarkError};
 
@@ -73,16 +73,7 @@ fn edit_lines(
     rules: &[MarkRule],
     family: Family,
 ) -> Result<Vec<String>, MarkError> {
-    let spec = |j: usize| -> Result<String, MarkError> {
-        let rule = &rules[j];
-        if rule.family() != family {
-            return Err(MarkError::InvalidRule {
-                rule: rule.to_string(),
-                reason: format!("is not {family} (it cannot go into the {family} chain)"),
-            });
-        }
-        rule_spec(rule)
-    };
+    let spec = |j: usize| rule_spec_in(family, &rules[j]);
     let mut lines = Vec::new();
     // 1-based number of the next old rule not yet passed, and the chain's length so far.
     let mut pos = 1;
@@ -208,6 +199,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::rule::rule_spec;
 
     fn rule(n: u32) -> MarkRule {
         MarkRule {

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use lvsctl_model::{Fwmark, MarkRule, Protocol};
+use lvsctl_model::{Family, Fwmark, MarkRule, Protocol};
 
 use crate::{CHAIN, COMMENT_PREFIX, MarkError};
 
@@ -92,6 +92,17 @@ pub fn restore_line(rule: &MarkRule) -> Result<String, MarkError> {
 pub(crate) fn rule_spec(rule: &MarkRule) -> Result<String, MarkError> {
     let args = render_args(rule)?;
     Ok(args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "))
+}
+
+/// [`rule_spec`] of a rule bound for `family`'s chain, refusing one of the other family.
+pub(crate) fn rule_spec_in(family: Family, rule: &MarkRule) -> Result<String, MarkError> {
+    if rule.family() != family {
+        return Err(MarkError::InvalidRule {
+            rule: rule.to_string(),
+            reason: format!("is not {family} (it cannot go into the {family} chain)"),
+        });
+    }
+    rule_spec(rule)
 }
 
 fn quote(arg: &str) -> String {

@@ -13,7 +13,7 @@ use tracing::warn;
 use crate::backend::{Detected, IptablesBackend, find_program};
 use crate::cache::{self, Stamp};
 use crate::edit::{edit_input, normalized};
-use crate::rule::restore_line;
+use crate::rule::rule_spec_in;
 use crate::save::{HOOKS, ObservedChain, parse_save};
 use crate::{CHAIN, MarkError};
 
@@ -170,19 +170,16 @@ impl Xtables {
         if let Some(cur) = current
             && let Some(input) = edit_input(family, rules, cur)?
         {
-            let edited = self.restore(family, &input).and_then(|_| {
-                let after = self.read_back(family)?;
-                check_written(family, rules, after.as_ref())?;
-                Ok(after)
-            });
+            let edited = self
+                .restore(family, &input)
+                .and_then(|_| check_written(family, rules, self.read_back(family)?));
             match edited {
-                Ok(Some(after)) => return Ok(after),
+                Ok(after) => return Ok(after),
                 // Waiting for the lock again, or for a program that cannot start, would fail
                 // the same way.
                 Err(e @ (MarkError::LockTimeout { .. } | MarkError::Spawn { .. })) => {
                     return Err(e);
                 }
-                Ok(None) => {}
                 Err(e) => warn!(
                     "editing the {family} {CHAIN} chain in place failed ({e}), most likely \
                      because it changed since it was read; reading it again and rewriting it whole"
@@ -204,14 +201,7 @@ impl Xtables {
     ) -> Result<ObservedChain, MarkError> {
         let input = write_input(family, rules, current)?;
         self.restore(family, &input)?;
-        let after = self.read_back(family)?;
-        check_written(family, rules, after.as_ref())?;
-        // check_written refuses a missing chain, so `after` is there.
-        after.ok_or_else(|| MarkError::ReadBack {
-            family,
-            chain: CHAIN,
-            detail: "the chain does not exist".into(),
-        })
+        check_written(family, rules, self.read_back(family)?)
     }
 
     /// Deletes the jumps (every copy), then flushes and deletes the chain, in one transaction.
@@ -308,14 +298,7 @@ pub fn write_input(
 ) -> Result<String, MarkError> {
     let mut out = format!("*mangle\n:{CHAIN} - [0:0]\n-F {CHAIN}\n");
     for rule in rules {
-        if rule.family() != family {
-            return Err(MarkError::InvalidRule {
-                rule: rule.to_string(),
-                reason: format!("is not {family} (it cannot go into the {family} chain)"),
-            });
-        }
-        out.push_str(&restore_line(rule)?);
-        out.push('\n');
+        out.push_str(&format!("-A {CHAIN} {}\n", rule_spec_in(family, rule)?));
     }
     for hook in HOOKS {
         let have = current.map_or(0, |c| jumps(c, hook));
@@ -356,12 +339,13 @@ fn jumps(c: &ObservedChain, hook: &str) -> usize {
     }
 }
 
-/// Compares what reads back with what was written (ports compared as sets, as iptables does).
+/// Compares what reads back with what was written (ports compared as sets, as iptables does);
+/// returns the chain read back.
 fn check_written(
     family: Family,
     rules: &[MarkRule],
-    after: Option<&ObservedChain>,
-) -> Result<(), MarkError> {
+    after: Option<ObservedChain>,
+) -> Result<ObservedChain, MarkError> {
     let fail = |detail: String| MarkError::ReadBack {
         family,
         chain: CHAIN,
@@ -384,7 +368,7 @@ fn check_written(
                 .join("; ")
         )));
     }
-    Ok(())
+    Ok(after)
 }
 
 /// What to tell the operator for a failed command, from its stderr. For a `-restore` input the

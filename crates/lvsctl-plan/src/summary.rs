@@ -1,7 +1,7 @@
 //! Counting a plan the way Terraform does, and the guard that refuses destructive plans unless
 //! the operator asked for them.
 
-use lvsctl_model::{ServiceKey, State};
+use lvsctl_model::State;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -119,17 +119,19 @@ pub fn destroy_guard(
     if !observed.services.is_empty() {
         // A service that only changed identity (the plan pairs it: `-/+`, e.g. a new port)
         // goes on under its new key: deleting it is not emptying the table.
-        let replaced: Vec<ServiceKey> = plan
+        let replaced = plan
             .ops
             .iter()
-            .filter_map(|op| match op {
-                Op::AddService {
-                    replaces: Some(old),
-                    ..
-                } => Some(*old),
-                _ => None,
+            .filter(|op| {
+                matches!(
+                    op,
+                    Op::AddService {
+                        replaces: Some(_),
+                        ..
+                    }
+                )
             })
-            .collect();
+            .count();
         let deleted: Vec<String> = plan
             .ops
             .iter()
@@ -140,7 +142,7 @@ pub fn destroy_guard(
                 _ => None,
             })
             .collect();
-        if deleted.len() == observed.services.len() && replaced.len() < deleted.len() {
+        if deleted.len() == observed.services.len() && replaced < deleted.len() {
             const SHOWN: usize = 3;
             let mut examples = deleted
                 .iter()
