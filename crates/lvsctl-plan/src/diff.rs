@@ -452,8 +452,10 @@ fn delete_vip(interface: &str, addr: IpAddr) -> Op {
 /// (index of the AddService in the services phase, the changed field).
 ///
 /// Inet services pair when they are the only deleted and the only added service on one VIP
-/// (protocol or port changed); fwmark services pair when they are the only deleted and the only
-/// added fwmark service of one family with a given set of real servers (mark changed).
+/// (protocol or port changed); those left over pair when they are the only deleted and the only
+/// added one with a given protocol, port and set of real servers (VIP changed). Fwmark services
+/// pair when they are the only deleted and the only added fwmark service of one family with a
+/// given set of real servers (mark changed).
 fn pair_services(
     desired: &BTreeMap<ServiceKey, Service>,
     added: &[(ServiceKey, usize)],
@@ -464,25 +466,25 @@ fn pair_services(
         return out;
     }
     type Group = (Vec<(ServiceKey, usize)>, Vec<ServiceKey>);
-    let mut inet: BTreeMap<IpAddr, Group> = BTreeMap::new();
+    // On one VIP: the added (with their index) and the deleted (with their real servers).
+    type VipGroup<'a> = (Vec<(ServiceKey, usize)>, Vec<(ServiceKey, &'a Service)>);
+    let mut inet: BTreeMap<IpAddr, VipGroup> = BTreeMap::new();
     let mut fwmark: BTreeMap<(Family, Vec<DestKey>), Group> = BTreeMap::new();
     let dest_keys = |s: &Service| s.dests.keys().copied().collect::<Vec<_>>();
+    let desired_dests = |key: &ServiceKey| desired.get(key).map(dest_keys).unwrap_or_default();
     for (key, idx) in added {
         match key {
             ServiceKey::Inet { vip, .. } => inet.entry(*vip).or_default().0.push((*key, *idx)),
-            ServiceKey::Fwmark { family, .. } => {
-                let dests = desired.get(key).map(dest_keys).unwrap_or_default();
-                fwmark
-                    .entry((*family, dests))
-                    .or_default()
-                    .0
-                    .push((*key, *idx));
-            }
+            ServiceKey::Fwmark { family, .. } => fwmark
+                .entry((*family, desired_dests(key)))
+                .or_default()
+                .0
+                .push((*key, *idx)),
         }
     }
     for (key, svc) in deleted {
         match key {
-            ServiceKey::Inet { vip, .. } => inet.entry(*vip).or_default().1.push(*key),
+            ServiceKey::Inet { vip, .. } => inet.entry(*vip).or_default().1.push((*key, svc)),
             ServiceKey::Fwmark { family, .. } => fwmark
                 .entry((*family, dest_keys(svc)))
                 .or_default()
@@ -490,32 +492,62 @@ fn pair_services(
                 .push(*key),
         }
     }
-    for (adds, dels) in inet.values().chain(fwmark.values()) {
-        let ([(new, idx)], [old]) = (adds.as_slice(), dels.as_slice()) else {
+    // Inet services left unpaired on their VIP, for the second pass.
+    let mut moved: BTreeMap<(Protocol, u16, Family, Vec<DestKey>), Group> = BTreeMap::new();
+    for (adds, dels) in inet.values() {
+        if let ([(new, idx)], [(old, _)]) = (adds.as_slice(), dels.as_slice()) {
+            out.insert(*old, (*idx, identity_change(new, old).to_owned()));
             continue;
-        };
-        let field = match (new, old) {
-            (
-                ServiceKey::Inet {
-                    protocol: np,
-                    port: nport,
-                    ..
-                },
-                ServiceKey::Inet {
-                    protocol: op,
-                    port: oport,
-                    ..
-                },
-            ) => match (np != op, nport != oport) {
-                (true, true) => "protocol and port",
-                (true, false) => "protocol",
-                _ => "port",
-            },
-            _ => "fwmark",
-        };
-        out.insert(*old, (*idx, field.to_owned()));
+        }
+        for (key, idx) in adds {
+            if let ServiceKey::Inet { protocol, port, .. } = key {
+                moved
+                    .entry((*protocol, *port, key.family(), desired_dests(key)))
+                    .or_default()
+                    .0
+                    .push((*key, *idx));
+            }
+        }
+        for (key, svc) in dels {
+            if let ServiceKey::Inet { protocol, port, .. } = key {
+                moved
+                    .entry((*protocol, *port, key.family(), dest_keys(svc)))
+                    .or_default()
+                    .1
+                    .push(*key);
+            }
+        }
+    }
+    for (adds, dels) in moved.values().chain(fwmark.values()) {
+        if let ([(new, idx)], [old]) = (adds.as_slice(), dels.as_slice()) {
+            out.insert(*old, (*idx, identity_change(new, old).to_owned()));
+        }
     }
     out
+}
+
+/// The part of a service's identity that differs between two paired keys.
+fn identity_change(new: &ServiceKey, old: &ServiceKey) -> &'static str {
+    match (new, old) {
+        (
+            ServiceKey::Inet {
+                protocol: np,
+                vip: nvip,
+                port: nport,
+            },
+            ServiceKey::Inet {
+                protocol: op,
+                vip: ovip,
+                port: oport,
+            },
+        ) => match (nvip != ovip, np != op, nport != oport) {
+            (true, _, _) => "VIP",
+            (false, true, true) => "protocol and port",
+            (false, true, false) => "protocol",
+            _ => "port",
+        },
+        _ => "fwmark",
+    }
 }
 
 fn change(field: &str, before: String, after: String) -> FieldChange {

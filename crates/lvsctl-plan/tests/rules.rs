@@ -296,6 +296,33 @@ fn identity_change_replaces_only_with_one_candidate() {
         Op::DeleteService { reason, .. }
             if matches!(&**reason, Reason::Replaced { field, .. } if field == "protocol"))));
 
+    // The VIP changed, port and real servers the same: a replacement; with the real servers
+    // changed too, another service.
+    let mut renumbered = ppc();
+    let svc = renumbered.services.remove(&tcp(VIP, 22)).unwrap();
+    renumbered.services.insert(tcp("192.168.6.102", 22), svc);
+    let p = plan(&renumbered, &ppc());
+    assert!(p.ops.iter().any(|op| matches!(op,
+        Op::AddService { key, replaces: Some(old), .. }
+            if *key == tcp("192.168.6.102", 22) && *old == tcp(VIP, 22))));
+    assert!(p.ops.iter().any(|op| matches!(op,
+        Op::DeleteService { reason, .. }
+            if matches!(&**reason, Reason::Replaced { field, .. } if field == "VIP"))));
+    renumbered
+        .services
+        .get_mut(&tcp("192.168.6.102", 22))
+        .unwrap()
+        .dests
+        .insert(dest("192.168.60.103", 22), dr(1));
+    let p = plan(&renumbered, &ppc());
+    assert!(p.ops.iter().all(|op| !matches!(
+        op,
+        Op::AddService {
+            replaces: Some(_),
+            ..
+        }
+    )));
+
     // Two added on the VIP: ambiguous, so plain add and delete.
     desired.services.insert(tcp(VIP, 443), two_rs(443));
     let p = plan(&desired, &ppc());
@@ -593,8 +620,9 @@ fn guard_refuses_emptying_the_table() {
         "{msg}"
     );
 
-    // A one-service director whose service changes port: the plan pairs the two (`-/+`), the
-    // service goes on under its new key, so this is not a wipe. A new VIP is not paired.
+    // A one-service director whose service changes port or VIP: the plan pairs the two
+    // (`-/+`), the service goes on under its new key, so this is not a wipe. A new VIP with
+    // other real servers is another service.
     let mut one = ppc();
     one.services.remove(&tcp(VIP, 22));
     let mut moved = one.clone();
@@ -602,8 +630,15 @@ fn guard_refuses_emptying_the_table() {
     moved.services.insert(tcp(VIP, 8080), svc.clone());
     assert_eq!(destroy_guard(&plan(&moved, &one), &one, None), Ok(()));
     let mut elsewhere = State::default();
-    elsewhere.services.insert(tcp("192.168.6.199", 80), svc);
-    assert!(destroy_guard(&plan(&elsewhere, &one), &one, None).is_err());
+    elsewhere
+        .services
+        .insert(tcp("192.168.6.199", 80), svc.clone());
+    assert_eq!(destroy_guard(&plan(&elsewhere, &one), &one, None), Ok(()));
+    let mut other = svc;
+    other.dests.insert(dest("192.168.60.103", 80), dr(1));
+    let mut another = State::default();
+    another.services.insert(tcp("192.168.6.199", 80), other);
+    assert!(destroy_guard(&plan(&another, &one), &one, None).is_err());
 
     // Deleting some services, or starting from an empty table, is fine.
     let mut one_left = ppc();
