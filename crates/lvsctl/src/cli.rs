@@ -86,6 +86,27 @@ pub struct ManifestArgs {
     pub allow_insecure_manifest: bool,
 }
 
+/// How `plan` and `apply` treat a running daemon's health verdicts.
+#[derive(Debug, Clone, Args)]
+pub struct DaemonHealthArgs {
+    /// The daemon's status file. While that daemon runs, real servers it found down stay out
+    /// of the plan (or at weight 0, as their on_failure says), as the daemon keeps them.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = STATUS_FILE,
+        env = "LVSCTL_STATUS_FILE"
+    )]
+    pub daemon_status: PathBuf,
+    /// Plan the manifest as written: real servers the daemon found down are added back (the
+    /// daemon removes them again at its next pass).
+    #[arg(long)]
+    pub ignore_daemon_health: bool,
+}
+
+/// Where the daemon writes its status and where plan, apply and status read it.
+pub const STATUS_FILE: &str = "/run/lvsctl/status.json";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check manifests without touching the kernel (works as any user, on any machine).
@@ -110,6 +131,8 @@ pub enum Command {
         /// Exit 0 when there are no changes, 2 when there are, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
+        #[command(flatten)]
+        daemon: DaemonHealthArgs,
     },
     /// Plan and apply in one pass, then check the kernel matches.
     #[command(after_help = "Examples:\n  lvsctl apply -f examples/pnmpp.yaml\n  \
@@ -130,6 +153,8 @@ pub enum Command {
         /// How long to wait for another lvsctl holding the director lock.
         #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
         lock_timeout: std::time::Duration,
+        #[command(flatten)]
+        daemon: DaemonHealthArgs,
     },
     /// Print the director's current state as a manifest (or a snapshot for `plan --state`).
     #[command(after_help = "Examples:\n  lvsctl export > director.yaml\n  \
@@ -163,7 +188,7 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
         interval: std::time::Duration,
         /// Read health from the daemon's state file.
-        #[arg(long, value_name = "PATH", default_value = "/run/lvsctl/status.json")]
+        #[arg(long, value_name = "PATH", default_value = STATUS_FILE, env = "LVSCTL_STATUS_FILE")]
         daemon_status: PathBuf,
         /// Show a snapshot saved by `lvsctl export --state` instead of the kernel.
         #[arg(long, value_name = "SNAPSHOT")]
@@ -208,8 +233,9 @@ pub struct RunArgs {
     /// (127.0.0.1:PORT); give ADDR:PORT to listen elsewhere (logged as a warning).
     #[arg(long, value_name = "[ADDR:]PORT", value_parser = parse_metrics_addr)]
     pub metrics: Option<SocketAddr>,
-    /// Where to write health and reconcile status for `lvsctl status`.
-    #[arg(long, value_name = "PATH", default_value = "/run/lvsctl/status.json")]
+    /// Where to write health and reconcile status for `lvsctl status` (and for plan and
+    /// apply, which keep out what the daemon found down).
+    #[arg(long, value_name = "PATH", default_value = STATUS_FILE, env = "LVSCTL_STATUS_FILE")]
     pub status_file: PathBuf,
     /// Drain real servers removed from the manifest (weight 0, delete when idle or after the
     /// service's drain_timeout) instead of deleting them at once.

@@ -6,13 +6,15 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use lvsctl_health::{Status, Target};
 use lvsctl_model::manifest::{self, Manifest};
 use lvsctl_model::{Observed, State};
 use lvsctl_plan::{Backend, Op, Plan, RenderOpts};
 use tracing::{debug, info, warn};
 
-use crate::cli::{ExportFormat, ImportFrom, ManifestArgs, PlanFormat};
+use crate::cli::{DaemonHealthArgs, ExportFormat, ImportFrom, ManifestArgs, PlanFormat};
 use crate::output;
+use crate::status::{DaemonHealth, DaemonVerdicts, DownVerdict};
 
 /// Exit codes, documented in the README and `--help`; stable.
 pub mod exit {
@@ -104,8 +106,15 @@ fn locations(manifest: &Manifest) -> Locations {
 /// The desired state and where its services are defined; then the parsed services, the
 /// largest thing a big manifest leaves in memory, are dropped (nothing after planning reads
 /// them).
-fn desired_and_locations(manifest: &mut Manifest) -> (State, Locations) {
-    let desired = manifest.desired_state();
+fn desired_and_locations(
+    manifest: &mut Manifest,
+    observed: &Observed,
+    daemon: Option<&DaemonHealth>,
+) -> (State, Locations) {
+    let desired = match daemon {
+        Some(h) => with_daemon_health(manifest, observed, h),
+        None => manifest.desired_state(),
+    };
     let locations = locations(manifest);
     manifest.services = Vec::new();
     (desired, locations)
@@ -139,11 +148,98 @@ fn render_opts(plan: &Plan, locations: &Locations, color: bool) -> RenderOpts {
     RenderOpts { color, locations }
 }
 
+/// A running daemon's health verdicts, unless told to ignore them. A status file that cannot
+/// be used is reported and planning goes on without it, as it would with no daemon.
+fn daemon_health(args: &DaemonHealthArgs) -> Option<DaemonHealth> {
+    if args.ignore_daemon_health {
+        return None;
+    }
+    let path = args.daemon_status.display();
+    match crate::status::daemon_verdicts(&args.daemon_status) {
+        Ok(DaemonVerdicts::Absent) => None,
+        Ok(DaemonVerdicts::NotRunning { pid }) => {
+            info!(
+                "{path} was written by pid {pid}, which no longer runs: its health verdicts are not applied"
+            );
+            None
+        }
+        Ok(DaemonVerdicts::Running(h)) => Some(h),
+        Err(e) => {
+            warn!(
+                "{e}: planning without the daemon's health verdicts \
+                 (--ignore-daemon-health skips the file)"
+            );
+            None
+        }
+    }
+}
+
+/// The manifest's state with a running daemon's verdicts applied as the daemon applies them
+/// (`daemon::desired`), so that an apply beside the daemon does not put back a real server it
+/// took out. Says which servers stay out.
+fn with_daemon_health(manifest: &Manifest, observed: &Observed, daemon: &DaemonHealth) -> State {
+    let mut verdicts: BTreeMap<Target, &DownVerdict> = BTreeMap::new();
+    for svc in &manifest.services {
+        let Some(down) = daemon.down_in(&svc.key.to_string()) else {
+            continue;
+        };
+        for rs in svc.real_servers.iter().filter(|rs| rs.health.is_some()) {
+            if let Some(v) = down.get(&rs.key.to_string()) {
+                let target = Target {
+                    service: svc.key,
+                    server: rs.key,
+                };
+                verdicts.insert(target, v);
+            }
+        }
+    }
+    let (state, effect) = crate::daemon::desired::desired_state(manifest, observed, |t| {
+        verdicts.get(t).map(|v| (Status::Down, v.confirmed))
+    });
+    let held: Vec<String> = effect
+        .removed
+        .iter()
+        .map(|k| (k, "out"))
+        .chain(effect.quiesced.iter().map(|k| (k, "at weight 0")))
+        .map(|((svc, rs), how)| {
+            let target = Target {
+                service: *svc,
+                server: *rs,
+            };
+            let reason = verdicts.get(&target).map_or("", |v| v.reason.as_str());
+            format!("{svc} {rs} {how} ({reason})")
+        })
+        .collect();
+    if !held.is_empty() {
+        const SHOWN: usize = 5;
+        let mut list = held
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
+        if held.len() > SHOWN {
+            list.push_str(&format!("; and {} more", held.len() - SHOWN));
+        }
+        info!(
+            "the daemon (pid {}) found {} real server(s) down; this plan keeps them as it does \
+             (--ignore-daemon-health plans the manifest as written): {list}",
+            daemon.pid,
+            held.len()
+        );
+    }
+    for svc in &effect.sorry {
+        info!("{svc}: every real server is down or at weight 0, so its sorry server is in");
+    }
+    state
+}
+
 pub fn plan(
     args: &ManifestArgs,
     state: Option<&Path>,
     format: PlanFormat,
     detailed: bool,
+    daemon: &DaemonHealthArgs,
     color: bool,
 ) -> Result<u8> {
     let (mut manifest, observed) = match state {
@@ -154,7 +250,9 @@ pub fn plan(
         }
     };
     let observed = managed_view(&manifest, observed);
-    let (desired, locations) = desired_and_locations(&mut manifest);
+    // A snapshot may come from another director: this one's daemon says nothing about it.
+    let health = state.is_none().then(|| daemon_health(daemon)).flatten();
+    let (desired, locations) = desired_and_locations(&mut manifest, &observed, health.as_ref());
     let p = lvsctl_plan::plan(&desired, &observed.state);
     debug!(operations = p.ops.len(), "planned");
     drop(desired);
@@ -259,6 +357,7 @@ pub struct ApplyOpts {
     pub allow_destroy: bool,
     pub max_changes: Option<usize>,
     pub lock_timeout: Duration,
+    pub daemon: DaemonHealthArgs,
 }
 
 pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
@@ -284,8 +383,9 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
         let observed = observe(backend.as_mut())?;
         (manifest, backend, observed, Some(lock))
     };
-    let (desired, locations) = desired_and_locations(&mut manifest);
     let observed = managed_view(&manifest, observed);
+    let health = daemon_health(&opts.daemon);
+    let (desired, locations) = desired_and_locations(&mut manifest, &observed, health.as_ref());
     let p = lvsctl_plan::plan(&desired, &observed.state);
     print_plan(&p, &locations, color);
     // The guard goes before the director-wide timeouts: a refused apply changes nothing.

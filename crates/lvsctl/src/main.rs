@@ -65,11 +65,13 @@ fn dispatch(command: Command, color: bool) -> anyhow::Result<u8> {
             state,
             output,
             detailed_exitcode,
+            daemon,
         } => commands::plan(
             &manifests,
             state.as_deref(),
             output,
             detailed_exitcode,
+            &daemon,
             color,
         ),
         Command::Apply {
@@ -78,6 +80,7 @@ fn dispatch(command: Command, color: bool) -> anyhow::Result<u8> {
             allow_destroy,
             max_changes,
             lock_timeout,
+            daemon,
         } => commands::apply(
             &manifests,
             &ApplyOpts {
@@ -85,6 +88,7 @@ fn dispatch(command: Command, color: bool) -> anyhow::Result<u8> {
                 allow_destroy,
                 max_changes,
                 lock_timeout,
+                daemon,
             },
             color,
         ),

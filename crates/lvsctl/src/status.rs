@@ -1,6 +1,7 @@
 //! `lvsctl status`: the table operators know from `ipvsadm -L -n`, with rates and, when the
 //! daemon runs, each real server's health and why.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -24,6 +25,79 @@ pub fn read_daemon_status(path: &Path) -> Result<Option<Value>, String> {
             path.display()
         )),
     }
+}
+
+/// What a daemon's status file says about the daemon, for `plan` and `apply`.
+pub enum DaemonVerdicts {
+    /// No status file: no daemon runs (or it writes elsewhere).
+    Absent,
+    /// The file is left over from a daemon that no longer runs.
+    NotRunning { pid: u64 },
+    /// A running daemon's verdicts.
+    Running(DaemonHealth),
+}
+
+/// The real servers a running daemon found down, keyed as its status file writes them
+/// (service key, then real server).
+pub struct DaemonHealth {
+    pub pid: u64,
+    down: HashMap<String, HashMap<String, DownVerdict>>,
+}
+
+pub struct DownVerdict {
+    /// A check confirmed it (else it is the kernel's state, taken over at start).
+    pub confirmed: bool,
+    pub reason: String,
+}
+
+impl DaemonHealth {
+    /// The servers of one service (as `ServiceKey` displays) that the daemon found down.
+    pub fn down_in(&self, service: &str) -> Option<&HashMap<String, DownVerdict>> {
+        self.down.get(service)
+    }
+}
+
+/// Reads the daemon's verdicts from its status file; a daemon is running when the process the
+/// file names is.
+pub fn daemon_verdicts(path: &Path) -> Result<DaemonVerdicts, String> {
+    let Some(v) = read_daemon_status(path)? else {
+        return Ok(DaemonVerdicts::Absent);
+    };
+    let pid = v
+        .get("pid")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| format!("{} names no daemon pid", path.display()))?;
+    if !Path::new("/proc").join(pid.to_string()).exists() {
+        return Ok(DaemonVerdicts::NotRunning { pid });
+    }
+    let mut down: HashMap<String, HashMap<String, DownVerdict>> = HashMap::new();
+    for (svc, servers) in v
+        .get("health")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        for (server, entry) in servers.as_object().into_iter().flatten() {
+            if entry.get("state").and_then(Value::as_str) != Some("down") {
+                continue;
+            }
+            let verdict = DownVerdict {
+                confirmed: entry
+                    .get("confirmed")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true),
+                reason: entry
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            };
+            down.entry(svc.clone())
+                .or_default()
+                .insert(server.clone(), verdict);
+        }
+    }
+    Ok(DaemonVerdicts::Running(DaemonHealth { pid, down }))
 }
 
 /// Health of one real server from the daemon's status: (state, reason).

@@ -194,6 +194,29 @@ fn run_follows_health_and_manifest_and_stops_cleanly_on_sigterm() {
     assert_eq!(h["state"], "down", "{st:#}");
     assert!(h["reason"].as_str().unwrap().contains("503"), "{st:#}");
 
+    // An apply of the same manifest beside the daemon reads its status file and keeps RS2 out,
+    // where it used to add it back until the daemon's next resync.
+    let apply = Command::new(env!("CARGO_BIN_EXE_lvsctl"))
+        .args(["apply", "-f"])
+        .arg(dir.join("lvsctl.yaml"))
+        .env("LVSCTL_FAKE_KERNEL", &kernel)
+        .env("LVSCTL_LOCK_FILE", dir.join("lock"))
+        .env("LVSCTL_STATUS_FILE", &status)
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&apply.stdout),
+        String::from_utf8_lossy(&apply.stderr),
+    );
+    assert!(apply.status.success(), "{out}{err}");
+    assert!(out.starts_with("No changes."), "{out}");
+    assert!(
+        err.contains("found 1 real server(s) down; this plan keeps them as it does")
+            && err.contains(&format!("127.0.0.1:{p2} out (unexpected http status 503")),
+        "{err}"
+    );
+    assert_eq!(kernel_servers(&kernel), sorted(vec![(p1, 5)]));
+
     let metrics = http_get(metrics_port, "/metrics");
     assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
     assert!(

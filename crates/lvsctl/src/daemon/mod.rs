@@ -4,7 +4,7 @@
 //! only wires it to the real world: the kernel backend, the file watcher, signals, the metrics
 //! endpoint and the status file.
 
-mod desired;
+pub mod desired;
 mod metrics;
 mod reconcile;
 mod status;

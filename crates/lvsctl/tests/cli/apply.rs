@@ -385,3 +385,190 @@ fn concurrent_applies_run_one_after_the_other() {
     assert_eq!((worked, idle), (1, 3), "{outs:#?}");
     assert_eq!(sb.state(), fresh_state(PRODUCTION));
 }
+
+/// Two checked services: `web` removes a failed real server, `quiet` keeps it at weight 0.
+const CHECKED: &str = "
+services:
+  - name: web
+    protocol: tcp
+    vip: 10.0.0.1
+    port: 80
+    real_servers:
+      - {address: 10.0.1.1, weight: 5}
+      - {address: 10.0.1.2, weight: 7}
+    health:
+      http: {path: /.health.html, expect: OK}
+  - name: quiet
+    protocol: tcp
+    vip: 10.0.0.2
+    port: 80
+    real_servers:
+      - {address: 10.0.2.1, weight: 3}
+      - {address: 10.0.2.2, weight: 3}
+    health:
+      tcp: {}
+      on_failure: quiesce
+";
+
+/// A daemon status file (the shape `daemon/status.rs` writes) naming `pid`, with 10.0.1.2 of
+/// `web` and 10.0.2.2 of `quiet` down.
+fn status_with_two_down(pid: u64) -> String {
+    let down = |reason: &str| {
+        serde_json::json!({"state": "down", "reason": reason, "check": "http", "confirmed": true,
+            "since": 0.0, "last_check": 0.0, "consecutive_ok": 0, "consecutive_fail": 3,
+            "checks": 9, "failures": 3, "on_failure": "remove"})
+    };
+    let up = serde_json::json!({"state": "up", "reason": "http 200", "check": "http",
+        "confirmed": true, "since": 0.0, "last_check": 0.0, "consecutive_ok": 9,
+        "consecutive_fail": 0, "checks": 9, "failures": 0, "on_failure": "remove"});
+    serde_json::json!({
+        "format_version": "1", "pid": pid, "version": "0.1.0", "started_at": 0.0,
+        "updated_at": 0.0,
+        "manifest": {"ok": true, "paths": ["lvsctl.yaml"], "loaded_at": 0.0, "error": null,
+                     "services": 2, "real_servers": 4},
+        "last_reconcile": null,
+        "health": {
+            "tcp/10.0.0.1:80": {"10.0.1.1:80": up, "10.0.1.2:80": down("http: status 503")},
+            "tcp/10.0.0.2:80": {"10.0.2.2:80": down("tcp: connection refused")}
+        },
+        "draining": []
+    })
+    .to_string()
+}
+
+/// Each service's real servers and weights, as `service -> [(server, weight)]`.
+fn weights(sb: &Sandbox) -> Vec<(String, Vec<(String, u32)>)> {
+    sb.state()
+        .services
+        .iter()
+        .map(|(k, s)| {
+            let dests = s
+                .dests
+                .iter()
+                .map(|(dk, d)| (dk.to_string(), d.weight))
+                .collect();
+            (k.to_string(), dests)
+        })
+        .collect()
+}
+
+/// An apply beside a running daemon must not put back what the daemon's checks took out: the
+/// daemon would only undo it at its next resync, and traffic would go to a dead server until
+/// then. The daemon's verdicts come from its status file, applied as the daemon applies them.
+#[test]
+fn apply_beside_a_running_daemon_keeps_out_what_it_found_down() {
+    let sb = Sandbox::new("apply-daemon-health");
+    let m = sb.write("lvsctl.yaml", CHECKED);
+    let m = m.to_str().unwrap();
+    // This test's own process stands in for the running daemon.
+    sb.write(
+        "status.json",
+        &status_with_two_down(u64::from(std::process::id())),
+    );
+
+    let plan = sb.run(&["plan", "-f", m]).success();
+    assert!(!plan.stdout.contains("10.0.1.2:80"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("10.0.1.1:80"), "{}", plan.stdout);
+    assert!(
+        plan.stderr.contains(&format!(
+            "the daemon (pid {}) found 2 real server(s) down",
+            std::process::id()
+        )),
+        "{}",
+        plan.stderr
+    );
+    assert!(
+        plan.stderr
+            .contains("tcp/10.0.0.1:80 10.0.1.2:80 out (http: status 503)"),
+        "{}",
+        plan.stderr
+    );
+    assert!(
+        plan.stderr
+            .contains("tcp/10.0.0.2:80 10.0.2.2:80 at weight 0 (tcp: connection refused)"),
+        "{}",
+        plan.stderr
+    );
+
+    sb.apply(m, &[]);
+    let want = vec![
+        (
+            "tcp/10.0.0.1:80".to_owned(),
+            vec![("10.0.1.1:80".to_owned(), 5)],
+        ),
+        (
+            "tcp/10.0.0.2:80".to_owned(),
+            vec![("10.0.2.1:80".to_owned(), 3), ("10.0.2.2:80".to_owned(), 0)],
+        ),
+    ];
+    assert_eq!(weights(&sb), want);
+    // Converged as the daemon wants it: nothing more to do.
+    sb.run(&["plan", "-f", m, "--detailed-exitcode"]).success();
+
+    // Told to, the plan is the manifest as written.
+    let out = sb
+        .run(&[
+            "plan",
+            "-f",
+            m,
+            "--ignore-daemon-health",
+            "--detailed-exitcode",
+        ])
+        .code(2);
+    assert!(out.stdout.contains("10.0.1.2:80"), "{}", out.stdout);
+    assert!(
+        !out.stderr.contains("found 2 real server(s) down"),
+        "{}",
+        out.stderr
+    );
+    // The same through --daemon-status elsewhere: no file there, no verdicts.
+    let elsewhere = sb.path("no-daemon.json");
+    sb.run(&[
+        "plan",
+        "-f",
+        m,
+        "--daemon-status",
+        elsewhere.to_str().unwrap(),
+        "--detailed-exitcode",
+    ])
+    .code(2);
+}
+
+#[test]
+fn a_status_file_left_by_a_stopped_daemon_or_unreadable_changes_nothing() {
+    let sb = Sandbox::new("apply-daemon-gone");
+    let m = sb.write("lvsctl.yaml", CHECKED);
+    let m = m.to_str().unwrap();
+    // No process has this pid: the daemon is gone and its verdicts with it.
+    sb.write("status.json", &status_with_two_down(99_999_999));
+    let out = sb.apply(m, &[]);
+    assert!(
+        out.stderr
+            .contains("was written by pid 99999999, which no longer runs"),
+        "{}",
+        out.stderr
+    );
+    let all = vec![
+        (
+            "tcp/10.0.0.1:80".to_owned(),
+            vec![("10.0.1.1:80".to_owned(), 5), ("10.0.1.2:80".to_owned(), 7)],
+        ),
+        (
+            "tcp/10.0.0.2:80".to_owned(),
+            vec![("10.0.2.1:80".to_owned(), 3), ("10.0.2.2:80".to_owned(), 3)],
+        ),
+    ];
+    assert_eq!(weights(&sb), all);
+
+    // A file that is not a status file is reported, and the plan is the manifest's.
+    sb.write("status.json", "not json");
+    let out = sb.run(&["plan", "-f", m, "--detailed-exitcode"]).success();
+    assert!(
+        out.stderr.contains("is not a daemon status file")
+            && out
+                .stderr
+                .contains("planning without the daemon's health verdicts"),
+        "{}",
+        out.stderr
+    );
+}

@@ -86,7 +86,9 @@ impl Sandbox {
             .env_remove("NO_COLOR")
             .env_remove("LVSCTL_FAKE_FAIL_AT")
             .env_remove("LVSCTL_FAKE_FAIL_SCHEDULER")
-            .env_remove("LVSCTL_LOCK_FILE");
+            .env_remove("LVSCTL_LOCK_FILE")
+            // plan and apply read a running daemon's verdicts: never the machine's own.
+            .env("LVSCTL_STATUS_FILE", self.path("status.json"));
         Cmd {
             inner: c,
             stdin: None,
