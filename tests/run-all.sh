@@ -8,7 +8,7 @@ start=$(date +%s)
 step() { printf '\n==> %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
 
 # A CI machine's disk once ran out at 4.3 GB of target/ (full debuginfo, incremental state).
-# Line tables (Cargo.toml) and one non-incremental build need under 1 GB. Free space is printed
+# Line tables (Cargo.toml) and one non-incremental build need 1.3 GB. Free space is printed
 # so that such a failure is plain.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 target_dir="${CARGO_TARGET_DIR:-target}"
@@ -17,7 +17,7 @@ free_kb=$(df -Pk "$target_dir" | awk 'NR==2 {print $4}')
 printf 'free disk: %s MB under %s, %s MB under /tmp\n' "$(( free_kb / 1024 ))" "$target_dir" \
   "$(( $(df -Pk /tmp | awk 'NR==2 {print $4}') / 1024 ))"
 if (( free_kb < 2 * 1024 * 1024 )); then
-  echo "warning: under 2 GB free for the build; a full run needs about 1.5 GB (build and VM images)" >&2
+  echo "warning: under 2 GB free for the build; a full run needs about 1.5 GB (1.3 GB of build, and VM images)" >&2
 fi
 
 step "installing test dependencies (apt packages, VM kernel)"
