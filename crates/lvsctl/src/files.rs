@@ -120,6 +120,39 @@ pub fn check_dir_permissions(dir: &Path, allow_insecure: bool) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a manifest whose directory lets every user replace it: without the sticky bit, whoever
+/// can write a directory can rename another file over any file in it. Checked for the file as
+/// named and, through a symlink, for the file it points to.
+pub fn check_parent_permissions(path: &Path, allow_insecure: bool) -> Result<()> {
+    if allow_insecure {
+        return Ok(());
+    }
+    let mut paths = vec![path.to_path_buf()];
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+        && let Ok(real) = std::fs::canonicalize(path)
+    {
+        paths.push(real);
+    }
+    for p in paths {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let meta =
+            std::fs::metadata(&dir).with_context(|| format!("{}: cannot read", dir.display()))?;
+        let mode = meta.mode();
+        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+            bail!(
+                "{}: refusing a manifest in a directory that every user can write (mode {:o}): anyone could replace it; fix with `chmod o-w {}` (or `chmod +t`), or pass --allow-insecure-manifest",
+                p.display(),
+                mode & 0o7777,
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Reads every manifest named by `paths` into sources, checking permissions first.
 pub fn read_sources(paths: &[PathBuf], allow_insecure: bool) -> Result<Vec<Source>> {
     for p in paths {
@@ -130,6 +163,7 @@ pub fn read_sources(paths: &[PathBuf], allow_insecure: bool) -> Result<Vec<Sourc
     let files = expand(paths)?;
     let mut sources = Vec::with_capacity(files.len());
     for f in files {
+        check_parent_permissions(&f, allow_insecure)?;
         check_permissions(&f, allow_insecure)?;
         let bytes = read_bounded(&f)?;
         sources.push(Source::new(f.display().to_string(), bytes));
@@ -222,6 +256,47 @@ mod tests {
             "{err}"
         );
         assert_eq!(read_sources(&[dir], true).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_manifest_every_user_could_replace_is_refused_unless_allowed() {
+        let dir = tempdir();
+        let f = dir.join("m.yaml");
+        std::fs::write(&f, "services: []\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = read_sources(std::slice::from_ref(&f), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "in a directory that every user can write (mode 777): anyone could replace it"
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            read_sources(std::slice::from_ref(&f), true).unwrap().len(),
+            1
+        );
+
+        // The sticky bit (as on /tmp) stops others renaming over it.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert_eq!(
+            read_sources(std::slice::from_ref(&f), false).unwrap().len(),
+            1
+        );
+
+        // Through a symlink from a safe directory, the target's directory counts too.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let safe = tempdir();
+        let link = safe.join("link.yaml");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        let err = read_sources(std::slice::from_ref(&link), false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("anyone could replace it"), "{err}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(read_sources(&[link], false).unwrap().len(), 1);
     }
 
     fn tempdir() -> PathBuf {
