@@ -161,6 +161,8 @@ pub struct Daemon {
     /// The manifests must be read before the next pass plans.
     manifest_dirty: bool,
     unsettled_since: Option<Instant>,
+    /// The "keep changing" warning was given for this wait (once per wait).
+    unsettled_warned: bool,
     /// The VIP interface the backend reads VIPs on, once told (`director.vip_interface` of the
     /// manifest in force; it may change, or come only after an invalid start-up manifest).
     vip_interface: Option<Option<String>>,
@@ -198,6 +200,7 @@ impl Daemon {
             manifest_error: None,
             manifest_dirty: true,
             unsettled_since: None,
+            unsettled_warned: false,
             vip_interface: None,
             status_digest: None,
             drains: BTreeMap::new(),
@@ -573,9 +576,8 @@ impl Daemon {
                 let since = *self.unsettled_since.get_or_insert(now);
                 // Said once per wait, when it outlasts the debounce cap.
                 let waited = now - since;
-                if waited >= self.config.debounce_cap
-                    && waited < self.config.debounce_cap + wait.max(Duration::from_millis(1))
-                {
+                if waited >= self.config.debounce_cap && !self.unsettled_warned {
+                    self.unsettled_warned = true;
                     warn!(
                         waited_s = waited.as_secs_f64(),
                         "the manifest files keep changing; waiting until they have stood still \
@@ -593,6 +595,7 @@ impl Daemon {
             Read::Loaded(m) => {
                 self.manifest_dirty = false;
                 self.unsettled_since = None;
+                self.unsettled_warned = false;
                 self.metrics.record_manifest(true);
                 if self.manifest_error.take().is_some() {
                     info!("manifest is valid again");
@@ -612,6 +615,7 @@ impl Daemon {
             Read::Failed(message) => {
                 self.manifest_dirty = false;
                 self.unsettled_since = None;
+                self.unsettled_warned = false;
                 self.metrics.record_manifest(false);
                 let keeping = if self.manifest.is_some() {
                     "keeping the last good manifest"

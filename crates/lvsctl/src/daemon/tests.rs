@@ -20,6 +20,33 @@ use super::reconcile::{Config, Daemon, Inputs};
 use super::status::StatusFile;
 use super::watch::ManifestWatcher;
 
+/// Log output of the daemon under test, for asserting what an operator is told.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
+}
+
 pub fn tempdir(name: &str) -> PathBuf {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -682,6 +709,14 @@ async fn a_file_changed_moments_ago_is_not_trusted_yet() {
     let mut c = config(&dir);
     // Longer than this test's real run time: every read sees a "fresh" file until the cap.
     c.settle = Duration::from_secs(3600);
+    // The loop runs on this thread (a current-thread runtime), so its logs come here.
+    let logs = LogBuffer::default();
+    let _logging = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish(),
+    );
     let d = start(c, &kernel, &Health::default());
     sleep(Duration::from_millis(1500)).await;
     assert_eq!(kernel.attempts(), 0, "read before the file settled");
@@ -692,6 +727,15 @@ async fn a_file_changed_moments_ago_is_not_trusted_yet() {
         kernel.attempts(),
         0,
         "read a file still changing after the cap"
+    );
+    // Said once for the whole wait, not at every look.
+    assert_eq!(
+        logs.text()
+            .matches("the manifest files keep changing")
+            .count(),
+        1,
+        "{}",
+        logs.text()
     );
     // Once it has stood still, it is read.
     let old = std::time::SystemTime::now() - Duration::from_secs(7200);
