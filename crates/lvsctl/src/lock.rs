@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -28,10 +28,10 @@ pub fn lock_path() -> PathBuf {
 }
 
 impl DirectorLock {
-    /// Waits up to `timeout` for the lock. `advice` ends the error when it is not granted
-    /// (what the caller's user can do about it).
-    pub fn acquire(timeout: Duration, advice: &str) -> Result<Self> {
-        let path = lock_path();
+    /// Takes the lock at `path` if it is free; `Ok(Err(holder))` when another process holds it
+    /// (`holder`: its note, when it left one and still runs). Never waits, so a caller that
+    /// must stay responsive (the daemon, to SIGTERM) does its own waiting.
+    pub fn try_acquire_at(path: &Path) -> Result<std::result::Result<Self, Option<String>>> {
         if let Some(dir) = path.parent() {
             // Best effort: the open below reports the real problem if this fails.
             let _ = std::fs::create_dir_all(dir);
@@ -41,45 +41,50 @@ impl DirectorLock {
             .truncate(false)
             .read(true)
             .write(true)
-            .open(&path)
+            .open(path)
             .with_context(|| format!("{}: cannot open the director lock", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {
+                let mut lock = DirectorLock { file };
+                lock.record_holder();
+                Ok(Ok(lock))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Ok(Err(holder(&file))),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("{}: cannot lock the director lock", path.display()))
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the lock. `advice` ends the error when it is not granted
+    /// (what the caller's user can do about it).
+    pub fn acquire(timeout: Duration, advice: &str) -> Result<Self> {
+        let path = lock_path();
         let start = Instant::now();
         let mut told = false;
         loop {
-            match file.try_lock() {
-                Ok(()) => {
-                    let mut lock = DirectorLock { file };
-                    lock.record_holder();
-                    return Ok(lock);
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    if start.elapsed() >= timeout {
-                        let holder = holder(&file)
-                            .map(|h| format!(" by {h}"))
-                            .unwrap_or_default();
-                        bail!(
-                            "another lvsctl is changing this director: lock {} is held{holder}; \
-                             gave up after waiting {:.1}s ({advice})",
-                            path.display(),
-                            timeout.as_secs_f64()
-                        );
-                    }
-                    if !told {
-                        let holder = holder(&file).map(|h| format!(" ({h})")).unwrap_or_default();
-                        info!(
-                            "waiting for another lvsctl holding {}{holder}",
-                            path.display()
-                        );
-                        told = true;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(e).with_context(|| {
-                        format!("{}: cannot lock the director lock", path.display())
-                    });
-                }
+            let holder = match Self::try_acquire_at(&path)? {
+                Ok(lock) => return Ok(lock),
+                Err(holder) => holder,
+            };
+            if start.elapsed() >= timeout {
+                let holder = holder.map(|h| format!(" by {h}")).unwrap_or_default();
+                bail!(
+                    "another lvsctl is changing this director: lock {} is held{holder}; \
+                     gave up after waiting {:.1}s ({advice})",
+                    path.display(),
+                    timeout.as_secs_f64()
+                );
             }
+            if !told {
+                let holder = holder.map(|h| format!(" ({h})")).unwrap_or_default();
+                info!(
+                    "waiting for another lvsctl holding {}{holder}",
+                    path.display()
+                );
+                told = true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

@@ -91,7 +91,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     config.drain = args.drain;
     config.allow_destroy = args.allow_destroy;
     config.status_file = Some(args.status_file.clone());
-    config.use_lock = true;
+    config.lock_file = Some(crate::lock::lock_path());
     // A fake kernel has no sysctls: never write the host's.
     config.sysctl_dir = (!fake).then(|| sysctl::PROC_DIR.into());
 

@@ -41,8 +41,11 @@ pub struct Config {
     pub status_file: Option<PathBuf>,
     /// Where the IPVS sysctls are (`/proc/sys/net/ipv4/vs`); `None` leaves them alone.
     pub sysctl_dir: Option<PathBuf>,
-    /// Take the director lock around observe + apply, like `lvsctl apply`.
-    pub use_lock: bool,
+    /// Take the director lock at this path around observe + apply, like `lvsctl apply`.
+    pub lock_file: Option<PathBuf>,
+    /// How long a pass waits for a held director lock before it counts as failed. The wait
+    /// is a poll between which the loop sees SIGTERM, never a blocking sleep.
+    pub lock_patience: Duration,
     /// Quiet time after the last file event before re-reading.
     pub debounce: Duration,
     /// Longest a burst of events can postpone the re-read (a file still being written
@@ -69,7 +72,8 @@ impl Config {
             allow_destroy: false,
             status_file: None,
             sysctl_dir: None,
-            use_lock: false,
+            lock_file: None,
+            lock_patience: Duration::from_secs(10),
             debounce: Duration::from_millis(200),
             debounce_cap: Duration::from_secs(2),
             settle: Duration::from_millis(200),
@@ -128,7 +132,12 @@ struct Outcome {
     retry: bool,
     /// The manifest changed too recently to trust: read it again after this long.
     settle: Option<Duration>,
+    /// Another lvsctl holds the director lock: try the pass again after this long.
+    lock_busy: Option<Duration>,
 }
+
+/// How often a pass looks again at a held director lock.
+const LOCK_POLL: Duration = Duration::from_millis(250);
 
 /// Result of one operation in a pass.
 enum OpResult {
@@ -163,6 +172,8 @@ pub struct Daemon {
     unsettled_since: Option<Instant>,
     /// The "keep changing" warning was given for this wait (once per wait).
     unsettled_warned: bool,
+    /// When passes started finding the director lock held.
+    lock_wait_since: Option<Instant>,
     /// The VIP interface the backend reads VIPs on, once told (`director.vip_interface` of the
     /// manifest in force; it may change, or come only after an invalid start-up manifest).
     vip_interface: Option<Option<String>>,
@@ -201,6 +212,7 @@ impl Daemon {
             manifest_dirty: true,
             unsettled_since: None,
             unsettled_warned: false,
+            lock_wait_since: None,
             vip_interface: None,
             status_digest: None,
             drains: BTreeMap::new(),
@@ -243,6 +255,10 @@ impl Daemon {
                 let outcome = self.pass(trigger).await;
                 let now = Instant::now();
                 retry_at = outcome.retry.then(|| now + self.backoff());
+                if let Some(poll) = outcome.lock_busy {
+                    // Not a failure: the same pass again soon, without re-reading manifests.
+                    retry_at = Some(now + poll);
+                }
                 if let Some(wait) = outcome.settle {
                     let first = debounce.map_or(now, |(first, _)| first);
                     debounce = Some((first, now + wait));
@@ -338,21 +354,38 @@ impl Daemon {
             return outcome;
         };
 
-        let lock = if self.config.use_lock {
-            match tokio::task::spawn_blocking(|| {
-                crate::lock::DirectorLock::acquire(
-                    Duration::from_secs(10),
-                    "the daemon tries again with backoff",
-                )
-            })
-            .await
-            {
-                Ok(Ok(lock)) => Some(lock),
-                Ok(Err(e)) => return self.failed(trigger, started, format!("{e:#}"), outcome),
-                Err(e) => return self.failed(trigger, started, format!("lock task: {e}"), outcome),
-            }
-        } else {
-            None
+        let lock = match &self.config.lock_file {
+            None => None,
+            Some(path) => match crate::lock::DirectorLock::try_acquire_at(path) {
+                Ok(Ok(lock)) => {
+                    self.lock_wait_since = None;
+                    Some(lock)
+                }
+                Ok(Err(holder)) => {
+                    let holder = holder.map(|h| format!(" by {h}")).unwrap_or_default();
+                    let since = *self.lock_wait_since.get_or_insert(started);
+                    let waited = started - since;
+                    if waited < self.config.lock_patience {
+                        if waited.is_zero() {
+                            info!(
+                                "waiting for another lvsctl: the director lock {} is held{holder}",
+                                path.display()
+                            );
+                        }
+                        outcome.lock_busy = Some(LOCK_POLL);
+                        return outcome;
+                    }
+                    self.lock_wait_since = None;
+                    let message = format!(
+                        "another lvsctl is changing this director: lock {} is held{holder}; \
+                         gave up after waiting {:.1}s (the daemon tries again with backoff)",
+                        path.display(),
+                        waited.as_secs_f64()
+                    );
+                    return self.failed(trigger, started, message, outcome);
+                }
+                Err(e) => return self.failed(trigger, started, format!("{e:#}"), outcome),
+            },
         };
 
         let want = manifest.director.vip_interface.clone();

@@ -1026,3 +1026,61 @@ async fn daemon_with_watcher_follows_edits_and_keeps_last_good_on_partial_writes
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
+
+/// A held director lock (an `lvsctl apply` in flight) is waited for by polling between which
+/// the loop stays live: it is not a failure until `lock_patience`, the pass runs soon after the
+/// lock is free, and SIGTERM stops the daemon at once rather than after the wait.
+#[tokio::test(start_paused = true)]
+async fn a_held_lock_is_polled_without_holding_off_shutdown() {
+    let dir = tempdir("lock");
+    write(&dir, TWO_SERVICES);
+    let kernel = Kernel::default();
+    let mut c = config(&dir);
+    let path = dir.join("lock");
+    c.lock_file = Some(path.clone());
+    // Another open of the file holds it: flock locks conflict across open files, even within
+    // one process.
+    let held = std::fs::File::create(&path).unwrap();
+    held.lock().unwrap();
+    let d = start(c, &kernel, &Health::default());
+
+    sleep(Duration::from_secs(5)).await;
+    assert_eq!(kernel.attempts(), 0, "applied without the lock");
+    assert!(
+        std::fs::read_to_string(dir.join("status.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<StatusFile>(&t).ok())
+            .and_then(|s| s.last_reconcile)
+            .is_none_or(|r| r.result != "failed"),
+        "a short wait for the lock counted as a failure"
+    );
+    // Past the patience: a failed pass, said in the status file.
+    sleep(Duration::from_secs(6)).await;
+    let last = status(&dir).last_reconcile.unwrap();
+    assert_eq!(last.result, "failed");
+    assert!(
+        last.errors[0].contains("lock") && last.errors[0].contains("gave up after waiting 10."),
+        "{:?}",
+        last.errors
+    );
+
+    // Free again: converged within the backoff (1 s) and a poll.
+    held.unlock().unwrap();
+    sleep(Duration::from_millis(1500)).await;
+    assert_eq!(kernel.state(), desired(TWO_SERVICES));
+
+    // Held again while a pass wants it: stopping does not wait for the lock.
+    held.lock().unwrap();
+    d.reload.send(()).unwrap();
+    sleep(Duration::from_secs(1)).await;
+    let asked = Instant::now();
+    d.stop().await;
+    assert!(
+        asked.elapsed() < LOCK_POLL_MAX,
+        "stopping took {:?} of (virtual) time",
+        asked.elapsed()
+    );
+}
+
+/// Longest a stop may take while a pass polls the lock: one poll.
+const LOCK_POLL_MAX: Duration = Duration::from_millis(250);
