@@ -969,6 +969,19 @@ async fn watcher_follows_a_symlink_into_a_repository_and_directories() {
     quiet(&mut rx).await;
     std::fs::write(mdir.join("c.yaml"), "c").unwrap();
     event(&mut rx, "new file in the replaced directory").await;
+
+    // Deleted, then (after the daemon's failed read and refresh) made again, empty, and then
+    // filled: each step is seen without waiting for a resync.
+    std::fs::remove_dir_all(&mdir).unwrap();
+    event(&mut rx, "directory deleted").await;
+    w.refresh();
+    quiet(&mut rx).await;
+    std::fs::create_dir(&mdir).unwrap();
+    event(&mut rx, "directory made again").await;
+    w.refresh();
+    quiet(&mut rx).await;
+    std::fs::write(mdir.join("d.yaml"), "d").unwrap();
+    event(&mut rx, "a file in the directory made again").await;
 }
 
 #[tokio::test]
