@@ -86,6 +86,24 @@ pub struct ManifestArgs {
     pub allow_insecure_manifest: bool,
 }
 
+/// Writing a manifest into a directory of files instead of stdout.
+#[derive(Debug, Clone, Args)]
+pub struct OutDirArgs {
+    /// Write the manifest as files lvsctl-0001.yaml, lvsctl-0002.yaml, ... in DIR (created if
+    /// missing; refused if it already holds manifests), to be read back with -f DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// With --out-dir: at most N services per file (a file may hold at most 4 MiB).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1000,
+        requires = "out_dir",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub services_per_file: u32,
+}
+
 /// How `plan` and `apply` treat a running daemon's health verdicts.
 #[derive(Debug, Clone, Args)]
 pub struct DaemonHealthArgs {
@@ -158,14 +176,17 @@ pub enum Command {
     },
     /// Print the director's current state as a manifest (or a snapshot for `plan --state`).
     #[command(after_help = "Examples:\n  lvsctl export > director.yaml\n  \
+        lvsctl export --out-dir /etc/lvsctl/director/ && lvsctl plan -f /etc/lvsctl/director/\n  \
         lvsctl export --state > snapshot.json")]
     Export {
         /// Output format of the manifest.
         #[arg(short, long, value_enum, default_value_t = ExportFormat::Yaml)]
         output: ExportFormat,
         /// Write a full state snapshot (JSON) for `lvsctl plan --state`.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "out_dir")]
         state: bool,
+        #[command(flatten)]
+        out: OutDirArgs,
     },
     /// Turn existing configuration into a manifest.
     #[command(
@@ -177,6 +198,8 @@ pub enum Command {
         from: ImportFrom,
         /// Input file (`-` for standard input).
         file: PathBuf,
+        #[command(flatten)]
+        out: OutDirArgs,
     },
     /// Show services and real servers with connection counts, rates and health.
     #[command(after_help = "Examples:\n  lvsctl status\n  lvsctl status --watch")]

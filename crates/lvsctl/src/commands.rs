@@ -12,7 +12,9 @@ use lvsctl_model::{Observed, State};
 use lvsctl_plan::{Backend, Op, Plan, RenderOpts};
 use tracing::{debug, info, warn};
 
-use crate::cli::{DaemonHealthArgs, ExportFormat, ImportFrom, ManifestArgs, PlanFormat};
+use crate::cli::{
+    DaemonHealthArgs, ExportFormat, ImportFrom, ManifestArgs, OutDirArgs, PlanFormat,
+};
 use crate::output;
 use crate::status::{DaemonHealth, DaemonVerdicts, DownVerdict};
 
@@ -499,7 +501,13 @@ pub fn run_plan(backend: &mut dyn Backend, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-pub fn export(format: ExportFormat, state: bool) -> Result<u8> {
+pub fn export(format: ExportFormat, state: bool, out: &OutDirArgs) -> Result<u8> {
+    if out.out_dir.is_some() && format == ExportFormat::Json {
+        bail!(
+            "--out-dir writes YAML files (a directory is read as its *.yaml files); \
+             drop --output json, or write JSON to stdout without --out-dir"
+        );
+    }
     let mut backend = crate::backend::open_without_manifest()?;
     let observed = observe(backend.as_mut())?;
     if state {
@@ -507,19 +515,81 @@ pub fn export(format: ExportFormat, state: bool) -> Result<u8> {
         return Ok(exit::OK);
     }
     let text = state_as_manifest(&observed.state, format)?;
-    warn_if_too_big(&text);
-    output::stdout(&text);
+    write_manifest(&text, out)?;
     Ok(exit::OK)
 }
 
+/// Writes a manifest lvsctl made to stdout, or split into files of `--out-dir`.
+fn write_manifest(text: &str, out: &OutDirArgs) -> Result<()> {
+    let Some(dir) = &out.out_dir else {
+        warn_if_too_big(text, "-");
+        output::stdout(text);
+        return Ok(());
+    };
+    let parts = manifest::split_manifest(text, out.services_per_file as usize);
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create the directory", dir.display()))?;
+    // Manifests already there would be read with these: never mix, never overwrite.
+    let existing: Vec<String> = crate::files::expand(std::slice::from_ref(dir))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    if !existing.is_empty() {
+        bail!(
+            "{}: already holds manifests ({}); they would be read together with the new \
+             ones: give an empty or new directory",
+            dir.display(),
+            existing.join(", ")
+        );
+    }
+    // Each part goes to a hidden name first (never read as a manifest), then all are renamed
+    // into place: a failed write leaves no partial set behind.
+    let names: Vec<std::path::PathBuf> = (1..=parts.len())
+        .map(|i| dir.join(format!("lvsctl-{i:04}.yaml")))
+        .collect();
+    let mut staged = Vec::with_capacity(parts.len());
+    for (part, name) in parts.iter().zip(&names) {
+        let tmp = dir.join(format!(
+            ".{}.tmp",
+            name.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        ));
+        let written = std::fs::write(&tmp, part);
+        staged.push(tmp.clone());
+        if let Err(e) = written {
+            for t in &staged {
+                let _ = std::fs::remove_file(t);
+            }
+            return Err(e).with_context(|| format!("{}: cannot write", tmp.display()));
+        }
+        warn_if_too_big(part, &name.display().to_string());
+    }
+    for (tmp, name) in staged.iter().zip(&names) {
+        std::fs::rename(tmp, name)
+            .with_context(|| format!("{}: cannot rename to {}", tmp.display(), name.display()))?;
+    }
+    info!(
+        files = parts.len(),
+        "wrote the manifest to {}; read it back with -f {}",
+        dir.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
 /// A manifest lvsctl writes that it would refuse to read back as one file: say how to use it.
-fn warn_if_too_big(text: &str) {
+fn warn_if_too_big(text: &str, file: &str) {
     let limit = manifest::MAX_INPUT_BYTES;
     if text.len() > limit {
+        let fix = if file == "-" {
+            "write it as several files with --out-dir DIR and read them back with -f DIR"
+        } else {
+            "write it again with a lower --services-per-file"
+        };
         warn!(
-            "this manifest is {:.1} MiB, more than the {} MiB lvsctl reads from one file: split \
-             its services over several files in one directory (each with its own `services:` \
-             list, `director:` in one of them) and pass the directory with -f DIR",
+            "{file}: this manifest is {:.1} MiB, more than the {} MiB lvsctl reads from one \
+             file: {fix}",
             text.len() as f64 / (1024.0 * 1024.0),
             limit / (1024 * 1024)
         );
@@ -543,7 +613,7 @@ fn state_as_manifest(state: &State, format: ExportFormat) -> Result<String> {
     })
 }
 
-pub fn import(from: ImportFrom, file: &Path) -> Result<u8> {
+pub fn import(from: ImportFrom, file: &Path, out: &OutDirArgs) -> Result<u8> {
     let text = if file == Path::new("-") {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
@@ -579,8 +649,7 @@ pub fn import(from: ImportFrom, file: &Path) -> Result<u8> {
                     );
                 }
                 let text = format!("{head}{body}");
-                warn_if_too_big(&text);
-                output::stdout(&text);
+                write_manifest(&text, out)?;
                 Ok(exit::OK)
             }
             Err(errors) => {

@@ -92,8 +92,8 @@ fn dispatch(command: Command, color: bool) -> anyhow::Result<u8> {
             },
             color,
         ),
-        Command::Export { output, state } => commands::export(output, state),
-        Command::Import { from, file } => commands::import(from, &file),
+        Command::Export { output, state, out } => commands::export(output, state, &out),
+        Command::Import { from, file, out } => commands::import(from, &file, &out),
         Command::Status {
             watch,
             interval,

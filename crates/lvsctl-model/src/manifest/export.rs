@@ -215,6 +215,61 @@ fn generated_name(key: &ServiceKey) -> String {
     }
 }
 
+/// Splits a manifest written by [`manifest_from_state`] into parts of at most `per_part`
+/// services each, for a directory of files (`-f DIR` reads them back as one manifest). The
+/// first part keeps the header comments and the `director:` section; each part has its own
+/// `services:` list and says which part it is. Always at least one part.
+pub fn split_manifest(text: &str, per_part: usize) -> Vec<String> {
+    let per_part = per_part.max(1);
+    // Service items are the only lines at this indentation that open a list item.
+    const ITEM: &str = "  - name: ";
+    let Some(services_at) = text.find("\nservices:\n").map(|i| i + 1) else {
+        return vec![text.to_owned()];
+    };
+    let head = &text[..services_at];
+    let body = &text[services_at + "services:\n".len()..];
+    let mut items: Vec<&str> = Vec::new();
+    let mut start = 0;
+    let mut at = 0;
+    for line in body.split_inclusive('\n') {
+        if line.starts_with(ITEM) && at > start {
+            items.push(&body[start..at]);
+            start = at;
+        }
+        at += line.len();
+    }
+    if at > start {
+        items.push(&body[start..at]);
+    }
+    let chunks: Vec<&[&str]> = items.chunks(per_part).collect();
+    let total = chunks.len().max(1);
+    if total == 1 {
+        return vec![text.to_owned()];
+    }
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            // Later parts repeat the first comment line (what made the manifest).
+            let mut part = match text.lines().next() {
+                _ if i == 0 => head.to_owned(),
+                Some(first) if first.starts_with('#') => format!("{first}\n"),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                part,
+                "# part {} of {total}: read all parts together with -f DIR",
+                i + 1
+            );
+            part.push_str("services:\n");
+            for item in *chunk {
+                part.push_str(item);
+            }
+            part
+        })
+        .collect()
+}
+
 /// IPv6 addresses are quoted: a plain scalar starting with `::` reads badly in flow mappings.
 fn addr(a: IpAddr) -> String {
     match a {
@@ -276,4 +331,86 @@ fn real_server(key: &DestKey, spec: &DestSpec) -> Option<String> {
         parts.push(format!("lower_threshold: {}", spec.lower_threshold));
     }
     Some(format!("{{{}}}", parts.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::manifest::{Source, load};
+
+    const SEVEN: &str = "
+director:
+  vip_interface: lvs0
+services:
+  - name: a
+    protocol: tcp
+    vip: 10.0.0.1
+    port: 80
+    real_servers:
+      - {address: 10.0.1.1}
+      - {address: 10.0.1.2, weight: 3}
+  - name: b
+    protocol: udp
+    vip: 10.0.0.1
+    port: 53
+    real_servers: [{address: 10.0.1.1}]
+  - name: c
+    protocol: tcp
+    vip: 10.0.0.2
+    port: 0
+    persistence: 300
+  - name: web-ssh
+    fwmark: 10
+    match:
+      - {vip: 10.0.0.3, protocol: tcp, ports: [22, 80]}
+    real_servers: [{address: 10.0.1.1, port: 0}]
+  - name: e
+    protocol: tcp
+    vip: 10.0.0.4
+    port: 443
+  - name: f
+    protocol: tcp
+    vip: 10.0.0.5
+    port: 443
+  - name: g
+    protocol: sctp
+    vip: 10.0.0.6
+    port: 9
+";
+
+    #[test]
+    fn split_parts_read_back_together_as_the_same_state() {
+        let state = crate::manifest::parse("m.yaml", SEVEN.as_bytes())
+            .unwrap()
+            .desired_state();
+        let text = manifest_from_state(&state);
+        for per_part in [1, 2, 3, 6, 7, 100] {
+            let parts = split_manifest(&text, per_part);
+            assert_eq!(parts.len(), 7usize.div_ceil(per_part), "{per_part}");
+            if parts.len() == 1 {
+                assert_eq!(parts[0], text);
+            }
+            let sources: Vec<Source> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| Source::new(format!("part-{i}.yaml"), p.as_bytes().to_vec()))
+                .collect();
+            let back = load(&sources).unwrap_or_else(|d| panic!("{d}\n{parts:#?}"));
+            assert_eq!(back.desired_state(), state, "{per_part}: {parts:#?}");
+            // `director:` once, in the first part.
+            assert!(parts[0].contains("director:\n  vip_interface: lvs0\n"));
+            assert!(parts[1..].iter().all(|p| !p.contains("director:")));
+            for (i, p) in parts.iter().enumerate().filter(|_| parts.len() > 1) {
+                assert!(
+                    p.contains(&format!("# part {} of {}", i + 1, parts.len())),
+                    "{p}"
+                );
+                assert!(p.matches("  - name: ").count() <= per_part, "{p}");
+            }
+        }
+        // An empty table is one part.
+        let empty = manifest_from_state(&State::default());
+        assert_eq!(split_manifest(&empty, 1), vec![empty]);
+    }
 }

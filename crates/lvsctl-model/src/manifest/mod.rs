@@ -62,7 +62,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use diag::{Diagnostic, Diagnostics, Location};
-pub use export::manifest_from_state;
+pub use export::{manifest_from_state, split_manifest};
 /// Largest manifest file accepted, in bytes; callers reading files stop one byte past it.
 pub use yaml::MAX_INPUT_BYTES;
 

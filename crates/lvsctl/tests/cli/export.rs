@@ -135,3 +135,80 @@ fn exporting_an_empty_director_gives_a_manifest_that_applies_as_no_change() {
         "No changes. IPVS services, real servers, MARK rules and VIPs match the manifest.\n"
     );
 }
+
+/// `--out-dir` splits the manifest over files that `-f DIR` reads back as the same director;
+/// a directory that already holds manifests is refused, with nothing written.
+#[test]
+fn export_out_dir_splits_into_files_that_read_back_as_one_manifest() {
+    let a = Sandbox::new("export-out-dir");
+    a.apply(PRODUCTION, &[]);
+    let services = a.state().services.len();
+    assert!(services > 4, "production has {services} services");
+    let dir = a.path("director");
+    let dir_s = dir.to_str().unwrap();
+    let out = a
+        .run(&["export", "--out-dir", dir_s, "--services-per-file", "2"])
+        .success();
+    assert_eq!(out.stdout, "", "files, not stdout");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let want: Vec<String> = (1..=services.div_ceil(2))
+        .map(|i| format!("lvsctl-{i:04}.yaml"))
+        .collect();
+    assert_eq!(files, want, "no leftover temporary files either");
+    assert!(
+        out.stderr
+            .contains(&format!("read it back with -f {dir_s}")),
+        "{}",
+        out.stderr
+    );
+    // Read together, the files are the director: no change, and the same director elsewhere.
+    a.run(&["plan", "-f", dir_s, "--detailed-exitcode"])
+        .success();
+    let b = Sandbox::new("export-out-dir-b");
+    b.apply(dir_s, &[]);
+    assert_eq!(b.state(), a.state());
+
+    // Again into the same directory: refused, the files as they were.
+    let before: Vec<Vec<u8>> = want
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
+    let out = a.run(&["export", "--out-dir", dir_s]).code(1);
+    assert!(
+        out.stderr
+            .contains("already holds manifests (lvsctl-0001.yaml"),
+        "{}",
+        out.stderr
+    );
+    let after: Vec<Vec<u8>> = want
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
+    assert_eq!(before, after);
+
+    // JSON files would not be read from a directory; a count of 0 is no count.
+    let out = a
+        .run(&[
+            "export",
+            "--out-dir",
+            &format!("{dir_s}-json"),
+            "-o",
+            "json",
+        ])
+        .code(1);
+    assert!(
+        out.stderr.contains("--out-dir writes YAML"),
+        "{}",
+        out.stderr
+    );
+    a.run(&["export", "--out-dir", dir_s, "--services-per-file", "0"])
+        .code(1)
+        .stderr_has("0 is not in 1..");
+    a.run(&["export", "--services-per-file", "3"])
+        .code(1)
+        .stderr_has("--out-dir");
+}

@@ -159,3 +159,33 @@ fn an_empty_dump_gives_an_empty_manifest_with_a_warning() {
         out.stderr
     );
 }
+
+#[test]
+fn import_out_dir_writes_parts_that_apply_as_the_whole_dump() {
+    let dump = fixtures().join("ipvsadm/production.ipvsadm");
+    let dump = dump.to_str().unwrap();
+    let (whole, _) = import_and_apply(dump);
+    let sb = Sandbox::new("import-out-dir");
+    let dir = sb.path("imported");
+    let dir_s = dir.to_str().unwrap();
+    sb.run(&[
+        "import",
+        "--from",
+        "ipvsadm",
+        dump,
+        "--out-dir",
+        dir_s,
+        "--services-per-file",
+        "3",
+    ])
+    .success();
+    let first = std::fs::read_to_string(dir.join("lvsctl-0001.yaml")).unwrap();
+    let second = std::fs::read_to_string(dir.join("lvsctl-0002.yaml")).unwrap();
+    assert!(first.starts_with("# lvsctl manifest imported from `ipvsadm -S -n` output"));
+    assert!(
+        second.starts_with("# lvsctl manifest imported from `ipvsadm -S -n` output"),
+        "{second}"
+    );
+    sb.apply(dir_s, &[]);
+    assert_eq!(sb.state(), whole.state());
+}
