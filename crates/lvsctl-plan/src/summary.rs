@@ -1,7 +1,7 @@
 //! Counting a plan the way Terraform does, and the guard that refuses destructive plans unless
 //! the operator asked for them.
 
-use lvsctl_model::State;
+use lvsctl_model::{ServiceKey, State};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -50,11 +50,19 @@ pub fn summary(plan: &Plan) -> Summary {
     s
 }
 
-fn destroys_all_message(services: usize, examples: &str, added: usize) -> String {
+fn destroys_all_message(services: usize, examples: &str, added: usize, moved: usize) -> String {
     if added == 0 {
         format!(
             "refusing to delete all {services} IPVS services of the director ({examples}); \
              pass --allow-destroy if the manifest really is meant to empty the table"
+        )
+    } else if moved > 0 {
+        format!(
+            "refusing to delete all {services} IPVS services of the director ({examples}): \
+             the manifest keeps none of them and adds {added} other service(s), {moved} with \
+             the same port and real servers on another VIP. That is a VIP move, or the \
+             manifest of another director fronting the same real servers; pass \
+             --allow-destroy if it is a move"
         )
     } else {
         format!(
@@ -65,11 +73,18 @@ fn destroys_all_message(services: usize, examples: &str, added: usize) -> String
     }
 }
 
+fn moved_vip(new: &ServiceKey, old: &ServiceKey) -> bool {
+    matches!(
+        (new, old),
+        (ServiceKey::Inet { vip: a, .. }, ServiceKey::Inet { vip: b, .. }) if a != b
+    )
+}
+
 /// Why [`destroy_guard`] refused a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum GuardError {
     /// The plan deletes every IPVS service the director has.
-    #[error("{}", destroys_all_message(*.services, .examples, *.added))]
+    #[error("{}", destroys_all_message(*.services, .examples, *.added, *.moved))]
     DestroysAll {
         services: usize,
         /// The first few deleted services, for the message.
@@ -77,6 +92,8 @@ pub enum GuardError {
         /// Services the plan adds: an emptied manifest adds none; a manifest for another setup
         /// or another director shares no service with this one and adds its own.
         added: usize,
+        /// Of those, services paired as the same one on another VIP.
+        moved: usize,
     },
     /// The plan touches more objects than the operator allowed.
     #[error(
@@ -117,19 +134,20 @@ pub fn destroy_guard(
         }
     }
     if !observed.services.is_empty() {
-        // A service that only changed identity (the plan pairs it: `-/+`, e.g. a new port)
-        // goes on under its new key: deleting it is not emptying the table.
+        // A service that only changed port, protocol or mark (the plan pairs it: `-/+`) goes
+        // on under its new key: deleting it is not emptying the table. A VIP-only change does
+        // not count: two directors of an active/active pair front the same real servers on
+        // different VIPs, and the other one's manifest looks exactly like a VIP move.
         let replaced = plan
             .ops
             .iter()
-            .filter(|op| {
-                matches!(
-                    op,
-                    Op::AddService {
-                        replaces: Some(_),
-                        ..
-                    }
-                )
+            .filter(|op| match op {
+                Op::AddService {
+                    key,
+                    replaces: Some(old),
+                    ..
+                } => !moved_vip(key, old),
+                _ => false,
             })
             .count();
         let deleted: Vec<String> = plan
@@ -158,10 +176,18 @@ pub fn destroy_guard(
                 .iter()
                 .filter(|op| matches!(op, Op::AddService { .. }))
                 .count();
+            let moved = plan
+                .ops
+                .iter()
+                .filter(|op| {
+                    matches!(op, Op::AddService { key, replaces: Some(old), .. } if moved_vip(key, old))
+                })
+                .count();
             return Err(GuardError::DestroysAll {
                 services: deleted.len(),
                 examples,
                 added,
+                moved,
             });
         }
     }

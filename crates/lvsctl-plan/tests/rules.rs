@@ -620,25 +620,66 @@ fn guard_refuses_emptying_the_table() {
         "{msg}"
     );
 
-    // A one-service director whose service changes port or VIP: the plan pairs the two
-    // (`-/+`), the service goes on under its new key, so this is not a wipe. A new VIP with
-    // other real servers is another service.
+    // A one-service director whose service changes port: the plan pairs the two (`-/+`), the
+    // service goes on under its new key, so this is not a wipe.
     let mut one = ppc();
     one.services.remove(&tcp(VIP, 22));
     let mut moved = one.clone();
     let svc = moved.services.remove(&tcp(VIP, 80)).unwrap();
     moved.services.insert(tcp(VIP, 8080), svc.clone());
     assert_eq!(destroy_guard(&plan(&moved, &one), &one, None), Ok(()));
+    // The same service on another VIP is paired too (`VIP changed`), but that is also what the
+    // manifest of the other director of an active/active pair looks like: refused, saying so.
     let mut elsewhere = State::default();
     elsewhere
         .services
         .insert(tcp("192.168.6.199", 80), svc.clone());
-    assert_eq!(destroy_guard(&plan(&elsewhere, &one), &one, None), Ok(()));
+    let p = plan(&elsewhere, &one);
+    assert!(p.ops.iter().any(|op| matches!(
+        op,
+        Op::AddService {
+            replaces: Some(_),
+            ..
+        }
+    )));
+    let err = destroy_guard(&p, &one, None).unwrap_err();
+    assert!(
+        matches!(err, GuardError::DestroysAll { moved: 1, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("1 with the same port and real servers on another VIP"),
+        "{err}"
+    );
+    // And every service of a director moved at once the same.
+    let mut all_moved = State::default();
+    for (key, s) in &ppc().services {
+        if let ServiceKey::Inet { protocol, port, .. } = key {
+            all_moved.services.insert(
+                ServiceKey::Inet {
+                    protocol: *protocol,
+                    vip: ip("192.168.6.199"),
+                    port: *port,
+                },
+                s.clone(),
+            );
+        }
+    }
+    let err = destroy_guard(&plan(&all_moved, &ppc()), &ppc(), None).unwrap_err();
+    assert!(
+        matches!(err, GuardError::DestroysAll { moved: 2, .. }),
+        "{err:?}"
+    );
     let mut other = svc;
     other.dests.insert(dest("192.168.60.103", 80), dr(1));
     let mut another = State::default();
     another.services.insert(tcp("192.168.6.199", 80), other);
-    assert!(destroy_guard(&plan(&another, &one), &one, None).is_err());
+    let err = destroy_guard(&plan(&another, &one), &one, None).unwrap_err();
+    assert!(
+        matches!(err, GuardError::DestroysAll { moved: 0, .. }),
+        "{err:?}"
+    );
 
     // Deleting some services, or starting from an empty table, is fine.
     let mut one_left = ppc();
