@@ -151,27 +151,37 @@ fn render_opts(plan: &Plan, locations: &Locations, color: bool) -> RenderOpts {
 }
 
 /// A running daemon's health verdicts, unless told to ignore them. A status file that cannot
-/// be used is reported and planning goes on without it, as it would with no daemon.
-fn daemon_health(args: &DaemonHealthArgs) -> Option<DaemonHealth> {
+/// be used fails `apply` (`strict`: it could put back servers the daemon took out) and is
+/// reported by `plan`, which goes on without it.
+fn daemon_health(args: &DaemonHealthArgs, strict: bool) -> Result<Option<DaemonHealth>> {
     if args.ignore_daemon_health {
-        return None;
+        return Ok(None);
     }
     let path = args.daemon_status.display();
     match crate::status::daemon_verdicts(&args.daemon_status) {
-        Ok(DaemonVerdicts::Absent) => None,
-        Ok(DaemonVerdicts::NotRunning { pid }) => {
-            info!(
-                "{path} was written by pid {pid}, which no longer runs: its health verdicts are not applied"
+        Ok(DaemonVerdicts::Absent) => Ok(None),
+        Ok(DaemonVerdicts::NotRunning { pid, why }) => {
+            warn!(
+                "{path} was written by a daemon (pid {pid}) but {why}: its health verdicts \
+                 are not applied"
             );
-            None
+            Ok(None)
         }
-        Ok(DaemonVerdicts::Running(h)) => Some(h),
+        Ok(DaemonVerdicts::Running(h)) => Ok(Some(h)),
+        Err(e) if strict => Err(Reported {
+            code: exit::ERROR,
+            message: format!(
+                "{e}: cannot tell which real servers the daemon found down, so nothing was \
+                 changed; pass --ignore-daemon-health to apply the manifest as written"
+            ),
+        }
+        .into()),
         Err(e) => {
             warn!(
                 "{e}: planning without the daemon's health verdicts \
                  (--ignore-daemon-health skips the file)"
             );
-            None
+            Ok(None)
         }
     }
 }
@@ -253,7 +263,10 @@ pub fn plan(
     };
     let observed = managed_view(&manifest, observed);
     // A snapshot may come from another director: this one's daemon says nothing about it.
-    let health = state.is_none().then(|| daemon_health(daemon)).flatten();
+    let health = match state {
+        Some(_) => None,
+        None => daemon_health(daemon, false)?,
+    };
     let (desired, locations) = desired_and_locations(&mut manifest, &observed, health.as_ref());
     let p = lvsctl_plan::plan(&desired, &observed.state);
     debug!(operations = p.ops.len(), "planned");
@@ -386,7 +399,7 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
         (manifest, backend, observed, Some(lock))
     };
     let observed = managed_view(&manifest, observed);
-    let health = daemon_health(&opts.daemon);
+    let health = daemon_health(&opts.daemon, !opts.dry_run)?;
     let (desired, locations) = desired_and_locations(&mut manifest, &observed, health.as_ref());
     let p = lvsctl_plan::plan(&desired, &observed.state);
     print_plan(&p, &locations, color);

@@ -31,8 +31,8 @@ pub fn read_daemon_status(path: &Path) -> Result<Option<Value>, String> {
 pub enum DaemonVerdicts {
     /// No status file: no daemon runs (or it writes elsewhere).
     Absent,
-    /// The file is left over from a daemon that no longer runs.
-    NotRunning { pid: u64 },
+    /// The file is left over from a daemon that no longer runs (why, for the log).
+    NotRunning { pid: u64, why: &'static str },
     /// A running daemon's verdicts.
     Running(DaemonHealth),
 }
@@ -57,8 +57,26 @@ impl DaemonHealth {
     }
 }
 
+/// Why process `pid` is not an `lvsctl run` (gone, or the pid reused by another program after
+/// a daemon that died without a word), or `None` when it is one.
+fn not_a_running_daemon(pid: u64) -> Option<&'static str> {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return Some("it no longer runs");
+    };
+    let mut args = cmdline.split(|b| *b == 0).map(String::from_utf8_lossy);
+    let program = args.next().unwrap_or_default();
+    let is_lvsctl = Path::new(program.as_ref())
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("lvsctl"));
+    if is_lvsctl && args.any(|a| a == "run") {
+        None
+    } else {
+        Some("that pid is now another program")
+    }
+}
+
 /// Reads the daemon's verdicts from its status file; a daemon is running when the process the
-/// file names is.
+/// file names is `lvsctl run` and the file does not say it stopped.
 pub fn daemon_verdicts(path: &Path) -> Result<DaemonVerdicts, String> {
     let Some(v) = read_daemon_status(path)? else {
         return Ok(DaemonVerdicts::Absent);
@@ -67,8 +85,14 @@ pub fn daemon_verdicts(path: &Path) -> Result<DaemonVerdicts, String> {
         .get("pid")
         .and_then(Value::as_u64)
         .ok_or_else(|| format!("{} names no daemon pid", path.display()))?;
-    if !Path::new("/proc").join(pid.to_string()).exists() {
-        return Ok(DaemonVerdicts::NotRunning { pid });
+    if v.get("stopped").and_then(Value::as_bool) == Some(true) {
+        return Ok(DaemonVerdicts::NotRunning {
+            pid,
+            why: "it stopped",
+        });
+    }
+    if let Some(why) = not_a_running_daemon(pid) {
+        return Ok(DaemonVerdicts::NotRunning { pid, why });
     }
     let mut down: HashMap<String, HashMap<String, DownVerdict>> = HashMap::new();
     for (svc, servers) in v
@@ -82,10 +106,11 @@ pub fn daemon_verdicts(path: &Path) -> Result<DaemonVerdicts, String> {
                 continue;
             }
             let verdict = DownVerdict {
+                // Unknown: as the kernel has it (never brings a sorry server in).
                 confirmed: entry
                     .get("confirmed")
                     .and_then(Value::as_bool)
-                    .unwrap_or(true),
+                    .unwrap_or(false),
                 reason: entry
                     .get("reason")
                     .and_then(Value::as_str)

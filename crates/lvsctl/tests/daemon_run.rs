@@ -264,4 +264,7 @@ fn run_follows_health_and_manifest_and_stops_cleanly_on_sigterm() {
     assert!(exit.success(), "exit status {exit}");
     // The kernel is left as it is.
     assert_eq!(kernel_servers(&kernel), sorted(vec![(p1, 9), (p2, 1)]));
+    // The last status file says the daemon stopped, so plan and apply no longer use it.
+    let st: Value = serde_json::from_str(&std::fs::read_to_string(&status).unwrap()).unwrap();
+    assert_eq!(st["stopped"], true, "{st:#}");
 }

@@ -335,6 +335,8 @@ impl Sandbox {
             .env_remove("LVSCTL_FAKE_FAIL_SCHEDULER")
             .env_remove("LVSCTL_FAKE_SAVE_EVERY_OP")
             .env_remove("LVSCTL_LOCK_FILE")
+            // plan and apply read a running daemon's verdicts: never the machine's own.
+            .env("LVSCTL_STATUS_FILE", self.dir.join("status.json"))
             .stdin(Stdio::null());
         c
     }

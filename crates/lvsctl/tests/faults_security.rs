@@ -49,6 +49,8 @@ fn test_env(mut c: Command, dir: &Path) -> Command {
         .env_remove("RUST_LOG")
         .env_remove("LVSCTL_FAKE_FAIL_AT")
         .env_remove("LVSCTL_LOCK_FILE")
+        // plan and apply read a running daemon's verdicts: never the machine's own.
+        .env("LVSCTL_STATUS_FILE", dir.join("status.json"))
         .stdin(Stdio::null());
     c
 }

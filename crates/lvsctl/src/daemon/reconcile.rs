@@ -174,6 +174,8 @@ pub struct Daemon {
     unsettled_warned: bool,
     /// When passes started finding the director lock held.
     lock_wait_since: Option<Instant>,
+    /// The loop has ended: the last status file says so.
+    stopped: bool,
     /// The VIP interface the backend reads VIPs on, once told (`director.vip_interface` of the
     /// manifest in force; it may change, or come only after an invalid start-up manifest).
     vip_interface: Option<Option<String>>,
@@ -213,6 +215,7 @@ impl Daemon {
             unsettled_since: None,
             unsettled_warned: false,
             lock_wait_since: None,
+            stopped: false,
             vip_interface: None,
             status_digest: None,
             drains: BTreeMap::new(),
@@ -322,6 +325,7 @@ impl Daemon {
             }
         }
         info!("stopping; the kernel is left as it is");
+        self.stopped = true;
         self.write_status();
         Ok(())
     }
@@ -840,6 +844,7 @@ impl Daemon {
             last_reconcile: self.last_reconcile.clone(),
             health,
             draining,
+            stopped: self.stopped,
         }
     }
 }

@@ -27,6 +27,9 @@ pub struct StatusFile {
     pub health: BTreeMap<String, BTreeMap<String, HealthEntry>>,
     /// Real servers being drained (weight 0, deleted when idle or at `expires_at`).
     pub draining: Vec<DrainEntry>,
+    /// Written last, by a daemon that stopped (SIGTERM): its verdicts no longer hold.
+    #[serde(default)]
+    pub stopped: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,6 +157,7 @@ mod tests {
             last_reconcile: None,
             health: BTreeMap::new(),
             draining: Vec::new(),
+            stopped: false,
         };
         s.health.entry("fwmark/10".into()).or_default().insert(
             "192.168.60.101:0".into(),

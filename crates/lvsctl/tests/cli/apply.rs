@@ -410,30 +410,67 @@ services:
       on_failure: quiesce
 ";
 
-/// A daemon status file (the shape `daemon/status.rs` writes) naming `pid`, with 10.0.1.2 of
-/// `web` and 10.0.2.2 of `quiet` down.
-fn status_with_two_down(pid: u64) -> String {
-    let down = |reason: &str| {
-        serde_json::json!({"state": "down", "reason": reason, "check": "http", "confirmed": true,
-            "since": 0.0, "last_check": 0.0, "consecutive_ok": 0, "consecutive_fail": 3,
-            "checks": 9, "failures": 3, "on_failure": "remove"})
-    };
-    let up = serde_json::json!({"state": "up", "reason": "http 200", "check": "http",
-        "confirmed": true, "since": 0.0, "last_check": 0.0, "consecutive_ok": 9,
-        "consecutive_fail": 0, "checks": 9, "failures": 0, "on_failure": "remove"});
+/// A daemon status file (the shape `daemon/status.rs` writes) naming `pid`, with `down` (service,
+/// server, reason, confirmed) down and 10.0.1.1 of `web` up.
+fn status_file(pid: u64, down: &[(&str, &str, &str, bool)]) -> String {
+    let mut health = serde_json::json!({
+        "tcp/10.0.0.1:80": {"10.0.1.1:80": {"state": "up", "reason": "http 200", "check": "http",
+            "confirmed": true, "since": 0.0, "last_check": 0.0, "consecutive_ok": 9,
+            "consecutive_fail": 0, "checks": 9, "failures": 0, "on_failure": "remove"}}
+    });
+    for (svc, server, reason, confirmed) in down {
+        health[*svc][*server] = serde_json::json!({"state": "down", "reason": reason,
+            "check": "http", "confirmed": confirmed, "since": 0.0, "last_check": 0.0,
+            "consecutive_ok": 0, "consecutive_fail": 3, "checks": 9, "failures": 3,
+            "on_failure": "remove"});
+    }
     serde_json::json!({
         "format_version": "1", "pid": pid, "version": "0.1.0", "started_at": 0.0,
         "updated_at": 0.0,
         "manifest": {"ok": true, "paths": ["lvsctl.yaml"], "loaded_at": 0.0, "error": null,
                      "services": 2, "real_servers": 4},
         "last_reconcile": null,
-        "health": {
-            "tcp/10.0.0.1:80": {"10.0.1.1:80": up, "10.0.1.2:80": down("http: status 503")},
-            "tcp/10.0.0.2:80": {"10.0.2.2:80": down("tcp: connection refused")}
-        },
+        "health": health,
         "draining": []
     })
     .to_string()
+}
+
+const TWO_DOWN: &[(&str, &str, &str, bool)] = &[
+    ("tcp/10.0.0.1:80", "10.0.1.2:80", "http: status 503", true),
+    (
+        "tcp/10.0.0.2:80",
+        "10.0.2.2:80",
+        "tcp: connection refused",
+        true,
+    ),
+];
+
+/// A process that looks like a running daemon to plan and apply (`lvsctl ... run` in its
+/// command line), killed when dropped.
+struct FakeDaemon(std::process::Child);
+
+impl FakeDaemon {
+    fn start() -> FakeDaemon {
+        use std::os::unix::process::CommandExt;
+        // `; true` keeps the shell from exec'ing sleep, which would change the command line.
+        let child = std::process::Command::new("sh")
+            .arg0("lvsctl")
+            .args(["-c", "sleep 120; true", "run"])
+            .spawn()
+            .unwrap();
+        FakeDaemon(child)
+    }
+    fn pid(&self) -> u64 {
+        u64::from(self.0.id())
+    }
+}
+
+impl Drop for FakeDaemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Each service's real servers and weights, as `service -> [(server, weight)]`.
@@ -452,6 +489,19 @@ fn weights(sb: &Sandbox) -> Vec<(String, Vec<(String, u32)>)> {
         .collect()
 }
 
+fn all_in() -> Vec<(String, Vec<(String, u32)>)> {
+    vec![
+        (
+            "tcp/10.0.0.1:80".to_owned(),
+            vec![("10.0.1.1:80".to_owned(), 5), ("10.0.1.2:80".to_owned(), 7)],
+        ),
+        (
+            "tcp/10.0.0.2:80".to_owned(),
+            vec![("10.0.2.1:80".to_owned(), 3), ("10.0.2.2:80".to_owned(), 3)],
+        ),
+    ]
+}
+
 /// An apply beside a running daemon must not put back what the daemon's checks took out: the
 /// daemon would only undo it at its next resync, and traffic would go to a dead server until
 /// then. The daemon's verdicts come from its status file, applied as the daemon applies them.
@@ -460,11 +510,8 @@ fn apply_beside_a_running_daemon_keeps_out_what_it_found_down() {
     let sb = Sandbox::new("apply-daemon-health");
     let m = sb.write("lvsctl.yaml", CHECKED);
     let m = m.to_str().unwrap();
-    // This test's own process stands in for the running daemon.
-    sb.write(
-        "status.json",
-        &status_with_two_down(u64::from(std::process::id())),
-    );
+    let daemon = FakeDaemon::start();
+    sb.write("status.json", &status_file(daemon.pid(), TWO_DOWN));
 
     let plan = sb.run(&["plan", "-f", m]).success();
     assert!(!plan.stdout.contains("10.0.1.2:80"), "{}", plan.stdout);
@@ -472,7 +519,7 @@ fn apply_beside_a_running_daemon_keeps_out_what_it_found_down() {
     assert!(
         plan.stderr.contains(&format!(
             "the daemon (pid {}) found 2 real server(s) down",
-            std::process::id()
+            daemon.pid()
         )),
         "{}",
         plan.stderr
@@ -534,33 +581,106 @@ fn apply_beside_a_running_daemon_keeps_out_what_it_found_down() {
     .code(2);
 }
 
+/// Every real server of a service down, confirmed by checks: the sorry server is in, as the
+/// daemon has it. Not confirmed yet (the daemon just started), it stays as the kernel has it.
 #[test]
-fn a_status_file_left_by_a_stopped_daemon_or_unreadable_changes_nothing() {
+fn apply_beside_a_running_daemon_keeps_its_sorry_server() {
+    let with_sorry = CHECKED.replace(
+        "      - {address: 10.0.1.2, weight: 7}\n    health:",
+        "      - {address: 10.0.1.2, weight: 7}\n    sorry_server: {address: 10.0.9.9}\n    health:",
+    );
+    assert_ne!(with_sorry, CHECKED);
+    let sb = Sandbox::new("apply-daemon-sorry");
+    let m = sb.write("lvsctl.yaml", &with_sorry);
+    let m = m.to_str().unwrap();
+    let daemon = FakeDaemon::start();
+    let web_down = |confirmed| {
+        [
+            (
+                "tcp/10.0.0.1:80",
+                "10.0.1.1:80",
+                "http: status 503",
+                confirmed,
+            ),
+            (
+                "tcp/10.0.0.1:80",
+                "10.0.1.2:80",
+                "http: status 503",
+                confirmed,
+            ),
+        ]
+    };
+    // Unconfirmed, and no sorry server in the kernel: none added.
+    sb.write("status.json", &status_file(daemon.pid(), &web_down(false)));
+    sb.apply(m, &[]);
+    assert_eq!(weights(&sb)[0], ("tcp/10.0.0.1:80".to_owned(), vec![]));
+    // Confirmed: the sorry server comes in, and the log says why.
+    sb.write("status.json", &status_file(daemon.pid(), &web_down(true)));
+    let out = sb.apply(m, &[]);
+    assert_eq!(
+        weights(&sb)[0],
+        (
+            "tcp/10.0.0.1:80".to_owned(),
+            vec![("10.0.9.9:80".to_owned(), 1)]
+        )
+    );
+    assert!(
+        out.stderr.contains(
+            "tcp/10.0.0.1:80: every real server is down or at weight 0, so its sorry server is in"
+        ),
+        "{}",
+        out.stderr
+    );
+    // One back up: the sorry server goes, the server returns.
+    sb.write(
+        "status.json",
+        &status_file(daemon.pid(), &web_down(true)[1..]),
+    );
+    sb.apply(m, &[]);
+    assert_eq!(
+        weights(&sb)[0],
+        (
+            "tcp/10.0.0.1:80".to_owned(),
+            vec![("10.0.1.1:80".to_owned(), 5)]
+        )
+    );
+}
+
+#[test]
+fn a_status_file_of_no_running_daemon_changes_nothing_and_an_unreadable_one_stops_apply() {
     let sb = Sandbox::new("apply-daemon-gone");
     let m = sb.write("lvsctl.yaml", CHECKED);
     let m = m.to_str().unwrap();
     // No process has this pid: the daemon is gone and its verdicts with it.
-    sb.write("status.json", &status_with_two_down(99_999_999));
+    sb.write("status.json", &status_file(99_999_999, TWO_DOWN));
     let out = sb.apply(m, &[]);
     assert!(
         out.stderr
-            .contains("was written by pid 99999999, which no longer runs"),
+            .contains("was written by a daemon (pid 99999999) but it no longer runs"),
         "{}",
         out.stderr
     );
-    let all = vec![
-        (
-            "tcp/10.0.0.1:80".to_owned(),
-            vec![("10.0.1.1:80".to_owned(), 5), ("10.0.1.2:80".to_owned(), 7)],
-        ),
-        (
-            "tcp/10.0.0.2:80".to_owned(),
-            vec![("10.0.2.1:80".to_owned(), 3), ("10.0.2.2:80".to_owned(), 3)],
-        ),
-    ];
-    assert_eq!(weights(&sb), all);
+    assert_eq!(weights(&sb), all_in());
+    // The pid is taken by another program (this test): not a daemon.
+    sb.write(
+        "status.json",
+        &status_file(u64::from(std::process::id()), TWO_DOWN),
+    );
+    sb.run(&["plan", "-f", m, "--detailed-exitcode"])
+        .success()
+        .stderr_has("but that pid is now another program");
+    // A daemon that stopped says so in its last status file.
+    let daemon = FakeDaemon::start();
+    let mut stopped: serde_json::Value =
+        serde_json::from_str(&status_file(daemon.pid(), TWO_DOWN)).unwrap();
+    stopped["stopped"] = serde_json::Value::Bool(true);
+    sb.write("status.json", &stopped.to_string());
+    sb.run(&["plan", "-f", m, "--detailed-exitcode"])
+        .success()
+        .stderr_has("but it stopped");
 
-    // A file that is not a status file is reported, and the plan is the manifest's.
+    // A file that is not a status file: plan says so and plans the manifest; apply changes
+    // nothing unless told to ignore it.
     sb.write("status.json", "not json");
     let out = sb.run(&["plan", "-f", m, "--detailed-exitcode"]).success();
     assert!(
@@ -571,4 +691,20 @@ fn a_status_file_left_by_a_stopped_daemon_or_unreadable_changes_nothing() {
         "{}",
         out.stderr
     );
+    let manifest_down = CHECKED.replace("      - {address: 10.0.1.2, weight: 7}\n", "");
+    let m2 = sb.write("down.yaml", &manifest_down);
+    let m2 = m2.to_str().unwrap();
+    let before = sb.kernel_bytes();
+    let out = sb.run(&["apply", "-f", m2]).code(1);
+    assert!(
+        out.stderr.contains("is not a daemon status file")
+            && out
+                .stderr
+                .contains("nothing was changed; pass --ignore-daemon-health"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sb.kernel_bytes(), before);
+    sb.apply(m2, &["--ignore-daemon-health"]);
+    assert_eq!(weights(&sb)[0].1.len(), 1);
 }
