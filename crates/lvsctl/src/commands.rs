@@ -542,12 +542,22 @@ fn write_manifest(text: &str, out: &OutDirArgs) -> Result<()> {
     let parts = manifest::split_manifest(text, out.services_per_file as usize);
     std::fs::create_dir_all(dir)
         .with_context(|| format!("{}: cannot create the directory", dir.display()))?;
+    // `-f DIR` would refuse it: say so now, not when the files are read back.
+    crate::files::check_dir_permissions(dir, false)
+        .context("lvsctl would refuse to read the manifest back from there")?;
     // Manifests already there would be read with these: never mix, never overwrite.
-    let existing: Vec<String> = crate::files::expand(std::slice::from_ref(dir))
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .collect();
+    let mut existing: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list the directory", dir.display()))?
+    {
+        let entry =
+            entry.with_context(|| format!("{}: cannot list the directory", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml")) {
+            existing.push(name);
+        }
+    }
+    existing.sort();
     if !existing.is_empty() {
         bail!(
             "{}: already holds manifests ({}); they would be read together with the new \
@@ -557,7 +567,8 @@ fn write_manifest(text: &str, out: &OutDirArgs) -> Result<()> {
         );
     }
     // Each part goes to a hidden name first (never read as a manifest), then all are renamed
-    // into place: a failed write leaves no partial set behind.
+    // into place; a failed write or rename takes every part back, as a partial set would read
+    // as a smaller director.
     let names: Vec<std::path::PathBuf> = (1..=parts.len())
         .map(|i| dir.join(format!("lvsctl-{i:04}.yaml")))
         .collect();
@@ -578,9 +589,23 @@ fn write_manifest(text: &str, out: &OutDirArgs) -> Result<()> {
         }
         warn_if_too_big(part, &name.display().to_string());
     }
-    for (tmp, name) in staged.iter().zip(&names) {
-        std::fs::rename(tmp, name)
-            .with_context(|| format!("{}: cannot rename to {}", tmp.display(), name.display()))?;
+    for (i, (tmp, name)) in staged.iter().zip(&names).enumerate() {
+        if let Err(e) = std::fs::rename(tmp, name) {
+            // Some parts alone would read as a smaller director: take them all back.
+            for done in &names[..i] {
+                let _ = std::fs::remove_file(done);
+            }
+            for t in &staged[i..] {
+                let _ = std::fs::remove_file(t);
+            }
+            return Err(e).with_context(|| {
+                format!(
+                    "{}: cannot rename to {}; no part was left in place",
+                    tmp.display(),
+                    name.display()
+                )
+            });
+        }
     }
     info!(
         files = parts.len(),

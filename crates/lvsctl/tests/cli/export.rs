@@ -190,6 +190,21 @@ fn export_out_dir_splits_into_files_that_read_back_as_one_manifest() {
         .collect();
     assert_eq!(before, after);
 
+    // A directory every user can write would be refused when read back: refused now.
+    let open = a.path("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let out = a
+        .run(&["export", "--out-dir", open.to_str().unwrap()])
+        .code(1);
+    assert!(
+        out.stderr
+            .contains("would refuse to read the manifest back from there"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read_dir(&open).unwrap().count(), 0);
+
     // JSON files would not be read from a directory; a count of 0 is no count.
     let out = a
         .run(&[
