@@ -248,16 +248,21 @@ impl Daemon {
         let mut debounce: Option<(Instant, Instant)> = None;
         let mut retry_at: Option<Instant> = None;
         let mut pending = Some(Trigger::Startup);
+        // The trigger of a pass that found the director lock held, to run again under its own
+        // name; `resumed` says the pass about to run is that one (its manifests are read).
+        let mut lock_resume: Option<Trigger> = None;
+        let mut resumed = false;
         let refresh = self.config.status_refresh.max(Duration::from_millis(100));
         let mut next_status = Instant::now() + refresh;
         loop {
             if let Some(trigger) = pending.take() {
-                if trigger.reads_manifest() {
+                if trigger.reads_manifest() && !std::mem::take(&mut resumed) {
                     self.manifest_dirty = true;
                 }
                 let outcome = self.pass(trigger).await;
                 let now = Instant::now();
                 retry_at = outcome.retry.then(|| now + self.backoff());
+                lock_resume = outcome.lock_busy.map(|_| trigger);
                 if let Some(poll) = outcome.lock_busy {
                     // Not a failure: the same pass again soon, without re-reading manifests.
                     retry_at = Some(now + poll);
@@ -283,7 +288,13 @@ impl Daemon {
                         debounce = None;
                         pending = Some(Trigger::Manifest);
                     } else if retry_at.is_some_and(|at| at <= now) {
-                        pending = Some(Trigger::Retry);
+                        pending = Some(match lock_resume.take() {
+                            Some(t) => {
+                                resumed = true;
+                                t
+                            }
+                            None => Trigger::Retry,
+                        });
                     } else if next_resync <= now {
                         pending = Some(Trigger::Resync);
                     }

@@ -1082,6 +1082,18 @@ async fn a_held_lock_is_polled_without_holding_off_shutdown() {
     sleep(Duration::from_millis(1500)).await;
     assert_eq!(kernel.state(), desired(TWO_SERVICES));
 
+    // A pass that waited for the lock runs under its own trigger once it has it.
+    held.lock().unwrap();
+    d.reload.send(()).unwrap();
+    sleep(Duration::from_secs(1)).await;
+    held.unlock().unwrap();
+    sleep(Duration::from_millis(500)).await;
+    let last = status(&dir).last_reconcile.unwrap();
+    assert_eq!(
+        (last.trigger.as_str(), last.result.as_str()),
+        ("reload", "ok")
+    );
+
     // Held again while a pass wants it: stopping does not wait for the lock.
     held.lock().unwrap();
     d.reload.send(()).unwrap();
