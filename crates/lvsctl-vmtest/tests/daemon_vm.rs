@@ -6,7 +6,8 @@
 //! - [`health_removes_and_restores_a_real_server`]: RS1's web server stops -> RS1 leaves the
 //!   kernel within interval × fall (+1 s) and both clients get RS2; it starts again -> RS1
 //!   returns within interval × rise (+1 s) and serves clients again; metrics, the status file
-//!   and `lvsctl status` say so all along; SIGTERM exits 0.
+//!   and `lvsctl status` say so all along; an `lvsctl apply` beside the daemon while RS1 is
+//!   down keeps it out; SIGTERM exits 0.
 //! - [`edits_drift_corruption_and_restarts`]: an edited manifest reaches the kernel within a
 //!   second; `ipvsadm -C` behind the daemon's back is repaired by the next resync; a corrupt
 //!   manifest changes nothing in the kernel; `kill -9` and a restart apply nothing and leave an
@@ -161,6 +162,8 @@ snap down
 status down
 metrics down
 cmd status-down /opt/lvsctl status --daemon-status $STATUS_FILE
+cmd apply-down /opt/lvsctl apply -f $MANIFEST_DIR/
+snap apply-down
 phase down
 probe_rounds 2 c1:80 c1:22 c2:80 c2:22
 
@@ -259,6 +262,19 @@ fn health_removes_and_restores_a_real_server() {
     assert!(
         rs1_line.contains("down"),
         "lvsctl status while RS1 is down:\n{shown}"
+    );
+    // An operator's apply of the same manifest beside the daemon keeps RS1 out, as the daemon
+    // does (it reads the daemon's status file), instead of adding it back until a resync.
+    run.expect_no_changes("apply-down");
+    let err = run.stderr("apply-down");
+    assert!(
+        err.contains("found 1 real server(s) down; this plan keeps them as it does")
+            && err.contains("fwmark/10 192.168.60.101:0 out ("),
+        "{err}"
+    );
+    assert_eq!(
+        run.ipvsadm("apply-down"),
+        "-A -f 10 -s rr -p 120\n-a -f 10 -r 192.168.60.102:0 -g -w 1\n"
     );
     // Every request goes to RS2, even the client whose persistence template named RS1: the
     // kernel drops a template whose real server was deleted.

@@ -287,16 +287,21 @@ fn daemon_lines(out: &mut String, d: &Value, paint: &dyn Fn(&str, &str) -> Strin
         Some(_) => "just now".to_owned(),
         None => "at an unknown time".to_owned(),
     };
-    // A daemon that died leaves its last status behind: say the health is old news.
-    if let Some(pid) = d.get("pid").and_then(Value::as_u64)
-        && !Path::new("/proc").join(pid.to_string()).exists()
-    {
-        let _ = writeln!(
-            out,
-            "daemon: {} (pid {pid} is gone); health above as of {}",
-            paint("31", "not running"),
-            ago(d.get("updated_at").and_then(Value::as_f64))
-        );
+    // A daemon that stopped or died leaves its last status behind: say the health is old news.
+    if let Some(pid) = d.get("pid").and_then(Value::as_u64) {
+        let why = if d.get("stopped").and_then(Value::as_bool) == Some(true) {
+            Some("it stopped")
+        } else {
+            not_a_running_daemon(pid)
+        };
+        if let Some(why) = why {
+            let _ = writeln!(
+                out,
+                "daemon: {} (pid {pid}: {why}); health above as of {}",
+                paint("31", "not running"),
+                ago(d.get("updated_at").and_then(Value::as_f64))
+            );
+        }
     }
     if let Some(m) = d.get("manifest")
         && m.get("ok").and_then(Value::as_bool) == Some(false)
@@ -441,11 +446,22 @@ mod tests {
             "last_reconcile": null, "health": {}});
         let text = render(&Observed::default(), Some(&daemon), false);
         assert!(
-            text.contains("daemon: not running (pid 99999999 is gone); health above as of "),
+            text.contains(
+                "daemon: not running (pid 99999999: it no longer runs); health above as of "
+            ),
             "{text}"
         );
-        let alive = serde_json::json!({"pid": std::process::id(), "updated_at": 0.0});
-        assert!(!render(&Observed::default(), Some(&alive), false).contains("not running"));
+        // This test's pid is a process, but not an `lvsctl run`.
+        let other = serde_json::json!({"pid": std::process::id(), "updated_at": 0.0});
+        let text = render(&Observed::default(), Some(&other), false);
+        let pid = std::process::id();
+        assert!(
+            text.contains(&format!("(pid {pid}: that pid is now another program)")),
+            "{text}"
+        );
+        let stopped =
+            serde_json::json!({"pid": std::process::id(), "updated_at": 0.0, "stopped": true});
+        assert!(render(&Observed::default(), Some(&stopped), false).contains(": it stopped)"));
     }
 
     #[test]

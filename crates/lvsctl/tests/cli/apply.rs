@@ -5,7 +5,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::support::{EXAMPLES, PRODUCTION, Sandbox, example, fresh_state};
+use crate::support::{EXAMPLES, FakeDaemon, PRODUCTION, Sandbox, example, fresh_state};
 
 const NO_CHANGES: &str =
     "No changes. IPVS services, real servers, MARK rules and VIPs match the manifest.\n";
@@ -445,33 +445,6 @@ const TWO_DOWN: &[(&str, &str, &str, bool)] = &[
         true,
     ),
 ];
-
-/// A process that looks like a running daemon to plan and apply (`lvsctl ... run` in its
-/// command line), killed when dropped.
-struct FakeDaemon(std::process::Child);
-
-impl FakeDaemon {
-    fn start() -> FakeDaemon {
-        use std::os::unix::process::CommandExt;
-        // `; true` keeps the shell from exec'ing sleep, which would change the command line.
-        let child = std::process::Command::new("sh")
-            .arg0("lvsctl")
-            .args(["-c", "sleep 120; true", "run"])
-            .spawn()
-            .unwrap();
-        FakeDaemon(child)
-    }
-    fn pid(&self) -> u64 {
-        u64::from(self.0.id())
-    }
-}
-
-impl Drop for FakeDaemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Each service's real servers and weights, as `service -> [(server, weight)]`.
 fn weights(sb: &Sandbox) -> Vec<(String, Vec<(String, u32)>)> {

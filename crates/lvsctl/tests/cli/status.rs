@@ -3,16 +3,15 @@
 
 use std::time::Duration;
 
-use crate::support::{Sandbox, example, has_ansi, repo_root};
+use crate::support::{FakeDaemon, Sandbox, example, has_ansi, repo_root};
 
 const SNAPSHOT: &str = "examples/snapshots/ppc-director.json";
 
-/// A status file in the shape the daemon writes (`daemon/status.rs`).
-fn daemon_status(now: f64) -> String {
+/// A status file in the shape the daemon writes (`daemon/status.rs`), naming `daemon`.
+fn daemon_status(now: f64, daemon: &FakeDaemon) -> String {
     serde_json::json!({
         "format_version": "1",
-        // A live process, as when the daemon runs.
-        "pid": std::process::id(),
+        "pid": daemon.pid(),
         "version": "0.1.0",
         "started_at": now - 600.0,
         "updated_at": now - 5.0,
@@ -117,7 +116,8 @@ fn snapshot_counters_are_shown() {
 fn daemon_health_and_last_reconcile_are_shown() {
     let sb = Sandbox::new("status-daemon");
     sb.apply(&example("ppc"), &[]);
-    let status = sb.write("status.json", &daemon_status(now()));
+    let daemon = FakeDaemon::start();
+    let status = sb.write("status.json", &daemon_status(now(), &daemon));
     let out = sb
         .run(&["status", "--daemon-status", status.to_str().unwrap()])
         .success();
@@ -158,7 +158,8 @@ fn a_real_server_the_daemon_removed_is_still_shown_with_why() {
             ),
     );
     sb.apply(trimmed.to_str().unwrap(), &[]);
-    let status = sb.write("status.json", &daemon_status(now()));
+    let daemon = FakeDaemon::start();
+    let status = sb.write("status.json", &daemon_status(now(), &daemon));
     let out = sb
         .run(&["status", "--daemon-status", status.to_str().unwrap()])
         .success();
@@ -170,7 +171,8 @@ fn a_real_server_the_daemon_removed_is_still_shown_with_why() {
 #[test]
 fn colour_only_when_asked_or_on_a_terminal() {
     let sb = Sandbox::new("status-colour");
-    let status = sb.write("status.json", &daemon_status(now()));
+    let daemon = FakeDaemon::start();
+    let status = sb.write("status.json", &daemon_status(now(), &daemon));
     let status = status.to_str().unwrap();
     let args = ["status", "--state", SNAPSHOT, "--daemon-status", status];
     let piped = sb.run(&args).success();
@@ -215,7 +217,8 @@ fn watch_redraws_until_stopped() {
 #[test]
 fn stale_or_unreadable_daemon_status_is_said_not_hidden() {
     let sb = Sandbox::new("status-stale");
-    let mut v: serde_json::Value = serde_json::from_str(&daemon_status(now())).unwrap();
+    let daemon = FakeDaemon::start();
+    let mut v: serde_json::Value = serde_json::from_str(&daemon_status(now(), &daemon)).unwrap();
     v["pid"] = serde_json::json!(99_999_999u64);
     let dead = sb.write("dead.json", &v.to_string());
     let out = sb
@@ -229,7 +232,9 @@ fn stale_or_unreadable_daemon_status_is_said_not_hidden() {
         .success();
     let line = row(&out.stdout, "daemon: not running");
     assert!(
-        line.starts_with("daemon: not running (pid 99999999 is gone); health above as of "),
+        line.starts_with(
+            "daemon: not running (pid 99999999: it no longer runs); health above as of "
+        ),
         "{line}"
     );
     let bad = sb.write("bad.json", "{\"format_version\": \"1\", \"health\": ");

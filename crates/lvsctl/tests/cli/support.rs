@@ -295,3 +295,30 @@ pub fn golden(rel: &str, got: &str) {
 pub fn has_ansi(s: &str) -> bool {
     s.contains('\x1b')
 }
+
+/// A process that looks like a running daemon to plan, apply and status (`lvsctl ... run` in its
+/// command line), killed when dropped.
+pub struct FakeDaemon(std::process::Child);
+
+impl FakeDaemon {
+    pub fn start() -> FakeDaemon {
+        use std::os::unix::process::CommandExt;
+        // `; true` keeps the shell from exec'ing sleep, which would change the command line.
+        let child = std::process::Command::new("sh")
+            .arg0("lvsctl")
+            .args(["-c", "sleep 120; true", "run"])
+            .spawn()
+            .unwrap();
+        FakeDaemon(child)
+    }
+    pub fn pid(&self) -> u64 {
+        u64::from(self.0.id())
+    }
+}
+
+impl Drop for FakeDaemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
