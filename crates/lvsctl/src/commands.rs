@@ -553,7 +553,7 @@ fn write_manifest(text: &str, out: &OutDirArgs) -> Result<()> {
         let entry =
             entry.with_context(|| format!("{}: cannot list the directory", dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml")) {
+        if crate::files::is_manifest_name(&name) {
             existing.push(name);
         }
     }

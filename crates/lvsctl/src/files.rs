@@ -7,6 +7,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use lvsctl_model::manifest::Source;
 
+/// A name in a manifest directory that lvsctl reads: `*.yaml` or `*.yml`, not hidden (editors'
+/// swap files, Kubernetes' `..data` entries, lvsctl's own staged `.tmp` files).
+pub fn is_manifest_name(name: &str) -> bool {
+    !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"))
+}
+
 /// Expands `paths` into the manifest files they name, in a stable order: each argument in the
 /// order given, a directory's files sorted by name. Hidden files (`.x.yaml`, editors' swap
 /// files) and Kubernetes' `..data` indirection entries are skipped. A file named twice (`-f
@@ -31,14 +37,8 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 let entry =
                     entry.with_context(|| format!("{}: cannot list directory", p.display()))?;
                 let path = entry.path();
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                if name.starts_with('.') {
-                    continue;
-                }
-                let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
                 // Follow symlinks: a ConfigMap mount links each file through `..data`.
-                if is_yaml
+                if is_manifest_name(&entry.file_name().to_string_lossy())
                     && std::fs::metadata(&path)
                         .map(|m| m.is_file())
                         .unwrap_or(false)

@@ -32,9 +32,7 @@ impl Interest {
     fn matches(&self, name: &str) -> bool {
         self.names.contains(name)
             || (self.dotdot && name.starts_with(".."))
-            || (self.yaml
-                && !name.starts_with('.')
-                && (name.ends_with(".yaml") || name.ends_with(".yml")))
+            || (self.yaml && crate::files::is_manifest_name(name))
     }
 
     fn merge(&mut self, other: Interest) {
@@ -79,8 +77,7 @@ fn plan_watches(paths: &[PathBuf]) -> BTreeMap<PathBuf, Interest> {
                 // Manifests inside may be symlinks into other directories (a git checkout).
                 if let Ok(entries) = std::fs::read_dir(&real) {
                     for e in entries.flatten() {
-                        let n = e.file_name().to_string_lossy().into_owned();
-                        if !n.starts_with('.') && (n.ends_with(".yaml") || n.ends_with(".yml")) {
+                        if crate::files::is_manifest_name(&e.file_name().to_string_lossy()) {
                             add_target_dir(&mut add, &e.path());
                         }
                     }
