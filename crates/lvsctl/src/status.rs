@@ -75,6 +75,15 @@ fn not_a_running_daemon(pid: u64) -> Option<&'static str> {
     }
 }
 
+/// Why the daemon that wrote status `v` (naming `pid`) no longer counts as running: its last
+/// file says it stopped, or the pid is not an `lvsctl run`; `None` when it runs.
+fn why_not_running(v: &Value, pid: u64) -> Option<&'static str> {
+    if v.get("stopped").and_then(Value::as_bool) == Some(true) {
+        return Some("it stopped");
+    }
+    not_a_running_daemon(pid)
+}
+
 /// Reads the daemon's verdicts from its status file; a daemon is running when the process the
 /// file names is `lvsctl run` and the file does not say it stopped.
 pub fn daemon_verdicts(path: &Path) -> Result<DaemonVerdicts, String> {
@@ -85,13 +94,7 @@ pub fn daemon_verdicts(path: &Path) -> Result<DaemonVerdicts, String> {
         .get("pid")
         .and_then(Value::as_u64)
         .ok_or_else(|| format!("{} names no daemon pid", path.display()))?;
-    if v.get("stopped").and_then(Value::as_bool) == Some(true) {
-        return Ok(DaemonVerdicts::NotRunning {
-            pid,
-            why: "it stopped",
-        });
-    }
-    if let Some(why) = not_a_running_daemon(pid) {
+    if let Some(why) = why_not_running(&v, pid) {
         return Ok(DaemonVerdicts::NotRunning { pid, why });
     }
     let mut down: HashMap<String, HashMap<String, DownVerdict>> = HashMap::new();
@@ -288,20 +291,15 @@ fn daemon_lines(out: &mut String, d: &Value, paint: &dyn Fn(&str, &str) -> Strin
         None => "at an unknown time".to_owned(),
     };
     // A daemon that stopped or died leaves its last status behind: say the health is old news.
-    if let Some(pid) = d.get("pid").and_then(Value::as_u64) {
-        let why = if d.get("stopped").and_then(Value::as_bool) == Some(true) {
-            Some("it stopped")
-        } else {
-            not_a_running_daemon(pid)
-        };
-        if let Some(why) = why {
-            let _ = writeln!(
-                out,
-                "daemon: {} (pid {pid}: {why}); health above as of {}",
-                paint("31", "not running"),
-                ago(d.get("updated_at").and_then(Value::as_f64))
-            );
-        }
+    if let Some(pid) = d.get("pid").and_then(Value::as_u64)
+        && let Some(why) = why_not_running(d, pid)
+    {
+        let _ = writeln!(
+            out,
+            "daemon: {} (pid {pid}: {why}); health above as of {}",
+            paint("31", "not running"),
+            ago(d.get("updated_at").and_then(Value::as_f64))
+        );
     }
     if let Some(m) = d.get("manifest")
         && m.get("ok").and_then(Value::as_bool) == Some(false)
