@@ -68,13 +68,7 @@ impl DirectorLock {
                 Err(holder) => holder,
             };
             if start.elapsed() >= timeout {
-                let holder = holder.map(|h| format!(" by {h}")).unwrap_or_default();
-                bail!(
-                    "another lvsctl is changing this director: lock {} is held{holder}; \
-                     gave up after waiting {:.1}s ({advice})",
-                    path.display(),
-                    timeout.as_secs_f64()
-                );
+                bail!(held_too_long(&path, holder.as_deref(), timeout, advice));
             }
             if !told {
                 let holder = holder.map(|h| format!(" ({h})")).unwrap_or_default();
@@ -106,6 +100,17 @@ impl Drop for DirectorLock {
         // writes none (another tool) is never named after us.
         let _ = self.file.set_len(0);
     }
+}
+
+/// Why a caller gave up on the lock at `path` after `waited`; `advice` says what its user can do.
+pub fn held_too_long(path: &Path, holder: Option<&str>, waited: Duration, advice: &str) -> String {
+    let holder = holder.map(|h| format!(" by {h}")).unwrap_or_default();
+    format!(
+        "another lvsctl is changing this director: lock {} is held{holder}; gave up after \
+         waiting {:.1}s ({advice})",
+        path.display(),
+        waited.as_secs_f64()
+    )
 }
 
 /// The holder's note, if it left one and that process still runs.

@@ -132,8 +132,8 @@ struct Outcome {
     retry: bool,
     /// The manifest changed too recently to trust: read it again after this long.
     settle: Option<Duration>,
-    /// Another lvsctl holds the director lock: try the pass again after this long.
-    lock_busy: Option<Duration>,
+    /// Another lvsctl holds the director lock: try the pass again after [`LOCK_POLL`].
+    lock_busy: bool,
 }
 
 /// How often a pass looks again at a held director lock.
@@ -262,10 +262,10 @@ impl Daemon {
                 let outcome = self.pass(trigger).await;
                 let now = Instant::now();
                 retry_at = outcome.retry.then(|| now + self.backoff());
-                lock_resume = outcome.lock_busy.map(|_| trigger);
-                if let Some(poll) = outcome.lock_busy {
+                lock_resume = outcome.lock_busy.then_some(trigger);
+                if outcome.lock_busy {
                     // Not a failure: the same pass again soon, without re-reading manifests.
-                    retry_at = Some(now + poll);
+                    retry_at = Some(now + LOCK_POLL);
                 }
                 if let Some(wait) = outcome.settle {
                     let first = debounce.map_or(now, |(first, _)| first);
@@ -377,25 +377,25 @@ impl Daemon {
                     Some(lock)
                 }
                 Ok(Err(holder)) => {
-                    let holder = holder.map(|h| format!(" by {h}")).unwrap_or_default();
                     let since = *self.lock_wait_since.get_or_insert(started);
                     let waited = started - since;
                     if waited < self.config.lock_patience {
                         if waited.is_zero() {
+                            let holder = holder.map(|h| format!(" by {h}")).unwrap_or_default();
                             info!(
                                 "waiting for another lvsctl: the director lock {} is held{holder}",
                                 path.display()
                             );
                         }
-                        outcome.lock_busy = Some(LOCK_POLL);
+                        outcome.lock_busy = true;
                         return outcome;
                     }
                     self.lock_wait_since = None;
-                    let message = format!(
-                        "another lvsctl is changing this director: lock {} is held{holder}; \
-                         gave up after waiting {:.1}s (the daemon tries again with backoff)",
-                        path.display(),
-                        waited.as_secs_f64()
+                    let message = crate::lock::held_too_long(
+                        path,
+                        holder.as_deref(),
+                        waited,
+                        "the daemon tries again with backoff",
                     );
                     return self.failed(trigger, started, message, outcome);
                 }
