@@ -569,35 +569,33 @@ fn write_manifest(text: &str, out: &OutDirArgs) -> Result<()> {
     // Each part goes to a hidden name first (never read as a manifest), then all are renamed
     // into place; a failed write or rename takes every part back, as a partial set would read
     // as a smaller director.
-    let names: Vec<std::path::PathBuf> = (1..=parts.len())
-        .map(|i| dir.join(format!("lvsctl-{i:04}.yaml")))
+    let files: Vec<(std::path::PathBuf, std::path::PathBuf)> = (1..=parts.len())
+        .map(|i| {
+            (
+                dir.join(format!(".lvsctl-{i:04}.yaml.tmp")),
+                dir.join(format!("lvsctl-{i:04}.yaml")),
+            )
+        })
         .collect();
-    let mut staged = Vec::with_capacity(parts.len());
-    for (part, name) in parts.iter().zip(&names) {
-        let tmp = dir.join(format!(
-            ".{}.tmp",
-            name.file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-        ));
-        let written = std::fs::write(&tmp, part);
-        staged.push(tmp.clone());
-        if let Err(e) = written {
-            for t in &staged {
-                let _ = std::fs::remove_file(t);
+    // Every staged part, and the first `renamed` parts put in place.
+    let undo = |renamed: usize| {
+        for (i, (tmp, name)) in files.iter().enumerate() {
+            let _ = std::fs::remove_file(tmp);
+            if i < renamed {
+                let _ = std::fs::remove_file(name);
             }
+        }
+    };
+    for (part, (tmp, name)) in parts.iter().zip(&files) {
+        if let Err(e) = std::fs::write(tmp, part) {
+            undo(0);
             return Err(e).with_context(|| format!("{}: cannot write", tmp.display()));
         }
         warn_if_too_big(part, &name.display().to_string());
     }
-    for (i, (tmp, name)) in staged.iter().zip(&names).enumerate() {
+    for (i, (tmp, name)) in files.iter().enumerate() {
         if let Err(e) = std::fs::rename(tmp, name) {
-            // Some parts alone would read as a smaller director: take them all back.
-            for done in &names[..i] {
-                let _ = std::fs::remove_file(done);
-            }
-            for t in &staged[i..] {
-                let _ = std::fs::remove_file(t);
-            }
+            undo(i);
             return Err(e).with_context(|| {
                 format!(
                     "{}: cannot rename to {}; no part was left in place",
