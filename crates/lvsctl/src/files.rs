@@ -120,37 +120,99 @@ pub fn check_dir_permissions(dir: &Path, allow_insecure: bool) -> Result<()> {
     Ok(())
 }
 
-/// Refuses a manifest whose directory lets every user replace it: without the sticky bit, whoever
-/// can write a directory can rename another file over any file in it. Checked for the file as
-/// named and, through a symlink, for the file it points to.
+/// Refuses a manifest that every user could swap for another through a directory on its way:
+/// without the sticky bit, whoever can write a directory can rename any entry in it, so a
+/// world-writable `/srv/shared` lets anyone replace `/srv/shared/lvsctl/director.yaml` by
+/// renaming `lvsctl` away and making their own. Every directory the path is looked up through
+/// counts, symlinks followed as the kernel follows them (a symlink's own directory included).
 pub fn check_parent_permissions(path: &Path, allow_insecure: bool) -> Result<()> {
     if allow_insecure {
         return Ok(());
     }
-    let mut paths = vec![path.to_path_buf()];
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
-        && let Ok(real) = std::fs::canonicalize(path)
-    {
-        paths.push(real);
-    }
-    for p in paths {
-        let dir = match p.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
+    for dir in lookup_dirs(path)? {
+        let meta = match std::fs::metadata(&dir) {
+            Ok(m) => m,
+            // A missing manifest is reported by whoever opens it, with its own message.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("{}: cannot read", dir.display())),
         };
-        let meta =
-            std::fs::metadata(&dir).with_context(|| format!("{}: cannot read", dir.display()))?;
         let mode = meta.mode();
         if mode & 0o002 != 0 && mode & 0o1000 == 0 {
             bail!(
-                "{}: refusing a manifest in a directory that every user can write (mode {:o}): anyone could replace it; fix with `chmod o-w {}` (or `chmod +t`), or pass --allow-insecure-manifest",
-                p.display(),
+                "{}: refusing a manifest under a directory that every user can write ({}, mode {:o}): anyone could replace it; fix with `chmod o-w {}` (or `chmod +t`), or pass --allow-insecure-manifest",
+                path.display(),
+                dir.display(),
                 mode & 0o7777,
                 dir.display()
             );
         }
     }
     Ok(())
+}
+
+/// Every directory in which a name of `path` is looked up, in lookup order: the ancestors of
+/// the path as named, then, through each symlink met, those of its target.
+fn lookup_dirs(path: &Path) -> Result<Vec<PathBuf>> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    use std::path::Component;
+    // As the kernel does (ELOOP), give up on a chain of links this long.
+    const MAX_LINKS: usize = 40;
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .with_context(|| format!("{}: cannot resolve the current directory", path.display()))?
+            .join(path)
+    };
+    let mut todo: VecDeque<OsString> = VecDeque::new();
+    fn push_front(todo: &mut VecDeque<OsString>, p: &Path) {
+        let names: Vec<OsString> = p
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect();
+        for n in names.into_iter().rev() {
+            todo.push_front(n);
+        }
+    }
+    push_front(&mut todo, &absolute);
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut cur = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        if name == ".." {
+            cur.pop();
+            continue;
+        }
+        if !dirs.contains(&cur) {
+            dirs.push(cur.clone());
+        }
+        let next = cur.join(&name);
+        match std::fs::symlink_metadata(&next) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > MAX_LINKS {
+                    bail!(
+                        "{}: too many levels of symbolic links (at {})",
+                        path.display(),
+                        next.display()
+                    );
+                }
+                let target = std::fs::read_link(&next)
+                    .with_context(|| format!("{}: cannot read link", next.display()))?;
+                if target.is_absolute() {
+                    cur = PathBuf::from("/");
+                }
+                push_front(&mut todo, &target);
+            }
+            _ => cur = next,
+        }
+    }
+    Ok(dirs)
 }
 
 /// Reads every manifest named by `paths` into sources, checking permissions first.
@@ -269,9 +331,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains(
-                "in a directory that every user can write (mode 777): anyone could replace it"
-            ),
+            err.contains(&format!(
+                "under a directory that every user can write ({}, mode 777): anyone could replace it",
+                dir.display()
+            )),
             "{err}"
         );
         assert_eq!(
@@ -297,6 +360,67 @@ mod tests {
         assert!(err.contains("anyone could replace it"), "{err}");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(read_sources(&[link], false).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn every_directory_on_the_way_to_a_manifest_counts() {
+        let root = tempdir();
+        let open = root.join("open");
+        let f = open.join("cfg").join("m.yaml");
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, "services: []\n").unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let refused = |p: &Path| {
+            let err = check_parent_permissions(p, false).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("({}, mode 777)", open.display())),
+                "{}: {err}",
+                p.display()
+            );
+        };
+        // A grandparent anyone can write: `cfg` can be renamed away and replaced.
+        refused(&f);
+        // The same, named with `..` and through a symlinked directory whose own directory is
+        // safe but whose target lies under the open one.
+        refused(&open.join("cfg").join("..").join("cfg").join("m.yaml"));
+        let safe = root.join("safe");
+        std::fs::create_dir(&safe).unwrap();
+        std::os::unix::fs::symlink(open.join("cfg"), safe.join("cfg")).unwrap();
+        refused(&safe.join("cfg").join("m.yaml"));
+        // A symlinked directory that itself sits in the open directory: the link can be swapped.
+        let real = root.join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::write(real.join("m.yaml"), "services: []\n").unwrap();
+        std::os::unix::fs::symlink(&real, open.join("link")).unwrap();
+        refused(&open.join("link").join("m.yaml"));
+        check_parent_permissions(&real.join("m.yaml"), false).unwrap();
+        check_parent_permissions(&open.join("link").join("m.yaml"), true).unwrap();
+
+        // Once the directory is closed, all of these are accepted.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for p in [
+            &f,
+            &safe.join("cfg").join("m.yaml"),
+            &open.join("link").join("m.yaml"),
+        ] {
+            check_parent_permissions(p, false).unwrap();
+        }
+
+        // A loop of links is an error, not a hang.
+        std::os::unix::fs::symlink(root.join("b"), root.join("a")).unwrap();
+        std::os::unix::fs::symlink(root.join("a"), root.join("b")).unwrap();
+        let err = check_parent_permissions(&root.join("a").join("m.yaml"), false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("too many levels of symbolic links"), "{err}");
+    }
+
+    #[test]
+    fn lookup_dirs_of_a_relative_path_start_at_the_root() {
+        let cwd = std::env::current_dir().unwrap();
+        let dirs = lookup_dirs(Path::new("m.yaml")).unwrap();
+        assert_eq!(dirs.first(), Some(&PathBuf::from("/")));
+        assert_eq!(dirs.last(), Some(&cwd));
     }
 
     fn tempdir() -> PathBuf {
