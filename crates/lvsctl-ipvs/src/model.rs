@@ -382,6 +382,14 @@ pub fn is_ipvs_op(op: &Op) -> bool {
     )
 }
 
+/// Whether the op takes capacity away (a delete, or a drain to weight 0).
+fn is_destructive(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::DeleteService { .. } | Op::DeleteDest { .. } | Op::DrainDest { .. }
+    )
+}
+
 /// The operation and object, for messages: `add real server 10.0.0.11:80 to
 /// tcp/10.0.0.100:80`.
 pub fn describe_op(op: &Op) -> String {
@@ -589,7 +597,8 @@ impl IpvsSocket {
 
     /// Runs IPVS plan ops pipelined (see [`IpvsSocket::execute_batch`]) and returns one result
     /// per op *attempted*, in order; with `stop_at_first_error` the list ends early after a
-    /// failure (ops that were already in flight still report their own results). A non-IPVS op
+    /// failure (ops that were already in flight still report their own results), and the
+    /// deletes of a run are only sent once everything before them succeeded. A non-IPVS op
     /// fails without being sent. Real servers written with GUE/GRE tunnels or tunnel flags are
     /// read back: a kernel that silently ignored those attributes turns the op into an error.
     pub fn execute_ops(
@@ -601,10 +610,22 @@ impl IpvsSocket {
         let mut start = 0;
         while start < ops.len() {
             // The run of IPVS ops from `start`.
-            let end = ops[start..]
+            let run_end = ops[start..]
                 .iter()
                 .position(|op| !is_ipvs_op(op))
                 .map_or(ops.len(), |p| start + p);
+            // A barrier before the deletes: the kernel carries out every request of a datagram
+            // even after one of them fails, so a delete sent together with the add that
+            // replaces it would run even when that add failed, and a working service would
+            // go with nothing in its place. Plans put adds and edits before deletes, so this
+            // costs one wait per run.
+            let end = if stop_at_first_error {
+                (start + 1..run_end)
+                    .find(|&j| is_destructive(&ops[j]) && !is_destructive(&ops[j - 1]))
+                    .unwrap_or(run_end)
+            } else {
+                run_end
+            };
             if end == start {
                 results.push(Err(BackendError::Other(format!(
                     "{}: not an IPVS operation",
@@ -620,17 +641,16 @@ impl IpvsSocket {
                 ops[start..end].iter().filter_map(request_for_op).collect();
             let outcome = self.execute_batch(&reqs, stop_at_first_error);
             let sent = outcome.len();
-            let mut failed = false;
             for (op, r) in ops[start..start + sent].iter().zip(outcome) {
-                failed |= r.is_err();
                 results.push(r.map_err(|e| op_error(op, e)));
             }
-            if failed && stop_at_first_error {
+            // Before the next run: a tunnel the kernel silently dropped is a failed add too.
+            self.verify_tunnels(&ops[start..start + sent], &mut results[start..]);
+            if stop_at_first_error && results[start..].iter().any(Result::is_err) {
                 break;
             }
             start = end;
         }
-        self.verify_tunnels(ops, &mut results);
         results
     }
 

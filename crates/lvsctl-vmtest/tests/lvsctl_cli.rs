@@ -205,6 +205,22 @@ sed 's/scheduler: mh/scheduler: sh/' /tmp/two.yaml >/tmp/two-fixed.yaml
 cmd fixed /opt/lvsctl apply -f /tmp/two-fixed.yaml
 snap fixed
 cmd fixed-again /opt/lvsctl apply -f /tmp/two-fixed.yaml
+# web moves to another VIP, on the missing scheduler: its new service cannot be made
+cat >/tmp/move.yaml <<'EOF'
+services:
+  - name: web
+    vip: 192.168.6.102
+    port: 80
+    scheduler: mh
+    real_servers: [{address: 192.168.60.101}, {address: 192.168.60.102}]
+  - name: hashed
+    vip: 192.168.6.101
+    port: 8080
+    scheduler: sh
+    real_servers: [{address: 192.168.60.101}, {address: 192.168.60.102}]
+EOF
+cmd move-fails /opt/lvsctl apply -f /tmp/move.yaml
+snap move-fails
 mv /tmp/ip_vs_mh.hidden "$mh"
 cmd restored /opt/lvsctl apply -f /tmp/two.yaml
 snap restored
@@ -386,6 +402,21 @@ fn check_failure(run: &Run) {
          -a -t 192.168.6.101:8080 -r 192.168.60.102:8080 -g -w 1\n"
     );
     run.expect_no_changes("fixed-again");
+
+    // A replacement whose new service fails: the requests are pipelined, but the delete of
+    // the old service is only sent once the new one is in, so the old one keeps serving.
+    run.expect_status("move-fails", 1);
+    let report = error_report(&run.stderr("move-fails"));
+    assert!(
+        report.contains("(add service tcp/192.168.6.102:80) failed")
+            && !report.contains("delete service"),
+        "the failed replacement:\n{report}"
+    );
+    assert_eq!(
+        run.ipvsadm("move-fails"),
+        run.ipvsadm("fixed"),
+        "a failed replacement must leave the old service as it was"
+    );
 
     // The module back: the original manifest applies (a scheduler change in place).
     run.expect_status("restored", 0);
