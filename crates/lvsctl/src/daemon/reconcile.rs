@@ -509,6 +509,12 @@ impl Daemon {
             ..Counts::default()
         };
         let mut errors = Vec::new();
+        if !plan.is_empty()
+            && let Some(Err(e)) = lock.as_ref().map(crate::lock::DirectorLock::still_held)
+        {
+            drop(lock);
+            return self.failed(trigger, started, format!("{e:#}"), outcome);
+        }
         if !plan.is_empty() {
             let backend = Arc::clone(&self.backend);
             let ops = plan.ops.clone();
@@ -538,7 +544,7 @@ impl Daemon {
                     }
                     OpResult::Skipped => {
                         counts.skipped += 1;
-                        debug!(op = %op, "skipped after an earlier failure of the same object");
+                        debug!(op = %op, "skipped after an earlier failure of the same object, or of the service replacing it");
                     }
                 }
             }
@@ -996,17 +1002,60 @@ fn group(op: &Op) -> Group {
 }
 
 /// Runs `ops` in order, one at a time, skipping the rest of a group after its first failure.
+/// A service being replaced (`-/+`) shares the fate of its replacement: if the new one could
+/// not be set up, the old one is kept whole and keeps serving, so the MARK rules that feed it
+/// and its VIP stay too (the chain is rewritten, and the VIP removed, on a later pass).
 fn apply_ops(backend: &mut dyn Backend, ops: &[Op]) -> Vec<OpResult> {
+    let replaced: BTreeMap<ServiceKey, ServiceKey> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::AddService {
+                key,
+                replaces: Some(old),
+                ..
+            } => Some((*key, *old)),
+            _ => None,
+        })
+        .collect();
     let mut failed: BTreeSet<Group> = BTreeSet::new();
+    // Services kept because their replacement failed, and the VIPs they still need.
+    let mut kept: BTreeSet<ServiceKey> = BTreeSet::new();
+    let mut kept_vips: BTreeSet<std::net::IpAddr> = BTreeSet::new();
     ops.iter()
         .map(|op| {
             let g = group(op);
-            if failed.contains(&g) {
+            let feeds_kept = match op {
+                Op::WriteMarkChain { removed, .. } | Op::RemoveMarkChain { removed, .. } => {
+                    let lost: Vec<_> = removed
+                        .iter()
+                        .filter(|r| {
+                            kept.contains(&ServiceKey::Fwmark {
+                                mark: r.mark,
+                                family: r.family(),
+                            })
+                        })
+                        .collect();
+                    kept_vips.extend(lost.iter().map(|r| r.vip));
+                    !lost.is_empty()
+                }
+                Op::DeleteVip { addr, .. } => kept_vips.contains(addr),
+                _ => false,
+            };
+            if failed.contains(&g) || feeds_kept {
                 return OpResult::Skipped;
             }
             match backend.execute(op) {
                 Ok(()) => OpResult::Applied,
                 Err(e) => {
+                    if let Group::Service(key) = g
+                        && let Some(old) = replaced.get(&key)
+                    {
+                        failed.insert(Group::Service(*old));
+                        kept.insert(*old);
+                        if let ServiceKey::Inet { vip, .. } = old {
+                            kept_vips.insert(*vip);
+                        }
+                    }
                     failed.insert(g);
                     OpResult::Failed(e.to_string())
                 }

@@ -540,6 +540,70 @@ async fn a_failed_apply_is_retried_with_backoff_and_spares_other_services() {
     d.stop().await;
 }
 
+/// A replacement (`-/+`) whose new service cannot be set up leaves the old one serving: the
+/// old service, the MARK rules that feed it and its VIP all stay until the new one exists.
+#[tokio::test(start_paused = true)]
+async fn a_failed_replacement_keeps_the_old_service_its_marks_and_its_vip() {
+    const BEFORE: &str = "
+director:
+  vip_interface: lvs0
+services:
+  - name: web
+    vip: 10.0.0.1
+    port: 80
+    real_servers: [{address: 10.0.1.1}, {address: 10.0.1.2}]
+  - name: grouped
+    fwmark: 10
+    match: [{vip: 10.0.0.5, ports: [80, 22]}]
+    persistence: 60
+    real_servers: [{address: 10.0.1.1}]
+  - name: dns
+    protocol: udp
+    vip: 10.0.0.2
+    port: 53
+    real_servers: [{address: 10.0.2.1}]
+";
+    let after = BEFORE
+        .replace("vip: 10.0.0.1", "vip: 10.0.0.3")
+        .replace("fwmark: 10", "fwmark: 11");
+    let dir = tempdir("replace-fails");
+    write(&dir, BEFORE);
+    let kernel = Kernel::default();
+    let d = start(config(&dir), &kernel, &Health::default());
+    sleep(Duration::from_secs(1)).await;
+    let before = kernel.state();
+    assert_eq!(before, desired(BEFORE));
+
+    let new_services = [svc("tcp/10.0.0.3:80"), svc("fwmark/11")];
+    kernel.with(|k| {
+        k.fail_when(
+            move |op: &Op| matches!(op, Op::AddService { key, .. } if new_services.contains(key)),
+            BackendError::Kernel {
+                op: "add service".into(),
+                errno: Errno::Other(12),
+                message: "out of memory (ENOMEM)".into(),
+            },
+        );
+    });
+    write(&dir, &after);
+    d.events.send(()).unwrap();
+    sleep(Duration::from_secs(5)).await;
+    // Nothing of the old director went: services, real servers, MARK rules and VIPs. Only
+    // the new VIP is there already (VIPs come first, so services can use them).
+    let mut expected = before.clone();
+    if let Some(v) = expected.vips.as_mut() {
+        v.owned.insert("10.0.0.3".parse().unwrap());
+    }
+    assert_eq!(kernel.state(), expected);
+    let last = status(&dir).last_reconcile.unwrap();
+    assert_eq!(last.result, "partial");
+
+    kernel.with(|k| k.clear_faults());
+    sleep(Duration::from_secs(20)).await;
+    assert_eq!(kernel.state(), desired(&after));
+    d.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_failed_observe_is_retried() {
     let dir = tempdir("observe");
