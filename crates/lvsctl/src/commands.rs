@@ -384,7 +384,7 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
     } else {
         crate::lock::DirectorLock::acquire(Duration::ZERO, "").ok()
     };
-    let (mut manifest, mut backend, observed, _lock) = if opts.dry_run || free_lock.is_some() {
+    let (mut manifest, mut backend, observed, lock) = if opts.dry_run || free_lock.is_some() {
         let (manifest, backend, observed) = load_and_observe(args)?;
         (manifest, backend, observed, free_lock)
     } else {
@@ -426,6 +426,9 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
     if opts.dry_run {
         info!("dry run: nothing applied");
         return Ok(exit::OK);
+    }
+    if let Some(lock) = &lock {
+        lock.still_held()?;
     }
     run_plan(backend.as_mut(), &p)?;
     // The kernel must now match the manifest; anything else is a bug or interference. Only

@@ -11,6 +11,7 @@ use tracing::info;
 
 pub struct DirectorLock {
     file: File,
+    path: PathBuf,
 }
 
 /// The lock file: `LVSCTL_LOCK_FILE`, else beside a fake kernel's file, else
@@ -32,28 +33,45 @@ impl DirectorLock {
     /// (`holder`: its note, when it left one and still runs). Never waits, so a caller that
     /// must stay responsive (the daemon, to SIGTERM) does its own waiting.
     pub fn try_acquire_at(path: &Path) -> Result<std::result::Result<Self, Option<String>>> {
-        if let Some(dir) = path.parent() {
-            // Best effort: the open below reports the real problem if this fails.
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)
-            .with_context(|| format!("{}: cannot open the director lock", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {
-                let mut lock = DirectorLock { file };
-                lock.record_holder();
-                Ok(Ok(lock))
+        // A lock on a file that is no longer at `path` excludes nobody: the next lvsctl opens
+        // whatever is there now. systemd removes a unit's RuntimeDirectory when it stops, and an
+        // operator may delete a stale-looking lock file, both while a holder still runs. So
+        // after locking, check the path still names the locked file, and start again if not.
+        for _ in 0..MAX_REPLACED {
+            if let Some(dir) = path.parent() {
+                // Best effort: the open below reports the real problem if this fails.
+                let _ = std::fs::create_dir_all(dir);
             }
-            Err(std::fs::TryLockError::WouldBlock) => Ok(Err(holder(&file))),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(e).with_context(|| format!("{}: cannot lock the director lock", path.display()))
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(path)
+                .with_context(|| format!("{}: cannot open the director lock", path.display()))?;
+            match file.try_lock() {
+                Ok(()) if names_file(path, &file) => {
+                    let mut lock = DirectorLock {
+                        file,
+                        path: path.to_path_buf(),
+                    };
+                    lock.record_holder();
+                    return Ok(Ok(lock));
+                }
+                Ok(()) => continue,
+                Err(std::fs::TryLockError::WouldBlock) => return Ok(Err(holder(&file))),
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| {
+                        format!("{}: cannot lock the director lock", path.display())
+                    });
+                }
             }
         }
+        bail!(
+            "{}: the director lock file was removed or replaced {MAX_REPLACED} times while \
+             lvsctl locked it; find what keeps deleting it (nothing should), then try again",
+            path.display()
+        )
     }
 
     /// Waits up to `timeout` for the lock. `advice` ends the error when it is not granted
@@ -82,6 +100,21 @@ impl DirectorLock {
         }
     }
 
+    /// Fails when the lock file was removed or replaced since it was locked: another lvsctl
+    /// may then hold the lock on the new file, so this one must not change the director.
+    /// Checked just before writing to the kernel.
+    pub fn still_held(&self) -> Result<()> {
+        if names_file(&self.path, &self.file) {
+            return Ok(());
+        }
+        bail!(
+            "{}: the director lock file was removed or replaced while this lvsctl held it, so \
+             another lvsctl may be changing the director; nothing was changed. Keep the lock \
+             file in place (for systemd: RuntimeDirectoryPreserve=yes) and run again",
+            self.path.display()
+        )
+    }
+
     /// Writes `pid N: command line` into the lock file so a waiting lvsctl can say who holds it.
     /// Best effort: the lock is what matters, not the note.
     fn record_holder(&mut self) {
@@ -99,6 +132,18 @@ impl Drop for DirectorLock {
         // Clear the note before the lock goes with the file descriptor, so a later holder that
         // writes none (another tool) is never named after us.
         let _ = self.file.set_len(0);
+    }
+}
+
+/// How many times in a row the lock file may vanish under a new holder before it gives up.
+const MAX_REPLACED: usize = 5;
+
+/// Whether `path` still names `file` (same device and inode).
+fn names_file(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -153,5 +198,27 @@ mod tests {
         writeln!(f, "pid 99999999: lvsctl apply").unwrap();
         assert_eq!(holder(&f), None);
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_holder_whose_lock_file_was_removed_knows_it() {
+        let dir = std::env::temp_dir().join(format!("lvsctl-lock-gone-{}", std::process::id()));
+        let path = dir.join("lock");
+        let first = DirectorLock::try_acquire_at(&path).unwrap().unwrap();
+        assert!(DirectorLock::try_acquire_at(&path).unwrap().is_err());
+        // What systemd does to a unit's RuntimeDirectory when the unit stops.
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The old holder's lock is on a file nobody can open any more: the path names a new
+        // one, which the next lvsctl locks. The old holder must see it lost the lock.
+        let second = DirectorLock::try_acquire_at(&path).unwrap().unwrap();
+        let err = first.still_held().unwrap_err().to_string();
+        assert!(
+            err.contains("removed or replaced while this lvsctl held it"),
+            "{err}"
+        );
+        second.still_held().unwrap();
+        assert!(DirectorLock::try_acquire_at(&path).unwrap().is_err());
+        drop((first, second));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
