@@ -256,7 +256,10 @@ impl Daemon {
         let mut next_status = Instant::now() + refresh;
         loop {
             if let Some(trigger) = pending.take() {
-                if trigger.reads_manifest() && !std::mem::take(&mut resumed) {
+                // Taken whatever the trigger: a resumed health or retry pass must not leave it
+                // set for the next reload, which would then skip reading the manifests.
+                let was_resumed = std::mem::take(&mut resumed);
+                if trigger.reads_manifest() && !was_resumed {
                     self.manifest_dirty = true;
                 }
                 let outcome = self.pass(trigger).await;
@@ -549,7 +552,6 @@ impl Daemon {
                 }
             }
         }
-        drop(lock);
 
         if let (Some(s), Some(m)) = (self.sysctls.as_mut(), self.manifest.as_ref()) {
             s.apply(&m.director.sysctl);
@@ -600,6 +602,9 @@ impl Daemon {
         };
         counts.errors = errors;
         self.finish(trigger, started, result, summary, counts, Some(&observed));
+        // Only now: `lvsctl apply` takes the lock and then reads the health verdicts in the
+        // status file, which must already say what this pass did to the kernel.
+        drop(lock);
         outcome
     }
 

@@ -1171,5 +1171,44 @@ async fn a_held_lock_is_polled_without_holding_off_shutdown() {
     );
 }
 
+/// A retry pass that waited for the lock and then ran must not make the next SIGHUP skip
+/// reading the manifests (its "resumed" mark was once left set by triggers that read none).
+#[tokio::test(start_paused = true)]
+async fn a_reload_after_a_retry_that_waited_for_the_lock_reads_the_manifest() {
+    let dir = tempdir("resumed-retry");
+    write(&dir, TWO_SERVICES);
+    let kernel = Kernel::default();
+    let mut c = config(&dir);
+    let path = dir.join("lock");
+    c.lock_file = Some(path.clone());
+    c.resync_interval = Duration::from_secs(3600);
+    let held = std::fs::File::create(&path).unwrap();
+    held.lock().unwrap();
+    let d = start(c, &kernel, &Health::default());
+    // Past the patience: failed; the retry 1 s later finds the lock still held and waits.
+    sleep(Duration::from_millis(10_600)).await;
+    assert_eq!(status(&dir).last_reconcile.unwrap().result, "failed");
+    sleep(Duration::from_millis(1000)).await;
+    held.unlock().unwrap();
+    sleep(Duration::from_millis(1000)).await;
+    let last = status(&dir).last_reconcile.unwrap();
+    assert_eq!(
+        (last.trigger.as_str(), last.result.as_str()),
+        ("retry", "ok")
+    );
+    assert_eq!(kernel.state(), desired(TWO_SERVICES));
+
+    let edited = TWO_SERVICES.replace("weight: 5}", "weight: 9}");
+    write(&dir, &edited);
+    d.reload.send(()).unwrap();
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        weight(&kernel.state(), "tcp/10.0.0.1:80", "10.0.1.1:80"),
+        Some(9),
+        "SIGHUP did not re-read the manifest"
+    );
+    d.stop().await;
+}
+
 /// Longest a stop may take while a pass polls the lock: one poll.
 const LOCK_POLL_MAX: Duration = Duration::from_millis(250);
