@@ -455,9 +455,18 @@ pub fn op_error(op: &Op, err: IpvsError) -> BackendError {
                     pe_name: Some(pe),
                     ..
                 }) => format!(
-                    "scheduler \"{scheduler}\" or persistence engine \"{pe}\" is not available ({name})"
+                    "scheduler \"{scheduler}\" or persistence engine \"{pe}\" is not available \
+                     ({name}): this kernel has no module ip_vs_{scheduler} or ip_vs_pe_{pe} \
+                     (check with `modinfo`; some are missing from older kernels or builds), or \
+                     modules cannot be loaded here; choose another in the manifest"
                 ),
-                Some(s) => format!("scheduler \"{}\" is not available ({name})", s.scheduler),
+                Some(s) => format!(
+                    "scheduler \"{0}\" is not available ({name}): this kernel has no module \
+                     ip_vs_{0} (check with `modinfo ip_vs_{0}`; some schedulers are missing from \
+                     older kernels or builds), or modules cannot be loaded here; choose another \
+                     scheduler in the manifest",
+                    s.scheduler
+                ),
                 None => format!("{} ({name})", errno_description(errno)),
             }
         }

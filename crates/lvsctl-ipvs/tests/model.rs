@@ -427,7 +427,11 @@ fn error_messages_name_the_operation_and_object() {
         BackendError::Kernel {
             op: "add service tcp/10.0.0.100:80".into(),
             errno: Errno::NotFound,
-            message: "scheduler \"foo\" is not available (ENOENT)".into()
+            message: "scheduler \"foo\" is not available (ENOENT): this kernel has no module \
+                      ip_vs_foo (check with `modinfo ip_vs_foo`; some schedulers are missing \
+                      from older kernels or builds), or modules cannot be loaded here; choose \
+                      another scheduler in the manifest"
+                .into()
         }
     );
     let e = op_error(&ops[0], kernel(libc::EEXIST));

@@ -8,9 +8,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub const AFTER_HELP: &str = "\
 Exit codes:
-  0  success (plan: no changes)
-  1  error: invalid manifest, kernel error, failed step
-  2  plan --detailed-exitcode: the plan has changes
+  0  success (a plain plan exits 0 with or without changes)
+  1  error: invalid manifest or usage, kernel or iptables error, failed step,
+     director lock not granted in time
+  2  plan --detailed-exitcode: the plan has changes or director.timeouts differ
   3  apply refused by a safety guard (nothing was changed)
 
 Examples:
@@ -182,8 +183,9 @@ pub enum Command {
         /// Output format of the manifest.
         #[arg(short, long, value_enum, default_value_t = ExportFormat::Yaml)]
         output: ExportFormat,
-        /// Write a full state snapshot (JSON) for `lvsctl plan --state`.
-        #[arg(long, conflicts_with = "out_dir")]
+        /// Write a full state snapshot for `lvsctl plan --state` (always JSON, so --output
+        /// does not apply).
+        #[arg(long, conflicts_with_all = ["out_dir", "output"])]
         state: bool,
         #[command(flatten)]
         out: OutDirArgs,

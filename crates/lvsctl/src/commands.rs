@@ -288,7 +288,17 @@ pub fn plan(
     // Director-wide timeouts are not IPVS objects and stay out of the plan and its JSON; in
     // text they are listed after it. Either way they count for --detailed-exitcode.
     let timeouts = match state {
-        Some(_) => 0,
+        Some(path) => {
+            // A snapshot holds no timeouts: say so, rather than let "No changes" cover them.
+            if manifest.director.timeouts != Default::default() {
+                warn!(
+                    "director.timeouts are not compared: the snapshot {} does not record the \
+                     kernel's timeouts (`lvsctl plan` without --state compares them)",
+                    path.display()
+                );
+            }
+            0
+        }
         None => director_timeouts(&manifest, true, matches!(format, PlanFormat::Text))?,
     };
     Ok(if detailed && (!p.is_empty() || timeouts > 0) {
@@ -729,6 +739,15 @@ pub fn status(
             (None, None) => unreachable_backend()?,
         };
         let (health, problem) = match crate::status::read_daemon_status(daemon_status) {
+            // Absent is normal at the default place (no daemon); a path given on purpose that
+            // does not exist is more likely a typo.
+            Ok(None) if daemon_status != Path::new(crate::cli::STATUS_FILE) => (
+                None,
+                Some(format!(
+                    "{} does not exist (is that where `lvsctl run --status-file` writes?)",
+                    daemon_status.display()
+                )),
+            ),
             Ok(h) => (h, None),
             Err(e) => (None, Some(e)),
         };

@@ -20,8 +20,12 @@ pub fn read_daemon_status(path: &Path) -> Result<Option<Value>, String> {
         .map_err(|e| format!("{} is not a daemon status file: {e}", path.display()))?;
     match v.get("format_version").and_then(Value::as_str) {
         Some("1") => Ok(Some(v)),
-        other => Err(format!(
-            "{} has status format_version {other:?}; this lvsctl reads \"1\" (is the daemon another version?)",
+        Some(other) => Err(format!(
+            "{} has status format_version \"{other}\"; this lvsctl reads \"1\" (is the daemon another version?)",
+            path.display()
+        )),
+        None => Err(format!(
+            "{} has no format_version; it is not a status file `lvsctl run` wrote",
             path.display()
         )),
     }
@@ -472,7 +476,13 @@ mod tests {
         assert!(read_daemon_status(&f).unwrap().is_some());
         std::fs::write(&f, "{\"format_version\": \"2\"}").unwrap();
         let err = read_daemon_status(&f).unwrap_err();
-        assert!(err.contains("format_version Some(\"2\")"), "{err}");
+        assert!(
+            err.contains("format_version \"2\"; this lvsctl reads"),
+            "{err}"
+        );
+        std::fs::write(&f, "{\"pid\": 1}").unwrap();
+        let err = read_daemon_status(&f).unwrap_err();
+        assert!(err.contains("has no format_version"), "{err}");
         std::fs::write(&f, "{trunc").unwrap();
         let err = read_daemon_status(&f).unwrap_err();
         assert!(err.contains("is not a daemon status file"), "{err}");

@@ -69,9 +69,9 @@ fn top_level_help_documents_the_exit_codes() {
     let sb = Sandbox::new("docs-exit-codes");
     let out = sb.run(&["--help"]).success();
     for line in [
-        "  0  success (plan: no changes)",
-        "  1  error: invalid manifest, kernel error, failed step",
-        "  2  plan --detailed-exitcode: the plan has changes",
+        "  0  success (a plain plan exits 0 with or without changes)",
+        "  1  error: invalid manifest or usage, kernel or iptables error, failed step,",
+        "  2  plan --detailed-exitcode: the plan has changes or director.timeouts differ",
         "  3  apply refused by a safety guard (nothing was changed)",
     ] {
         assert!(out.stdout.contains(line), "{line:?} in\n{}", out.stdout);

@@ -88,6 +88,10 @@ fn export_state_is_a_snapshot_plan_state_reads() {
     let a = Sandbox::new("export-state");
     a.apply(&example("pnmpp"), &[]);
     let out = a.run(&["export", "--state"]).success();
+    // A snapshot is always JSON: asking for another format is a usage error, not ignored.
+    a.run(&["export", "--state", "--output", "yaml"])
+        .code(1)
+        .stderr_has("'--state' cannot be used with '--output <OUTPUT>'");
     let snap = parse_snapshot(&out.stdout);
     assert_eq!(snap, a.observed());
     let file = a.write("snapshot.json", &out.stdout);

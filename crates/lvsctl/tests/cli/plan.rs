@@ -155,6 +155,24 @@ fn plan_against_a_snapshot_never_opens_the_kernel() {
         .run()
         .success();
     assert!(out.stdout.starts_with("No changes."), "{}", out.stdout);
+
+    // A snapshot records no director timeouts: the plan says they were not compared.
+    let ppc = std::fs::read_to_string(repo_root().join("examples/ppc.yaml")).unwrap();
+    let with_timeouts = sb.write(
+        "ppc-timeouts.yaml",
+        &format!("director: {{timeouts: {{tcp: 15m}}}}\n{ppc}"),
+    );
+    sb.run(&[
+        "plan",
+        "-f",
+        with_timeouts.to_str().unwrap(),
+        "--state",
+        snap.to_str().unwrap(),
+        "--detailed-exitcode",
+    ])
+    .success()
+    .stdout_has("No changes.")
+    .stderr_has("director.timeouts are not compared: the snapshot");
 }
 
 #[test]

@@ -83,10 +83,18 @@ fn shows_services_and_real_servers_of_the_director() {
     }
     assert_eq!(
         t.lines().count(),
-        7,
-        "header, 2 services, 4 real servers:\n{t}"
+        8,
+        "header, 2 services, 4 real servers, the note on the status file:\n{t}"
     );
-    assert!(!t.contains("daemon:"), "{t}");
+    // A status file named on purpose that is not there is more likely a typo than "no
+    // daemon": said once, under the table.
+    assert!(
+        t.ends_with(&format!(
+            "daemon: no health shown: {} does not exist (is that where `lvsctl run --status-file` writes?)\n",
+            missing.display()
+        )),
+        "{t}"
+    );
     assert!(!has_ansi(t));
 }
 
