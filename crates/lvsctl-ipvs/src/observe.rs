@@ -59,6 +59,10 @@ pub struct ObserveReport {
     pub netlink: BTreeMap<ServiceKey, NetlinkReason>,
     /// Why the getsockopt interface was not used at all, when it was not.
     pub sockopt_unused: Option<String>,
+    /// Services left out of the model because lvsctl cannot represent them (another tool made
+    /// them, e.g. with a protocol other than tcp, udp or sctp), each with why. lvsctl neither
+    /// changes nor deletes them; one such service must not stop it managing the rest.
+    pub unrepresentable: Vec<String>,
 }
 
 /// One service's model, built as soon as its real servers are in.
@@ -94,6 +98,16 @@ impl IpvsSocket {
             .services()
             .map_err(|e| observe_error("reading IPVS services", e))?;
         let mut report = ObserveReport::default();
+        let raws: Vec<ServiceRaw> = raws
+            .into_iter()
+            .filter(|raw| match service_key_of(raw) {
+                Ok(_) => true,
+                Err(why) => {
+                    report.unrepresentable.push(why);
+                    false
+                }
+            })
+            .collect();
         let first = match &self.sockopt {
             Some(sock) => match sockopt_pass(sock, &raws, self.counters) {
                 Ok(v) => v,

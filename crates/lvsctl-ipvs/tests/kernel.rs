@@ -395,6 +395,32 @@ fn write_with_ipvsadm_observe_with_lvsctl() {
     });
 }
 
+/// Another tool can make an IPVS service lvsctl cannot represent (netlink does not check the
+/// protocol): it is left out and reported, and the rest of the table is still read.
+#[test]
+fn a_service_lvsctl_cannot_represent_does_not_stop_the_read() {
+    vm_test(
+        "a_service_lvsctl_cannot_represent_does_not_stop_the_read",
+        || {
+            for line in EVERY_FIELD_SAVED {
+                ipvsadm(line);
+            }
+            ipvsadm("-e -t 10.0.0.100:80 -r 10.0.0.12:8080 -m -w 5 -x 100 -y 10");
+            let mut s = open();
+            let mut icmp = service_raw(&key("tcp/10.0.0.200:7"), &spec(Scheduler::Rr));
+            icmp.protocol = 1;
+            s.new_service(&icmp).unwrap();
+            let ((services, _), report) = s.observe_services_reported().unwrap();
+            assert_eq!(services, every_field_state());
+            assert_eq!(report.unrepresentable.len(), 1, "{report:?}");
+            assert!(
+                report.unrepresentable[0].contains("10.0.0.200 port 7 with protocol 1"),
+                "{report:?}"
+            );
+        },
+    );
+}
+
 #[test]
 fn in_place_updates_and_deletes() {
     vm_test("in_place_updates_and_deletes", || {

@@ -257,10 +257,13 @@ impl KernelBackend {
 
 impl Backend for KernelBackend {
     fn observe(&mut self) -> Result<Observed, BackendError> {
-        let ((services, counters), marks) = self
+        let (((services, counters), report), marks) = self
             .with_marks(&[Family::Inet, Family::Inet6], |b| {
-                b.ipvs.observe_services()
+                b.ipvs.observe_services_reported()
             })?;
+        for why in &report.unrepresentable {
+            warn!("{why}; lvsctl leaves that service alone");
+        }
         let mut observed = Observed::default();
         observed.state.services = services;
         observed.counters = counters;
