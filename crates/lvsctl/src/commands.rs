@@ -774,6 +774,45 @@ fn unreachable_backend() -> Result<Observed> {
     bail!("internal error: no backend and no snapshot")
 }
 
+/// Likely mistakes in `realserver.vips`, when the manifest also has the director's services
+/// to compare with (a real-server-only manifest cannot be checked).
+fn realserver_warnings(
+    manifest: &lvsctl_model::manifest::Manifest,
+    side: &lvsctl_model::manifest::RealServerSide,
+) -> Vec<String> {
+    use lvsctl_model::Forward;
+    if !manifest.declares_services {
+        return Vec::new();
+    }
+    let fronted = |s: &&lvsctl_model::manifest::ServiceDef| {
+        s.real_servers
+            .iter()
+            .any(|r| matches!(r.spec.forward, Forward::Dr | Forward::Tunnel { .. }))
+    };
+    let dr: std::collections::BTreeSet<_> = manifest
+        .services
+        .iter()
+        .filter(fronted)
+        .flat_map(|s| s.vips())
+        .collect();
+    let any: std::collections::BTreeSet<_> =
+        manifest.services.iter().flat_map(|s| s.vips()).collect();
+    side.vips
+        .iter()
+        .filter(|v| !dr.contains(v))
+        .map(|v| {
+            if any.contains(v) {
+                format!(
+                    "realserver.vips: {v} is the VIP of NAT services only: a NAT real server \
+                     must not hold it (replies go back through the director); remove it"
+                )
+            } else {
+                format!("realserver.vips: {v} is the VIP of no service in this manifest (a typo?)")
+            }
+        })
+        .collect()
+}
+
 pub fn realserver(args: &ManifestArgs, dry_run: bool) -> Result<u8> {
     let manifest = load_manifests(args)?;
     let Some(side) = manifest.realserver.as_ref() else {
@@ -781,6 +820,9 @@ pub fn realserver(args: &ManifestArgs, dry_run: bool) -> Result<u8> {
             "the manifest has no `realserver:` section; add one listing the VIPs this real server answers for"
         );
     };
+    for w in realserver_warnings(&manifest, side) {
+        warn!("{w}");
+    }
     let changes = crate::kernel::realserver(side, dry_run)?;
     if changes.is_empty() {
         output::stdout("No changes. This real server is ready for DR.\n");

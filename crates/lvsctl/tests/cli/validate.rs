@@ -250,3 +250,33 @@ fn a_world_writable_manifest_directory_is_refused_unless_allowed() {
     sb.run(&["validate", "-f", dir, "--allow-insecure-manifest"])
         .success();
 }
+
+/// `lvsctl realserver` names VIPs in `realserver.vips` that no DR or tunnel service of the same
+/// manifest uses: a typo, or a NAT service's VIP, which a NAT real server must not hold. Only
+/// stderr is checked: what the dry run lists depends on this machine's own `lo` and sysctls.
+#[test]
+fn realserver_warns_about_vips_no_dr_service_uses() {
+    let sb = Sandbox::new("realserver-vips");
+    let m = sb.write(
+        "rs.yaml",
+        "services:\n\
+         \x20 - name: web\n\
+         \x20   vip: 192.168.6.101\n\
+         \x20   port: 80\n\
+         \x20   real_servers: [{address: 10.0.0.1, forward: nat}]\n\
+         \x20 - name: ssh\n\
+         \x20   vip: 192.168.6.102\n\
+         \x20   port: 22\n\
+         \x20   real_servers: [{address: 10.0.0.1}]\n\
+         realserver:\n\
+         \x20 vips: [192.168.6.250, 192.168.6.101, 192.168.6.102]\n",
+    );
+    let out = sb.run(&["realserver", "--dry-run", "-f", m.to_str().unwrap()]);
+    let out = out
+        .stderr_has(
+            "realserver.vips: 192.168.6.101 is the VIP of NAT services only: a NAT real server \
+             must not hold it",
+        )
+        .stderr_has("realserver.vips: 192.168.6.250 is the VIP of no service in this manifest");
+    assert!(!out.stderr.contains("192.168.6.102 is"), "{}", out.stderr);
+}
