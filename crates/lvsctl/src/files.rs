@@ -13,6 +13,26 @@ pub fn is_manifest_name(name: &str) -> bool {
     !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"))
 }
 
+/// Files in `dir` that look meant as manifests but are not read: `*.YAML`, `*.Yml`, ... (hidden
+/// names are skipped on purpose and not listed).
+fn near_misses(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            let lower = n.to_ascii_lowercase();
+            !n.starts_with('.')
+                && !is_manifest_name(n)
+                && (lower.ends_with(".yaml") || lower.ends_with(".yml"))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// Expands `paths` into the manifest files they name, in a stable order: each argument in the
 /// order given, a directory's files sorted by name. Hidden files (`.x.yaml`, editors' swap
 /// files) and Kubernetes' `..data` indirection entries are skipped. A file named twice (`-f
@@ -220,6 +240,12 @@ pub fn read_sources(paths: &[PathBuf], allow_insecure: bool) -> Result<Vec<Sourc
     for p in paths {
         if p.is_dir() {
             check_dir_permissions(p, allow_insecure)?;
+            for name in near_misses(p) {
+                tracing::warn!(
+                    "{}: not read: only names ending in lower-case .yaml or .yml are manifests",
+                    p.join(name).display()
+                );
+            }
         }
     }
     let files = expand(paths)?;
@@ -227,6 +253,7 @@ pub fn read_sources(paths: &[PathBuf], allow_insecure: bool) -> Result<Vec<Sourc
     for f in files {
         check_parent_permissions(&f, allow_insecure)?;
         check_permissions(&f, allow_insecure)?;
+        tracing::debug!("reading manifest {}", f.display());
         let bytes = read_bounded(&f)?;
         sources.push(Source::new(f.display().to_string(), bytes));
     }

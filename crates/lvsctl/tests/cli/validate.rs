@@ -92,6 +92,7 @@ fn files_and_directories_are_merged_in_name_order() {
     sb.write("conf.d/10-web.yml", WEB);
     sb.write("conf.d/README.md", "not a manifest");
     sb.write("conf.d/.10-web.yml.swp", "garbage: [");
+    sb.write("conf.d/30-ssh.YAML", "garbage: [");
     let extra = sb.write(
         "extra.yaml",
         "services:\n  - {name: ssh, vip: 10.0.0.1, port: 22, real_servers: [{address: 10.0.1.1}]}\n",
@@ -109,6 +110,27 @@ fn files_and_directories_are_merged_in_name_order() {
     assert_eq!(
         out.stdout,
         "valid: 3 service(s), 4 real server(s), 0 MARK rule(s) from 3 file(s)\n"
+    );
+    // A name that looks meant as a manifest but is not read is named; hidden ones are not.
+    assert!(
+        out.stderr.contains(&format!(
+            "{}: not read: only names ending in lower-case .yaml or .yml are manifests",
+            dir.join("30-ssh.YAML").display()
+        )) && !out.stderr.contains(".swp"),
+        "{}",
+        out.stderr
+    );
+    // -v lists each file read.
+    let out = sb
+        .run(&["-v", "validate", "-f", dir.to_str().unwrap()])
+        .success();
+    assert!(
+        out.stderr.contains(&format!(
+            "reading manifest {}",
+            dir.join("10-web.yml").display()
+        )),
+        "{}",
+        out.stderr
     );
     // The merged state is one desired state: plan shows all three services.
     let out = sb
