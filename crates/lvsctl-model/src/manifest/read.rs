@@ -1277,6 +1277,8 @@ impl Reader<'_> {
 
         let mut matches = Vec::new();
         let mut match_ports = Vec::new();
+        // Every match entry read: the MARK rules say which protocols the service receives.
+        let mut matches_known = false;
         if let (Some(n), Some(ServiceKey::Fwmark { family, .. })) = (f.get("match"), key) {
             let p = f.p("match");
             if let Some(items) = self.seq(n, &p, "a list of match entries") {
@@ -1286,8 +1288,21 @@ impl Reader<'_> {
                         match_ports.push(ports);
                     }
                 }
+                matches_known = !items.is_empty() && matches.len() == items.len();
             }
         }
+        let udp_ok = match (&key, &spec) {
+            (Some(ServiceKey::Inet { protocol, .. }), Some(spec)) => {
+                self.udp_only(&f, spec, &[*protocol], false)
+            }
+            (Some(ServiceKey::Fwmark { .. }), Some(spec)) if matches_known => {
+                let mut marked: Vec<Protocol> = matches.iter().map(|m| m.protocol).collect();
+                marked.sort_unstable();
+                marked.dedup();
+                self.udp_only(&f, spec, &marked, true)
+            }
+            _ => true,
+        };
 
         let drain_timeout = match f.get("drain_timeout") {
             Some(n) => self
@@ -1390,6 +1405,9 @@ impl Reader<'_> {
         };
 
         let (key, spec, name) = (key?, spec?, name?);
+        if !udp_ok {
+            return None;
+        }
         Some(ParsedService {
             def: ServiceDef {
                 name,
@@ -1537,26 +1555,11 @@ impl Reader<'_> {
             }
         }
 
+        // Whether the service receives UDP at all is checked once its match rules are read
+        // (`udp_only`).
         if let Some(n) = f.get("one_packet") {
-            let p = f.p("one_packet");
-            match self.bool(n, &p) {
-                Some(true) => {
-                    if let Some(ServiceKey::Inet { protocol, .. }) = key
-                        && *protocol != Protocol::Udp
-                    {
-                        self.err(
-                            n.pos,
-                            p,
-                            format!(
-                                "one-packet scheduling is only for udp or fwmark services, not {protocol}"
-                            ),
-                        );
-                        ok = false;
-                    } else {
-                        flags.one_packet = true;
-                    }
-                }
-                Some(false) => {}
+            match self.bool(n, &f.p("one_packet")) {
+                Some(on) => flags.one_packet = on,
                 None => ok = false,
             }
         }
@@ -1595,6 +1598,65 @@ impl Reader<'_> {
             }),
             _ => None,
         }
+    }
+
+    /// One-packet scheduling and the sip persistence engine act on UDP only: the kernel
+    /// ignores the one-packet flag for other packets, and the sip engine fails on them
+    /// (`ip_vs_sip_fill_param`: -EINVAL), so IPVS drops every one. `protocols` is what the
+    /// service receives: its protocol, or (`marked`) what its MARK rules mark.
+    fn udp_only(
+        &mut self,
+        f: &Fields<'_>,
+        spec: &ServiceSpec,
+        protocols: &[Protocol],
+        marked: bool,
+    ) -> bool {
+        if protocols.contains(&Protocol::Udp) {
+            return true;
+        }
+        let names: Vec<String> = protocols.iter().map(ToString::to_string).collect();
+        let names = names.join(" and ");
+        let mut ok = true;
+        if spec.flags.one_packet
+            && let Some(n) = f.get("one_packet")
+        {
+            let msg = if marked {
+                format!(
+                    "one-packet scheduling applies to udp only, and this service's match rules \
+                     mark only {names} (remove one_packet, or mark udp)"
+                )
+            } else {
+                format!("one-packet scheduling is only for udp or fwmark services, not {names}")
+            };
+            self.err(n.pos, f.p("one_packet"), msg);
+            ok = false;
+        }
+        if spec.pe_name.as_deref() == Some("sip") {
+            let p = f.p("persistence");
+            let pos = match f.get("persistence").map(|n| &n.value) {
+                Some(Value::Map(entries)) => entries
+                    .iter()
+                    .find(|(k, _)| k.text == "engine")
+                    .map_or(f.pos, |(_, v)| v.pos),
+                _ => f.pos,
+            };
+            let msg = if marked {
+                format!(
+                    "the sip engine needs udp, but this service's match rules mark only {names}: \
+                     the kernel's sip engine fails on every such packet and IPVS drops it (mark \
+                     udp, or remove engine)"
+                )
+            } else {
+                format!(
+                    "the sip engine needs protocol: udp, not {names}: the kernel's sip engine \
+                     fails on every {names} packet and IPVS drops it (use protocol: udp, or \
+                     remove engine)"
+                )
+            };
+            self.err(pos, p.key("engine"), msg);
+            ok = false;
+        }
+        ok
     }
 
     /// `120`, `2m`, or `{timeout, netmask, engine}`. Returns the persistence and the engine.
