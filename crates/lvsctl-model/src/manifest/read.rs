@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::diag::{Location, Sink};
+use super::duration::Resolution;
 use super::yaml::{self, Key, Node, Pos, Resolved, Value, quote};
 use super::{
     CheckKind, DEFAULT_DRAIN_TIMEOUT, DEFAULT_FALL, DEFAULT_HTTP_STATUS, DEFAULT_INTERVAL,
@@ -726,9 +727,18 @@ impl Reader<'_> {
     }
 
     fn duration(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<Duration> {
+        self.duration_in(node, path, Resolution::Millis)
+    }
+
+    fn duration_in(
+        &mut self,
+        node: &Node<'_>,
+        path: &FieldPath<'_>,
+        res: Resolution,
+    ) -> Option<Duration> {
         if let Value::Scalar(s) = &node.value {
             match s.resolve() {
-                Resolved::Str(t) => match duration::parse(t) {
+                Resolved::Str(t) => match duration::parse_in(t, res) {
                     Ok(d) => return Some(d),
                     Err(m) => {
                         self.err(node.pos, path, m);
@@ -738,7 +748,7 @@ impl Reader<'_> {
                 Resolved::Int(_) => {
                     self.err(node.pos, path, {
                         let n = yaml::shorten(&s.text);
-                        format!("{n} needs a unit (write e.g. {n}s or {n}ms)")
+                        format!("{n} needs a unit ({})", res.unit_hint(&n, false))
                     });
                     return None;
                 }
@@ -767,7 +777,7 @@ impl Reader<'_> {
                 }
             },
             Value::Scalar(s) if matches!(s.resolve(), Resolved::Str(_)) => {
-                let d = self.duration(node, path)?;
+                let d = self.duration_in(node, path, Resolution::Seconds)?;
                 if d.subsec_nanos() != 0 {
                     self.err(
                         node.pos,
