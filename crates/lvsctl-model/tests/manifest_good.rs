@@ -359,6 +359,24 @@ fn persistence_forms() {
 }
 
 #[test]
+fn udp_only_settings_on_fwmark_services_that_may_receive_udp() {
+    // One-packet and the sip engine act on udp only: a fwmark service keeps them when its
+    // MARK rules mark udp among others, or when it has no rules (what feeds it is unknown).
+    let m = ok("services:
+  - name: mixed
+    fwmark: 7
+    one_packet: true
+    persistence: {timeout: 60, engine: sip}
+    match: [{vip: 10.0.0.1, protocol: tcp, port: 5060}, {vip: 10.0.0.1, protocol: udp, port: 5060}]
+  - {name: unknown, fwmark: 8, one_packet: true, persistence: {timeout: 60, engine: sip}}
+");
+    for s in &m.services {
+        assert!(s.spec.flags.one_packet, "{}", s.name);
+        assert_eq!(s.spec.pe_name.as_deref(), Some("sip"), "{}", s.name);
+    }
+}
+
+#[test]
 fn long_port_lists_are_split_into_multiport_sized_rules() {
     let ports: Vec<String> = (1000..1020).map(|p| p.to_string()).collect();
     let m = ok(&format!(

@@ -198,7 +198,7 @@ fn build(raws: Vec<RawService>, vip_interface: bool) -> State {
             (None, _) => None,
         };
         let pe_name = match (pers, persistence) {
-            (Some((_, _, true)), Some(_)) => Some("sip".to_owned()),
+            (Some((_, _, true)), Some(_)) if is_udp_or_fwmark => Some("sip".to_owned()),
             _ => None,
         };
         let spec = ServiceSpec {
@@ -298,6 +298,19 @@ fn build(raws: Vec<RawService>, vip_interface: bool) -> State {
     for chain in marks.values_mut() {
         chain.hooked = true;
         chain.rules.sort();
+    }
+    // One-packet and the sip engine act on udp only: a fwmark service whose rules mark no udp
+    // keeps neither (one without rules may: what feeds it is unknown).
+    for (key, svc) in &mut services {
+        let ServiceKey::Fwmark { mark, family } = *key else {
+            continue;
+        };
+        let rules = marks.get(&family).map_or(&[][..], |c| &c.rules[..]);
+        let mut marked = rules.iter().filter(|r| r.mark == mark).peekable();
+        if marked.peek().is_some() && !marked.any(|r| r.protocol == Protocol::Udp) {
+            svc.spec.flags.one_packet = false;
+            svc.spec.pe_name = None;
+        }
     }
 
     let vips = vip_interface.then(|| {

@@ -2,8 +2,34 @@
 
 use std::time::Duration;
 
+/// The finest unit a field keeps, so that the hint for a number without a unit offers only
+/// forms the field takes (`900ms` is no help for a kernel timeout counted in seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resolution {
+    Millis,
+    /// Whole seconds, where a bare integer is also seconds.
+    Seconds,
+}
+
+impl Resolution {
+    /// What to write instead of the number `n` that has no unit; `quoted`: it was written as
+    /// a string (`"900"`).
+    pub(crate) fn unit_hint(self, n: &str, quoted: bool) -> String {
+        match (self, quoted) {
+            (Resolution::Millis, _) => format!("write e.g. {n}s or {n}ms"),
+            (Resolution::Seconds, true) => format!("write {n}s, or {n} without quotes"),
+            (Resolution::Seconds, false) => format!("write {n}s"),
+        }
+    }
+}
+
 /// Parses `500ms`, `3s`, `2m`, `1h`, `1h30m`. Every number needs a unit.
 pub(crate) fn parse(s: &str) -> Result<Duration, String> {
+    parse_in(s, Resolution::Millis)
+}
+
+/// [`parse`], for a field of resolution `res` (which shapes the hint for a missing unit).
+pub(crate) fn parse_in(s: &str, res: Resolution) -> Result<Duration, String> {
     let bad = || {
         format!(
             "{} is not a duration (write e.g. 500ms, 3s, 2m, 1h or 1m30s)",
@@ -30,10 +56,9 @@ pub(crate) fn parse(s: &str) -> Result<Duration, String> {
             "h" => 3_600_000,
             "" if rest.is_empty() && total == 0 => {
                 return Err(format!(
-                    "{} needs a unit (write e.g. {}s or {}ms)",
+                    "{} needs a unit ({})",
                     super::yaml::quote(s),
-                    n,
-                    n
+                    res.unit_hint(&n.to_string(), true)
                 ));
             }
             _ => return Err(bad()),
@@ -84,6 +109,18 @@ mod tests {
         assert!(parse("s").is_err());
         assert!(parse("3d").is_err());
         assert!(parse("99999999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn the_hint_for_a_missing_unit_offers_only_what_the_field_takes() {
+        assert_eq!(
+            parse("900").unwrap_err(),
+            "\"900\" needs a unit (write e.g. 900s or 900ms)"
+        );
+        assert_eq!(
+            parse_in("900", Resolution::Seconds).unwrap_err(),
+            "\"900\" needs a unit (write 900s, or 900 without quotes)"
+        );
     }
 
     #[test]

@@ -23,8 +23,8 @@
 //!     port: 80                           # 0 = every port, needs persistence
 //!     scheduler: wlc                     # rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos
 //!     flags: [sh-fallback, sh-port]      # sh-* with sh, mh-* with mh, flag-1..3 with any
-//!     one_packet: false                  # udp and fwmark services only
-//!     persistence: {timeout: 120, netmask: 255.255.255.0, engine: sip}   # or just 120 / 2m
+//!     one_packet: false                  # udp, or fwmark services whose match marks udp
+//!     persistence: {timeout: 120, netmask: 255.255.255.0, engine: sip}   # or just 120 / 2m; sip: as one_packet
 //!     drain_timeout: 30s
 //!     sorry_server: 192.168.60.200       # or {address, port, forward}
 //!     real_servers:

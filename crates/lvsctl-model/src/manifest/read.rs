@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::diag::{Location, Sink};
+use super::duration::Resolution;
 use super::yaml::{self, Key, Node, Pos, Resolved, Value, quote};
 use super::{
     CheckKind, DEFAULT_DRAIN_TIMEOUT, DEFAULT_FALL, DEFAULT_HTTP_STATUS, DEFAULT_INTERVAL,
@@ -20,64 +21,165 @@ use crate::state::{
     ServiceKey, ServiceSpec, TunnelFlags, TunnelType,
 };
 
-const TOP_KEYS: &[&str] = &["director", "services", "realserver"];
-const DIRECTOR_KEYS: &[&str] = &["vip_interface", "unmanaged", "sysctl", "timeouts"];
-const SYSCTL_KEYS: &[&str] = &["expire_nodest_conn", "expire_quiescent_template"];
-const TIMEOUT_KEYS: &[&str] = &["tcp", "tcpfin", "udp"];
-const SELECTOR_KEYS: &[&str] = &["cidr", "fwmark", "fwmarks", "protocol", "port", "family"];
-const SERVICE_KEYS: &[&str] = &[
-    "name",
-    "protocol",
-    "vip",
-    "port",
-    "fwmark",
-    "family",
-    "match",
-    "scheduler",
-    "flags",
-    "one_packet",
-    "persistence",
-    "real_servers",
-    "health",
-    "drain_timeout",
-    "sorry_server",
+/// What leaving a key out means, for the message on an explicit empty value (`scheduler:`
+/// with nothing after it, `~`, `null`). An empty value is an error, not the default: a blank
+/// templating variable must not quietly turn persistence or health checks off.
+#[derive(Debug, Clone, Copy)]
+enum Absent {
+    /// What the field is without the key: "the default (wlc)", "no persistence".
+    Means(&'static str),
+    /// The key is needed, for this reason (also the "missing" message).
+    Needed(&'static str),
+    /// An empty value is read by the field itself: it has a meaning (`tcp:` checks the real
+    /// server's port) or a message of its own (`services:`).
+    Own,
+}
+
+use Absent::{Means, Needed, Own};
+
+/// A mapping's keys, each with what leaving it out means.
+type Schema = &'static [(&'static str, Absent)];
+
+const TOP_KEYS: Schema = &[
+    ("director", Means("no director settings")),
+    ("services", Own),
+    (
+        "realserver",
+        Means("no real-server side (realserver: {} takes every default)"),
+    ),
 ];
-const MATCH_KEYS: &[&str] = &["vip", "protocol", "ports", "port"];
-const PERSISTENCE_KEYS: &[&str] = &["timeout", "netmask", "engine"];
-const RS_KEYS: &[&str] = &[
-    "address",
-    "port",
-    "forward",
-    "weight",
-    "upper_threshold",
-    "lower_threshold",
-    "tunnel",
-    "health",
+const DIRECTOR_KEYS: Schema = &[
+    ("vip_interface", Means("VIPs left unmanaged")),
+    (
+        "unmanaged",
+        Means("no unmanaged selectors (lvsctl owns every service)"),
+    ),
+    ("sysctl", Means("the kernel's own sysctls")),
+    ("timeouts", Means("the kernel's own timeouts")),
 ];
-const TUNNEL_KEYS: &[&str] = &["type", "port", "csum", "remcsum"];
-const HEALTH_KEYS: &[&str] = &[
-    "http",
-    "tcp",
-    "exec",
-    "interval",
-    "timeout",
-    "rise",
-    "fall",
-    "on_failure",
+const KERNEL_VALUE: Absent = Means("the kernel's own value");
+const SYSCTL_KEYS: Schema = &[
+    ("expire_nodest_conn", KERNEL_VALUE),
+    ("expire_quiescent_template", KERNEL_VALUE),
 ];
-const HTTP_KEYS: &[&str] = &[
-    "port",
-    "path",
-    "status",
-    "expect",
-    "host",
-    "deadline",
-    "reuse_connection",
+const TIMEOUT_KEYS: Schema = &[
+    ("tcp", KERNEL_VALUE),
+    ("tcpfin", KERNEL_VALUE),
+    ("udp", KERNEL_VALUE),
 ];
-const TCP_KEYS: &[&str] = &["port"];
-const EXEC_KEYS: &[&str] = &["command"];
-const SORRY_KEYS: &[&str] = &["address", "port", "forward"];
-const REALSERVER_KEYS: &[&str] = &["vips", "interface", "arp"];
+const SELECTOR_KIND: Absent = Needed("a selector needs one of cidr, fwmark or fwmarks");
+const SELECTOR_KEYS: Schema = &[
+    ("cidr", SELECTOR_KIND),
+    ("fwmark", SELECTOR_KIND),
+    ("fwmarks", SELECTOR_KIND),
+    ("protocol", Means("every protocol")),
+    ("port", Means("every port")),
+    ("family", Means("both families")),
+];
+const DEFAULT_TCP: Absent = Means("the default (tcp)");
+const SERVICE_KEYS: Schema = &[
+    (
+        "name",
+        Needed("every service needs a unique name ([a-z0-9-])"),
+    ),
+    ("protocol", DEFAULT_TCP),
+    ("vip", Needed("a service needs vip and port (or fwmark)")),
+    (
+        "port",
+        Needed("a service needs a port (0 = every port, with persistence)"),
+    ),
+    ("fwmark", Means("a service with vip and port")),
+    ("family", Means("the default (ipv4)")),
+    ("match", Means("no MARK rules")),
+    ("scheduler", Means("the default (wlc)")),
+    ("flags", Means("no flags")),
+    ("one_packet", Means("the default (false)")),
+    ("persistence", Means("no persistence")),
+    ("real_servers", Means("no real servers")),
+    ("health", Means("no health check")),
+    ("drain_timeout", Means("the default (30s)")),
+    ("sorry_server", Means("no sorry server")),
+];
+const MATCH_PORTS: Absent = Needed("a match entry needs ports (e.g. ports: [80, 443])");
+const MATCH_KEYS: Schema = &[
+    ("vip", Needed("a match entry needs a vip")),
+    ("protocol", DEFAULT_TCP),
+    ("ports", MATCH_PORTS),
+    ("port", MATCH_PORTS),
+];
+const PERSISTENCE_KEYS: Schema = &[
+    ("timeout", Means("the default (360)")),
+    (
+        "netmask",
+        Means("the default (/32 or /128: each client on its own)"),
+    ),
+    ("engine", Means("no engine")),
+];
+const SERVICE_PORT: Absent = Means("the service port");
+const DEFAULT_DR: Absent = Means("the default (dr)");
+const DEFAULT_FALSE: Absent = Means("the default (false)");
+const RS_KEYS: Schema = &[
+    ("address", Needed("a real server needs an address")),
+    ("port", SERVICE_PORT),
+    ("forward", DEFAULT_DR),
+    ("weight", Means("the default (1)")),
+    ("upper_threshold", Means("the default (0, no limit)")),
+    ("lower_threshold", Means("the default (0)")),
+    ("tunnel", Means("the default (ipip)")),
+    (
+        "health",
+        Means("the service's check (health: false for none)"),
+    ),
+];
+const TUNNEL_KEYS: Schema = &[
+    ("type", Means("the default (ipip)")),
+    (
+        "port",
+        Needed("a gue tunnel needs a port (the kernel refuses 0)"),
+    ),
+    ("csum", DEFAULT_FALSE),
+    ("remcsum", DEFAULT_FALSE),
+];
+const HEALTH_KEYS: Schema = &[
+    // `http:` and `tcp:` alone check the real server's port; `exec:` alone is reported as
+    // lacking its command.
+    ("http", Own),
+    ("tcp", Own),
+    ("exec", Own),
+    ("interval", Means("the default (3s)")),
+    ("timeout", Means("the default (2s, at most the interval)")),
+    ("rise", Means("the default (2)")),
+    ("fall", Means("the default (3)")),
+    ("on_failure", Means("the default (remove)")),
+];
+const RS_PORT: Absent = Means("the real server's port");
+const HTTP_KEYS: Schema = &[
+    ("port", RS_PORT),
+    ("path", Means("the default (/)")),
+    ("status", Means("the default (200)")),
+    ("expect", Means("any body")),
+    ("host", Means("the default Host header")),
+    ("deadline", Means("the default (the check's timeout)")),
+    ("reuse_connection", Means("the default (true)")),
+];
+const TCP_KEYS: Schema = &[("port", RS_PORT)];
+const EXEC_KEYS: Schema = &[(
+    "command",
+    Needed("an exec check needs command: [program, args...]"),
+)];
+const SORRY_KEYS: Schema = &[
+    ("address", Needed("a sorry server needs an address")),
+    ("port", SERVICE_PORT),
+    ("forward", DEFAULT_DR),
+];
+const REALSERVER_KEYS: Schema = &[
+    (
+        "vips",
+        Means("the default (every VIP with a dr/tunnel real server)"),
+    ),
+    ("interface", Means("the default (lo)")),
+    ("arp", Means("the default (true)")),
+];
 
 /// Longest service name (a DNS label; also keeps the MARK rule comment short).
 pub(crate) const MAX_NAME_LEN: usize = 63;
@@ -389,10 +491,12 @@ struct Fields<'n> {
     pos: Pos,
     path: FieldPath<'n>,
     entries: &'n [(Key<'n>, Node<'n>)],
+    schema: Schema,
 }
 
 impl<'n> Fields<'n> {
-    /// The value of `key`; an explicit null counts as absent.
+    /// The value of `key`; an explicit null counts as absent (`map` has reported it, unless
+    /// the key reads its empty value itself).
     // Inlined: `key` is a literal at every call, so comparing with it is a few loads instead
     // of a call to memcmp (a 10,000-real-server manifest asks a hundred thousand times).
     #[inline]
@@ -407,6 +511,11 @@ impl<'n> Fields<'n> {
     #[inline]
     fn has(&self, key: &str) -> bool {
         self.get(key).is_some()
+    }
+
+    /// Whether `key` is written at all, even with an empty value.
+    fn written(&self, key: &str) -> bool {
+        self.entries.iter().any(|(k, _)| k.text == key)
     }
 
     fn key_pos(&self, key: &str) -> Pos {
@@ -517,7 +626,7 @@ impl Reader<'_> {
         );
     }
 
-    // Inlined: `allowed` is a constant list at every call, so checking a key against it is a
+    // Inlined: `schema` is a constant list at every call, so checking a key against it is a
     // few compares of known lengths.
     #[inline]
     fn map<'n>(
@@ -525,35 +634,63 @@ impl Reader<'_> {
         node: &'n Node<'n>,
         path: &FieldPath<'n>,
         what: &str,
-        allowed: &[&str],
+        schema: Schema,
     ) -> Option<Fields<'n>> {
         let Value::Map(entries) = &node.value else {
             self.wrong_type(node, path, what);
             return None;
         };
-        for (k, _) in entries {
-            let known = allowed
+        for (k, v) in entries {
+            let known = schema
                 .iter()
-                .any(|a| a.len() == k.text.len() && a.as_bytes() == k.text.as_bytes());
-            if !known {
-                self.unknown_key(k, path, allowed);
+                .find(|(a, _)| a.len() == k.text.len() && a.as_bytes() == k.text.as_bytes());
+            match known {
+                None => self.unknown_key(k, path, schema),
+                Some((_, absent)) if v.is_null() => self.empty_value(k, path, *absent),
+                Some(_) => {}
             }
         }
         Some(Fields {
             pos: node.pos,
             path: *path,
             entries,
+            schema,
         })
     }
 
     #[cold]
-    fn unknown_key(&mut self, k: &Key<'_>, path: &FieldPath<'_>, allowed: &[&str]) {
-        let h = hint(&k.text, allowed);
+    fn unknown_key(&mut self, k: &Key<'_>, path: &FieldPath<'_>, schema: Schema) {
+        let names: Vec<&str> = schema.iter().map(|(name, _)| *name).collect();
+        let h = hint(&k.text, &names);
         self.err(
             k.pos,
             path.key(&k.text),
             format!("unknown key {}{h}", quote(&k.text)),
         );
+    }
+
+    /// `scheduler:` with nothing after it: reported at the key, whose line holds no value.
+    #[cold]
+    fn empty_value(&mut self, k: &Key<'_>, path: &FieldPath<'_>, absent: Absent) {
+        let message = match absent {
+            Means(what) => format!("empty value; remove the key for {what} or give a value"),
+            Needed(why) => format!("empty value; {why}"),
+            Own => return,
+        };
+        self.err(k.pos, path.key(&k.text), message);
+    }
+
+    /// A needed `key` that `f` lacks, reported at the mapping; one written with an empty value
+    /// was reported as such by `map`.
+    fn missing(&mut self, f: &Fields<'_>, key: &str) {
+        if f.written(key) {
+            return;
+        }
+        let why = match f.schema.iter().find(|(k, _)| *k == key) {
+            Some((_, Needed(why))) => why,
+            _ => "needed here",
+        };
+        self.err(f.pos, f.p(key), format!("missing; {why}"));
     }
 
     fn seq<'n, 't>(
@@ -726,9 +863,18 @@ impl Reader<'_> {
     }
 
     fn duration(&mut self, node: &Node<'_>, path: &FieldPath<'_>) -> Option<Duration> {
+        self.duration_in(node, path, Resolution::Millis)
+    }
+
+    fn duration_in(
+        &mut self,
+        node: &Node<'_>,
+        path: &FieldPath<'_>,
+        res: Resolution,
+    ) -> Option<Duration> {
         if let Value::Scalar(s) = &node.value {
             match s.resolve() {
-                Resolved::Str(t) => match duration::parse(t) {
+                Resolved::Str(t) => match duration::parse_in(t, res) {
                     Ok(d) => return Some(d),
                     Err(m) => {
                         self.err(node.pos, path, m);
@@ -738,7 +884,7 @@ impl Reader<'_> {
                 Resolved::Int(_) => {
                     self.err(node.pos, path, {
                         let n = yaml::shorten(&s.text);
-                        format!("{n} needs a unit (write e.g. {n}s or {n}ms)")
+                        format!("{n} needs a unit ({})", res.unit_hint(&n, false))
                     });
                     return None;
                 }
@@ -767,7 +913,7 @@ impl Reader<'_> {
                 }
             },
             Value::Scalar(s) if matches!(s.resolve(), Resolved::Str(_)) => {
-                let d = self.duration(node, path)?;
+                let d = self.duration_in(node, path, Resolution::Seconds)?;
                 if d.subsec_nanos() != 0 {
                     self.err(
                         node.pos,
@@ -985,6 +1131,8 @@ impl Reader<'_> {
             .filter(|k| f.has(k))
             .collect();
         match kinds.as_slice() {
+            // An empty one of them was reported as such.
+            [] if ["cidr", "fwmark", "fwmarks"].iter().any(|k| f.written(k)) => None,
             [] => {
                 self.err(
                     f.pos,
@@ -1243,22 +1391,14 @@ impl Reader<'_> {
             let vip = match vip_node {
                 Some(n) => self.unicast(n, &f.p("vip"), "VIP"),
                 None => {
-                    self.err(
-                        f.pos,
-                        f.p("vip"),
-                        "missing; a service needs vip and port (or fwmark)",
-                    );
+                    self.missing(&f, "vip");
                     None
                 }
             };
             let port = match f.get("port") {
                 Some(n) => self.u16(n, &f.p("port")),
                 None => {
-                    self.err(
-                        f.pos,
-                        f.p("port"),
-                        "missing; a service needs a port (0 = every port, with persistence)",
-                    );
+                    self.missing(&f, "port");
                     None
                 }
             };
@@ -1277,6 +1417,8 @@ impl Reader<'_> {
 
         let mut matches = Vec::new();
         let mut match_ports = Vec::new();
+        // Every match entry read: the MARK rules say which protocols the service receives.
+        let mut matches_known = false;
         if let (Some(n), Some(ServiceKey::Fwmark { family, .. })) = (f.get("match"), key) {
             let p = f.p("match");
             if let Some(items) = self.seq(n, &p, "a list of match entries") {
@@ -1286,8 +1428,21 @@ impl Reader<'_> {
                         match_ports.push(ports);
                     }
                 }
+                matches_known = !items.is_empty() && matches.len() == items.len();
             }
         }
+        let udp_ok = match (&key, &spec) {
+            (Some(ServiceKey::Inet { protocol, .. }), Some(spec)) => {
+                self.udp_only(&f, spec, &[*protocol], false)
+            }
+            (Some(ServiceKey::Fwmark { .. }), Some(spec)) if matches_known => {
+                let mut marked: Vec<Protocol> = matches.iter().map(|m| m.protocol).collect();
+                marked.sort_unstable();
+                marked.dedup();
+                self.udp_only(&f, spec, &marked, true)
+            }
+            _ => true,
+        };
 
         let drain_timeout = match f.get("drain_timeout") {
             Some(n) => self
@@ -1390,6 +1545,9 @@ impl Reader<'_> {
         };
 
         let (key, spec, name) = (key?, spec?, name?);
+        if !udp_ok {
+            return None;
+        }
         Some(ParsedService {
             def: ServiceDef {
                 name,
@@ -1412,11 +1570,7 @@ impl Reader<'_> {
     fn service_name(&mut self, f: &Fields<'_>) -> Option<String> {
         let p = f.p("name");
         let Some(n) = f.get("name") else {
-            self.err(
-                f.pos,
-                p,
-                "missing; every service needs a unique name ([a-z0-9-])",
-            );
+            self.missing(f, "name");
             return None;
         };
         let t = self.string(n, &p)?;
@@ -1537,26 +1691,11 @@ impl Reader<'_> {
             }
         }
 
+        // Whether the service receives UDP at all is checked once its match rules are read
+        // (`udp_only`).
         if let Some(n) = f.get("one_packet") {
-            let p = f.p("one_packet");
-            match self.bool(n, &p) {
-                Some(true) => {
-                    if let Some(ServiceKey::Inet { protocol, .. }) = key
-                        && *protocol != Protocol::Udp
-                    {
-                        self.err(
-                            n.pos,
-                            p,
-                            format!(
-                                "one-packet scheduling is only for udp or fwmark services, not {protocol}"
-                            ),
-                        );
-                        ok = false;
-                    } else {
-                        flags.one_packet = true;
-                    }
-                }
-                Some(false) => {}
+            match self.bool(n, &f.p("one_packet")) {
+                Some(on) => flags.one_packet = on,
                 None => ok = false,
             }
         }
@@ -1572,7 +1711,9 @@ impl Reader<'_> {
             },
             (Some(_), None) => None,
             (None, _) => {
-                if let Some(ServiceKey::Inet { port: 0, .. }) = key {
+                if let Some(ServiceKey::Inet { port: 0, .. }) = key
+                    && !f.written("persistence")
+                {
                     let n = f.get("port");
                     self.err(
                         n.map_or(f.pos, |n| n.pos),
@@ -1595,6 +1736,65 @@ impl Reader<'_> {
             }),
             _ => None,
         }
+    }
+
+    /// One-packet scheduling and the sip persistence engine act on UDP only: the kernel
+    /// ignores the one-packet flag for other packets, and the sip engine fails on them
+    /// (`ip_vs_sip_fill_param`: -EINVAL), so IPVS drops every one. `protocols` is what the
+    /// service receives: its protocol, or (`marked`) what its MARK rules mark.
+    fn udp_only(
+        &mut self,
+        f: &Fields<'_>,
+        spec: &ServiceSpec,
+        protocols: &[Protocol],
+        marked: bool,
+    ) -> bool {
+        if protocols.contains(&Protocol::Udp) {
+            return true;
+        }
+        let names: Vec<String> = protocols.iter().map(ToString::to_string).collect();
+        let names = names.join(" and ");
+        let mut ok = true;
+        if spec.flags.one_packet
+            && let Some(n) = f.get("one_packet")
+        {
+            let msg = if marked {
+                format!(
+                    "one-packet scheduling applies to udp only, and this service's match rules \
+                     mark only {names} (remove one_packet, or mark udp)"
+                )
+            } else {
+                format!("one-packet scheduling is only for udp or fwmark services, not {names}")
+            };
+            self.err(n.pos, f.p("one_packet"), msg);
+            ok = false;
+        }
+        if spec.pe_name.as_deref() == Some("sip") {
+            let p = f.p("persistence");
+            let pos = match f.get("persistence").map(|n| &n.value) {
+                Some(Value::Map(entries)) => entries
+                    .iter()
+                    .find(|(k, _)| k.text == "engine")
+                    .map_or(f.pos, |(_, v)| v.pos),
+                _ => f.pos,
+            };
+            let msg = if marked {
+                format!(
+                    "the sip engine needs udp, but this service's match rules mark only {names}: \
+                     the kernel's sip engine fails on every such packet and IPVS drops it (mark \
+                     udp, or remove engine)"
+                )
+            } else {
+                format!(
+                    "the sip engine needs protocol: udp, not {names}: the kernel's sip engine \
+                     fails on every {names} packet and IPVS drops it (use protocol: udp, or \
+                     remove engine)"
+                )
+            };
+            self.err(pos, p.key("engine"), msg);
+            ok = false;
+        }
+        ok
     }
 
     /// `120`, `2m`, or `{timeout, netmask, engine}`. Returns the persistence and the engine.
@@ -1766,7 +1966,7 @@ impl Reader<'_> {
                 })
             }
             None => {
-                self.err(f.pos, f.p("vip"), "missing; a match entry needs a vip");
+                self.missing(&f, "vip");
                 None
             }
         };
@@ -1808,11 +2008,10 @@ impl Reader<'_> {
             }
             (None, Some(n)) => vec![(n, None)],
             (None, None) => {
-                self.err(
-                    f.pos,
-                    f.p("ports"),
-                    "missing; a match entry needs ports (e.g. ports: [80, 443])",
-                );
+                // An empty `port:` was reported as such.
+                if !f.written("port") {
+                    self.missing(&f, "ports");
+                }
                 ok = false;
                 Vec::new()
             }
@@ -1973,11 +2172,7 @@ impl Reader<'_> {
             "gue" => match port {
                 Some(port) => TunnelType::Gue { port },
                 None => {
-                    self.err(
-                        f.pos,
-                        f.p("port"),
-                        "missing; a gue tunnel needs a port (the kernel refuses 0)",
-                    );
+                    self.missing(&f, "port");
                     return None;
                 }
             },
@@ -2014,11 +2209,7 @@ impl Reader<'_> {
         let address = match f.get("address") {
             Some(n) => self.dest_addr(n, &f.p("address"), "real server"),
             None => {
-                self.err(
-                    f.pos,
-                    f.p("address"),
-                    "missing; a real server needs an address",
-                );
+                self.missing(&f, "address");
                 None
             }
         };
@@ -2202,11 +2393,7 @@ impl Reader<'_> {
                 let addr = match addr_node {
                     Some(n) => self.dest_addr(n, &f.p("address"), "sorry server")?,
                     None => {
-                        self.err(
-                            f.pos,
-                            f.p("address"),
-                            "missing; a sorry server needs an address",
-                        );
+                        self.missing(&f, "address");
                         return None;
                     }
                 };
@@ -2379,11 +2566,7 @@ impl Reader<'_> {
                 )?;
                 let p = f.p("command");
                 let Some(n) = f.get("command") else {
-                    self.err(
-                        f.pos,
-                        p,
-                        "missing; an exec check needs command: [program, args...]",
-                    );
+                    self.missing(&f, "command");
                     return None;
                 };
                 if let Value::Scalar(_) = n.value {
@@ -2889,6 +3072,64 @@ mod tests {
                 "{doc}"
             );
         }
+    }
+
+    #[test]
+    fn empty_value_messages_name_the_defaults_in_force() {
+        let means = |schema: Schema, key: &str| match schema.iter().find(|(k, _)| *k == key) {
+            Some((_, Means(m))) => (*m).to_owned(),
+            other => panic!("{key}: {other:?}"),
+        };
+        let d = |v: &dyn fmt::Display| format!("the default ({v})");
+        let cases = [
+            (SERVICE_KEYS, "scheduler", d(&DEFAULT_SCHEDULER)),
+            (
+                SERVICE_KEYS,
+                "drain_timeout",
+                d(&duration::format(DEFAULT_DRAIN_TIMEOUT)),
+            ),
+            (
+                PERSISTENCE_KEYS,
+                "timeout",
+                d(&Persistence::DEFAULT_TIMEOUT),
+            ),
+            (
+                HEALTH_KEYS,
+                "interval",
+                d(&duration::format(DEFAULT_INTERVAL)),
+            ),
+            (
+                HEALTH_KEYS,
+                "timeout",
+                format!(
+                    "the default ({}, at most the interval)",
+                    duration::format(DEFAULT_TIMEOUT)
+                ),
+            ),
+            (HEALTH_KEYS, "rise", d(&DEFAULT_RISE)),
+            (HEALTH_KEYS, "fall", d(&DEFAULT_FALL)),
+            (HTTP_KEYS, "status", d(&DEFAULT_HTTP_STATUS)),
+            (RS_KEYS, "weight", d(&DestSpec::default().weight)),
+        ];
+        for (schema, key, want) in cases {
+            assert_eq!(means(schema, key), want, "{key}");
+        }
+    }
+
+    #[test]
+    fn an_empty_value_is_reported_once_at_its_key() {
+        let doc = "services:\n  - name: web\n    vip: 10.0.0.1\n    port:\n    scheduler: ~\n";
+        let diags = crate::manifest::parse("m.yaml", doc).unwrap_err();
+        let got: Vec<String> = diags.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            got,
+            [
+                "m.yaml:4:5: services[0].port: empty value; a service needs a port (0 = every \
+                 port, with persistence)",
+                "m.yaml:5:5: services[0].scheduler: empty value; remove the key for the default \
+                 (wlc) or give a value",
+            ]
+        );
     }
 
     #[test]

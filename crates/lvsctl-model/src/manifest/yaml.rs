@@ -516,6 +516,9 @@ impl<'a> Builder<'a> {
     fn scan_error(&mut self, e: &ScanError) {
         let m = e.marker();
         let pos = Pos::new(m.line().max(1), m.col() + 1);
+        // The parser wanted the next `- ` item of a block list: no item was started, and the
+        // stray line most likely belongs to the item just read.
+        let between_items = e.info().contains("did not find expected '-'");
         let message = match e.kind() {
             ErrorKind::RecursionLimitExceeded => format!(
                 "lists and mappings are nested more than {MAX_DEPTH} levels deep; a manifest needs \
@@ -529,7 +532,7 @@ impl<'a> Builder<'a> {
                 // The scanner's wording for a line indented wrongly, or a value holding ": ".
                 let hint = if info.contains("mapping values are not allowed")
                     || info.contains("did not find expected key")
-                    || info.contains("did not find expected '-'")
+                    || between_items
                 {
                     " (check this line's indentation; quote values that contain \": \")"
                 } else {
@@ -538,11 +541,14 @@ impl<'a> Builder<'a> {
                 format!("invalid YAML: {info}{hint}")
             }
         };
-        self.diags.push(RawDiag {
-            pos,
-            path: self.path(),
-            message,
-        });
+        let path = match self.stack.last() {
+            Some(Frame::Seq { len, .. }) if between_items && *len > 0 => {
+                let list = self.path_upto(self.stack.len() - 1);
+                format!("{list}[{}]", len - 1)
+            }
+            _ => self.path(),
+        };
+        self.diags.push(RawDiag { pos, path, message });
     }
 
     fn check_collection_tag(&mut self, tag: Option<&granit_parser::Tag>, want: &str, pos: Pos) {
@@ -830,6 +836,26 @@ mod tests {
                 let want = matches!(s.resolve(), Resolved::Null | Resolved::Bool(_));
                 assert_eq!(s.is_null_or_bool(), want, "{text:?} plain {plain}");
             }
+        }
+    }
+
+    #[test]
+    fn a_stray_line_between_list_items_names_the_item_before_it() {
+        for (doc, path) in [
+            (
+                "services:\n  - name: web\n    vip: 10.0.0.1\n   port: 80\n",
+                "services[0]",
+            ),
+            ("s:\n  - a: 1\n  - a: 2\n   b: 3\n", "s[1]"),
+            ("s:\n  - a: 1\n  - [1, 2]\n   b: 3\n", "s[1]"),
+            // A scalar that fails to scan is the item being read.
+            ("s:\n  - a: 1\n  - \"open\n", "s[1]"),
+            ("s: [1, \"open\n", "s[1]"),
+        ] {
+            let (root, diags) = parse_document(doc);
+            assert!(root.is_none(), "{doc:?}");
+            assert_eq!(diags.len(), 1, "{doc:?}");
+            assert_eq!(diags[0].path, path, "{doc:?}: {}", diags[0].message);
         }
     }
 
