@@ -665,13 +665,17 @@ pub fn import(from: ImportFrom, file: &Path, out: &OutDirArgs) -> Result<u8> {
     };
     match from {
         ImportFrom::Ipvsadm => match crate::import::parse_ipvsadm_save(&text) {
-            Ok(state) => {
+            Ok(imported) => {
+                for w in &imported.warnings {
+                    warn!("{name}:{}: {}", w.line, w.message);
+                }
+                let state = &imported.state;
                 if state.services.is_empty() {
                     // Likely the wrong machine or an empty file; applying it would be refused
                     // by the destroy guard anyway, but say so now.
                     warn!("{name} holds no IPVS service: the manifest is empty");
                 }
-                let yaml = manifest::manifest_from_state(&state);
+                let yaml = manifest::manifest_from_state(state);
                 // Say where the manifest came from instead of the generic export header.
                 let body = yaml
                     .strip_prefix("# lvsctl manifest exported from a director state\n")
