@@ -27,18 +27,32 @@ impl std::fmt::Display for LineNote {
     }
 }
 
+/// Where one service of an imported manifest came from: the input line that adds it, and the
+/// line of each of its real servers, in the order the manifest lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceOrigin {
+    pub line: usize,
+    pub real_servers: Vec<usize>,
+}
+
 /// A dump read without errors.
 #[derive(Debug)]
 pub struct Imported {
     pub state: State,
     /// Values imported as ipvsadm would have set them rather than as written.
     pub warnings: Vec<LineNote>,
+    /// One entry per service, in the order [`lvsctl_model::manifest::manifest_from_state`]
+    /// writes them (the state's key order; real servers likewise), so a problem the manifest
+    /// check finds at `services[i].real_servers[j]` is traced back to its line.
+    pub origins: Vec<ServiceOrigin>,
 }
 
 /// Parses a whole `ipvsadm -S -n` dump. All problems are collected; the state is returned only
 /// when there are none, so a half-understood table never becomes a manifest.
 pub fn parse_ipvsadm_save(text: &str) -> Result<Imported, Vec<LineNote>> {
     let mut services: BTreeMap<ServiceKey, Service> = BTreeMap::new();
+    // The line of each service and of each of its real servers.
+    let mut lines: BTreeMap<ServiceKey, (usize, BTreeMap<DestKey, usize>)> = BTreeMap::new();
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -60,6 +74,7 @@ pub fn parse_ipvsadm_save(text: &str) -> Result<Imported, Vec<LineNote>> {
                         dests: BTreeMap::new(),
                     },
                 );
+                lines.insert(key, (line, BTreeMap::new()));
                 Ok(())
             }),
             "-a" | "--add-server" => parse_dest(&words[1..]).and_then(|(svc, key, spec, note)| {
@@ -68,6 +83,9 @@ pub fn parse_ipvsadm_save(text: &str) -> Result<Imported, Vec<LineNote>> {
                 })?;
                 if service.dests.insert(key, spec).is_some() {
                     return Err(format!("real server {key} of {svc} is defined twice"));
+                }
+                if let Some((_, dests)) = lines.get_mut(&svc) {
+                    dests.insert(key, line);
                 }
                 if let Some(message) = note {
                     warnings.push(LineNote { line, message });
@@ -85,12 +103,23 @@ pub fn parse_ipvsadm_save(text: &str) -> Result<Imported, Vec<LineNote>> {
     if !errors.is_empty() {
         return Err(errors);
     }
+    let origins = services
+        .iter()
+        .map(|(key, svc)| {
+            let (line, dests) = &lines[key];
+            ServiceOrigin {
+                line: *line,
+                real_servers: svc.dests.keys().map(|d| dests[d]).collect(),
+            }
+        })
+        .collect();
     Ok(Imported {
         state: State {
             services,
             ..State::default()
         },
         warnings,
+        origins,
     })
 }
 
@@ -673,6 +702,32 @@ mod tests {
                     "real server 2001:db8::1 is ipv6 but service udp/10.0.0.1:87 is ipv4: only \
                      tunnel real servers (-i) may be of the other family; ipvsadm refuses it too"
                 ),
+            ]
+        );
+    }
+
+    #[test]
+    fn origins_follow_the_manifest_order() {
+        let text = "\
+-A -u 10.0.0.1:53 -s rr
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r 10.1.0.2:80 -g
+-a -u 10.0.0.1:53 -r 10.1.0.1:53 -g
+-a -t 10.0.0.1:80 -r 10.1.0.1:80 -g
+";
+        let imported = parse_ipvsadm_save(text).unwrap();
+        // tcp before udp; real servers by address.
+        assert_eq!(
+            imported.origins,
+            [
+                ServiceOrigin {
+                    line: 2,
+                    real_servers: vec![5, 3]
+                },
+                ServiceOrigin {
+                    line: 1,
+                    real_servers: vec![4]
+                },
             ]
         );
     }

@@ -273,3 +273,31 @@ fn what_ipvsadm_refuses_is_reported_with_its_line_and_nothing_is_written() {
         )
     );
 }
+
+#[test]
+fn a_manifest_validate_would_refuse_is_not_written_and_its_errors_name_the_input_lines() {
+    // ipvsadm takes all of these; the kernel or lvsctl's manifest rules do not.
+    let (sb, d) = with_rules(
+        "import-backstop",
+        "-A -t 192.168.6.101:80 -s rr\n\
+         -a -t 192.168.6.101:80 -r 10.0.0.2:80 -g -w 1 -x 10 -y 20\n\
+         -A -u 224.0.0.9:53 -s rr\n\
+         -A -u 192.168.6.101:5060 -s rr -p 60 --pe foo\n\
+         -a -t 192.168.6.101:80 -r 10.0.0.3:80 -i --tun-csum\n",
+    );
+    let expected = format!(
+        "{d}:2: lower_threshold 20 is above the upper threshold: it must not exceed \
+         upper_threshold 10 (manifest field services[0].real_servers[0].lower_threshold)\n\
+         {d}:3: 224.0.0.9 is a multicast address; a VIP needs a unicast address \
+         (manifest field services[2].vip)\n\
+         {d}:4: unknown persistence engine \"foo\" (the kernel has only \"sip\") \
+         (manifest field services[1].persistence.engine)\n\
+         {d}:5: ipip tunnels have no checksum options (use gue or gre) \
+         (manifest field services[0].real_servers[1].tunnel.csum)\n\
+         error: the manifest built from {d} would not validate (4 error(s)): fix the input and \
+         import again; no manifest written\n"
+    );
+    // --out-dir's parts are checked as they are written: a later part's services are traced
+    // back as well.
+    assert_eq!(refused(&sb, &d, &["--services-per-file", "1"]), expected);
+}
