@@ -678,13 +678,17 @@ pub fn import(from: ImportFrom, file: &Path, out: &OutDirArgs) -> Result<u8> {
     };
     match from {
         ImportFrom::Ipvsadm => match crate::import::parse_ipvsadm_save(&text) {
-            Ok(state) => {
+            Ok(imported) => {
+                for w in &imported.warnings {
+                    warn!("{name}:{}: {}", w.line, w.message);
+                }
+                let state = &imported.state;
                 if state.services.is_empty() {
                     // Likely the wrong machine or an empty file; applying it would be refused
                     // by the destroy guard anyway, but say so now.
                     warn!("{name} holds no IPVS service: the manifest is empty");
                 }
-                let yaml = manifest::manifest_from_state(&state);
+                let yaml = manifest::manifest_from_state(state);
                 // Say where the manifest came from instead of the generic export header.
                 let body = yaml
                     .strip_prefix("# lvsctl manifest exported from a director state\n")
@@ -698,6 +702,7 @@ pub fn import(from: ImportFrom, file: &Path, out: &OutDirArgs) -> Result<u8> {
                     );
                 }
                 let text = format!("{head}{body}");
+                check_imported(&text, out, &name, &imported.origins)?;
                 write_manifest(&text, out)?;
                 Ok(exit::OK)
             }
@@ -717,6 +722,90 @@ pub fn import(from: ImportFrom, file: &Path, out: &OutDirArgs) -> Result<u8> {
             }
         },
     }
+}
+
+/// Checks the manifest an import built as `lvsctl validate` would, before anything is written:
+/// whatever the source holds that lvsctl would refuse must stop the import, not the next
+/// `validate`. Each problem is traced to the input line of its service or real server
+/// (`origins`, in the manifest's service order), else named by its manifest field.
+fn check_imported(
+    text: &str,
+    out: &OutDirArgs,
+    input: &str,
+    origins: &[crate::import::ServiceOrigin],
+) -> Result<()> {
+    // Checked in the parts --out-dir writes. On stdout too: a manifest over 4 MiB only gets a
+    // warning there (write_manifest's), but its content must still be checked; a part still too
+    // large to read is checked one service at a time.
+    let mut per_part = out.services_per_file.max(1) as usize;
+    let mut parts = manifest::split_manifest(text, per_part);
+    if parts.iter().any(|p| p.len() > manifest::MAX_INPUT_BYTES) {
+        per_part = 1;
+        parts = manifest::split_manifest(text, per_part);
+    }
+    // Each part is named by its index, to find its first service's index again below.
+    let sources = parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| manifest::Source::new(i.to_string(), p))
+        .collect();
+    let Err(diags) = manifest::load_owned(sources) else {
+        return Ok(());
+    };
+    // In input line order, like the import's own errors; what no line explains comes last.
+    let mut report: Vec<(Option<usize>, String)> = diags
+        .iter()
+        .map(|d| {
+            let first = d.file.parse::<usize>().unwrap_or(0) * per_part;
+            match traced(&d.path, first, origins) {
+                Some((line, path)) => (
+                    Some(line),
+                    format!("{input}:{line}: {} (manifest field {path})", d.message),
+                ),
+                None => (
+                    None,
+                    format!(
+                        "{input}: the manifest built from it: {}: {}",
+                        d.path, d.message
+                    ),
+                ),
+            }
+        })
+        .collect();
+    report.sort_by_key(|(line, _)| line.unwrap_or(usize::MAX));
+    for (_, message) in &report {
+        eprintln!("{message}");
+    }
+    Err(Reported {
+        code: exit::ERROR,
+        message: format!(
+            "the manifest built from {input} would not validate ({} error(s)): fix the input and \
+             import again; no manifest written",
+            diags.len()
+        ),
+    }
+    .into())
+}
+
+/// A diagnostic path of a manifest part whose first service is the manifest's `first`:
+/// the input line of the service or real server it names, and the path in the whole manifest.
+fn traced(
+    path: &str,
+    first: usize,
+    origins: &[crate::import::ServiceOrigin],
+) -> Option<(usize, String)> {
+    let (i, rest) = path.strip_prefix("services[")?.split_once(']')?;
+    let i = first + i.parse::<usize>().ok()?;
+    let service = origins.get(i)?;
+    let real_server = rest
+        .strip_prefix(".real_servers[")
+        .and_then(|r| r.split_once(']'))
+        .and_then(|(j, _)| j.parse::<usize>().ok())
+        .and_then(|j| service.real_servers.get(j));
+    Some((
+        *real_server.unwrap_or(&service.line),
+        format!("services[{i}]{rest}"),
+    ))
 }
 
 pub fn status(
@@ -845,5 +934,57 @@ pub fn realserver(args: &ManifestArgs, dry_run: bool) -> Result<u8> {
 fn warn_if_forwarding() {
     if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1") {
         warn!("ip_forward is on: a DR real server normally does not route");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::ServiceOrigin;
+
+    #[test]
+    fn manifest_paths_trace_back_to_input_lines() {
+        let origins = [
+            ServiceOrigin {
+                line: 1,
+                real_servers: vec![2, 3],
+            },
+            ServiceOrigin {
+                line: 4,
+                real_servers: vec![],
+            },
+        ];
+        for (path, first, line, whole) in [
+            (
+                "services[0].real_servers[1].weight",
+                0,
+                3,
+                "services[0].real_servers[1].weight",
+            ),
+            ("services[0].vip", 0, 1, "services[0].vip"),
+            // A later part: its services[0] is the manifest's services[first].
+            ("services[0].persistence", 1, 4, "services[1].persistence"),
+            // A real server the service does not have: the service's line.
+            (
+                "services[1].real_servers[0]",
+                0,
+                4,
+                "services[1].real_servers[0]",
+            ),
+        ] {
+            assert_eq!(
+                traced(path, first, &origins),
+                Some((line, whole.to_owned())),
+                "{path}"
+            );
+        }
+        for untraced in [
+            "document",
+            "director.vip_interface",
+            "services[2].name",
+            "services",
+        ] {
+            assert_eq!(traced(untraced, 0, &origins), None, "{untraced}");
+        }
     }
 }

@@ -189,3 +189,115 @@ fn import_out_dir_writes_parts_that_apply_as_the_whole_dump() {
     sb.apply(dir_s, &[]);
     assert_eq!(sb.state(), whole.state());
 }
+
+#[test]
+fn a_dr_real_server_on_another_port_is_imported_on_the_service_port_with_a_warning() {
+    let (sb, dump) = with_rules(
+        "import-dr-port",
+        "-A -t 192.168.6.101:81 -s rr\n\
+         -a -t 192.168.6.101:81 -r 10.0.0.1:8080 -g -w 1\n\
+         -a -t 192.168.6.101:81 -r 10.0.0.2:8080 -m -w 1\n",
+    );
+    let out = sb.run(&["import", "--from", "ipvsadm", &dump]).success();
+    // As ipvsadm adds it, and the kernel runs it; NAT keeps its port.
+    assert!(
+        out.stdout.contains(
+            "      - {address: 10.0.0.1, port: 81, forward: dr, weight: 1}\n\
+             \x20     - {address: 10.0.0.2, port: 8080, forward: nat, weight: 1}\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "{dump}:2: real server 10.0.0.1:8080 of tcp/192.168.6.101:81 is dr, which keeps the \
+             service port: imported as port 81, as ipvsadm adds it (use -m for another port)\n"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    let manifest = sb.write("imported.yaml", &out.stdout);
+    sb.run(&["validate", "-f", manifest.to_str().unwrap()])
+        .success();
+}
+
+/// A sandbox holding the ipvsadm rules file `text`, and that file's path.
+fn with_rules(name: &str, text: &str) -> (Sandbox, String) {
+    let sb = Sandbox::new(name);
+    let path = sb.write("rules.txt", text).to_str().unwrap().to_owned();
+    (sb, path)
+}
+
+/// Runs an import that must fail, to stdout and to --out-dir (with `out_dir_args`): exit 1,
+/// nothing on stdout, no directory made. Returns stderr, the same both ways.
+fn refused(sb: &Sandbox, dump: &str, out_dir_args: &[&str]) -> String {
+    let out = sb.run(&["import", "--from", "ipvsadm", dump]).code(1);
+    assert_eq!(out.stdout, "", "no manifest");
+    let dir = sb.path("out");
+    let mut args = vec!["import", "--from", "ipvsadm", dump, "--out-dir"];
+    args.push(dir.to_str().unwrap());
+    args.extend(out_dir_args);
+    let to_dir = sb.run(&args).code(1);
+    assert!(!dir.exists(), "nothing written to --out-dir");
+    assert_eq!(to_dir.stderr, out.stderr);
+    out.stderr
+}
+
+#[test]
+fn what_ipvsadm_refuses_is_reported_with_its_line_and_nothing_is_written() {
+    let (sb, d) = with_rules(
+        "import-refused",
+        "-A -t 192.168.6.101:82 -s rr -b sh-port\n\
+         -A -t 192.168.6.101:83 -s rr -o\n\
+         -A -t 192.168.6.101:0 -s rr\n\
+         -A -u 192.168.6.101:84 -s rr -p 60 --pe sip\n\
+         -a -u 192.168.6.101:84 -r 10.0.0.2:84 -g -w 70000\n\
+         -a -u 192.168.6.101:84 -r [2001:db8::2]:84 -m\n\
+         -A -t 192.168.6.101:85 -s rr -p 9999999\n",
+    );
+    assert_eq!(
+        refused(&sb, &d, &[]),
+        format!(
+            "{d}:1: scheduler flag sh-port is for the sh scheduler, but this service uses rr \
+             (ipvsadm refuses it too: give -s sh or drop the flag)\n\
+             {d}:2: -o (one-packet scheduling) is only for udp and fwmark services, not tcp; \
+             ipvsadm refuses it too: drop -o\n\
+             {d}:3: tcp port 0 (every port) without -p persistence: ipvsadm and the kernel \
+             refuse such a service; add -p TIMEOUT\n\
+             {d}:5: weight 70000 is out of range 0..=65535; ipvsadm refuses it too\n\
+             {d}:6: real server 2001:db8::2 is ipv6 but service udp/192.168.6.101:84 is ipv4: \
+             only tunnel real servers (-i) may be of the other family; ipvsadm refuses it too\n\
+             {d}:7: invalid persistence timeout \"9999999\" (ipvsadm accepts 1..=2678400 seconds)\n\
+             error: 6 line(s) of {d} could not be imported; no manifest written\n"
+        )
+    );
+}
+
+#[test]
+fn a_manifest_validate_would_refuse_is_not_written_and_its_errors_name_the_input_lines() {
+    // ipvsadm takes all of these; the kernel or lvsctl's manifest rules do not.
+    let (sb, d) = with_rules(
+        "import-backstop",
+        "-A -t 192.168.6.101:80 -s rr\n\
+         -a -t 192.168.6.101:80 -r 10.0.0.2:80 -g -w 1 -x 10 -y 20\n\
+         -A -u 224.0.0.9:53 -s rr\n\
+         -A -u 192.168.6.101:5060 -s rr -p 60 --pe foo\n\
+         -a -t 192.168.6.101:80 -r 10.0.0.3:80 -i --tun-csum\n",
+    );
+    let expected = format!(
+        "{d}:2: lower_threshold 20 is above the upper threshold: it must not exceed \
+         upper_threshold 10 (manifest field services[0].real_servers[0].lower_threshold)\n\
+         {d}:3: 224.0.0.9 is a multicast address; a VIP needs a unicast address \
+         (manifest field services[2].vip)\n\
+         {d}:4: unknown persistence engine \"foo\" (the kernel has only \"sip\") \
+         (manifest field services[1].persistence.engine)\n\
+         {d}:5: ipip tunnels have no checksum options (use gue or gre) \
+         (manifest field services[0].real_servers[1].tunnel.csum)\n\
+         error: the manifest built from {d} would not validate (4 error(s)): fix the input and \
+         import again; no manifest written\n"
+    );
+    // --out-dir's parts are checked as they are written: a later part's services are traced
+    // back as well.
+    assert_eq!(refused(&sb, &d, &["--services-per-file", "1"]), expected);
+}
