@@ -360,19 +360,25 @@ fn persistence_forms() {
 
 #[test]
 fn udp_only_settings_on_fwmark_services_that_may_receive_udp() {
-    // One-packet and the sip engine act on udp only: a fwmark service keeps them when its
-    // MARK rules mark udp among others, or when it has no rules (what feeds it is unknown).
+    // One-packet acts on the udp part of what a fwmark service receives: kept when its MARK
+    // rules mark udp among others. The sip engine drops everything not udp: kept when the
+    // rules mark udp only. Both are kept with no rules (what feeds the service is unknown).
     let m = ok("services:
   - name: mixed
     fwmark: 7
     one_packet: true
-    persistence: {timeout: 60, engine: sip}
     match: [{vip: 10.0.0.1, protocol: tcp, port: 5060}, {vip: 10.0.0.1, protocol: udp, port: 5060}]
+  - name: udp
+    fwmark: 9
+    one_packet: true
+    persistence: {timeout: 60, engine: sip}
+    match: [{vip: 10.0.0.2, protocol: udp, port: 5060}]
   - {name: unknown, fwmark: 8, one_packet: true, persistence: {timeout: 60, engine: sip}}
 ");
     for s in &m.services {
         assert!(s.spec.flags.one_packet, "{}", s.name);
-        assert_eq!(s.spec.pe_name.as_deref(), Some("sip"), "{}", s.name);
+        let sip = s.name != "mixed";
+        assert_eq!(s.spec.pe_name.as_deref() == Some("sip"), sip, "{}", s.name);
     }
 }
 

@@ -299,16 +299,23 @@ fn build(raws: Vec<RawService>, vip_interface: bool) -> State {
         chain.hooked = true;
         chain.rules.sort();
     }
-    // One-packet and the sip engine act on udp only: a fwmark service whose rules mark no udp
-    // keeps neither (one without rules may: what feeds it is unknown).
+    // One-packet acts on udp only: a fwmark service whose rules mark no udp loses it. The sip
+    // engine drops all but udp: a service whose rules mark anything else loses it. (One
+    // without rules keeps both: what feeds it is unknown.)
     for (key, svc) in &mut services {
         let ServiceKey::Fwmark { mark, family } = *key else {
             continue;
         };
         let rules = marks.get(&family).map_or(&[][..], |c| &c.rules[..]);
-        let mut marked = rules.iter().filter(|r| r.mark == mark).peekable();
-        if marked.peek().is_some() && !marked.any(|r| r.protocol == Protocol::Udp) {
+        let marked: Vec<Protocol> = rules
+            .iter()
+            .filter(|r| r.mark == mark)
+            .map(|r| r.protocol)
+            .collect();
+        if !marked.is_empty() && !marked.contains(&Protocol::Udp) {
             svc.spec.flags.one_packet = false;
+        }
+        if marked.iter().any(|p| *p != Protocol::Udp) {
             svc.spec.pe_name = None;
         }
     }

@@ -1749,13 +1749,21 @@ impl Reader<'_> {
         protocols: &[Protocol],
         marked: bool,
     ) -> bool {
-        if protocols.contains(&Protocol::Udp) {
+        // One-packet scheduling is harmless beside other protocols (it acts on the UDP part);
+        // the sip engine is not: it fails on, and so drops, every packet that is not UDP.
+        let other: Vec<String> = protocols
+            .iter()
+            .filter(|p| **p != Protocol::Udp)
+            .map(ToString::to_string)
+            .collect();
+        if other.is_empty() {
             return true;
         }
-        let names: Vec<String> = protocols.iter().map(ToString::to_string).collect();
-        let names = names.join(" and ");
+        let has_udp = other.len() < protocols.len();
+        let names = other.join(" and ");
         let mut ok = true;
         if spec.flags.one_packet
+            && !has_udp
             && let Some(n) = f.get("one_packet")
         {
             let msg = if marked {
@@ -1778,7 +1786,13 @@ impl Reader<'_> {
                     .map_or(f.pos, |(_, v)| v.pos),
                 _ => f.pos,
             };
-            let msg = if marked {
+            let msg = if marked && has_udp {
+                format!(
+                    "the sip engine needs udp only, but this service's match rules also mark \
+                     {names}: the kernel's sip engine fails on every {names} packet and IPVS \
+                     drops it (give the {names} traffic a service of its own, or remove engine)"
+                )
+            } else if marked {
                 format!(
                     "the sip engine needs udp, but this service's match rules mark only {names}: \
                      the kernel's sip engine fails on every such packet and IPVS drops it (mark \
