@@ -160,7 +160,9 @@ impl Xtables {
     /// rewritten whole. Otherwise the chain is flushed and rewritten; only the jump counts are
     /// taken from `current`, and if they changed since, the transaction's `-D` fails and
     /// nothing is applied, or the read-back finds the extra or missing jump: a stale `current`
-    /// can cause an error, never a wrong table. Returns the chain as read back.
+    /// causes an error, never wrong marks. (A jump another writer inserted meanwhile is not
+    /// seen by the transaction and leaves two jumps until the next write; the chain only sets
+    /// marks, so running it twice marks the same.) Returns the chain as read back.
     pub fn write_chain_over(
         &self,
         family: Family,
