@@ -40,6 +40,8 @@ pub(crate) fn parse_in(s: &str, res: Resolution) -> Result<Duration, String> {
         return Err(bad());
     }
     let mut total: u128 = 0;
+    // Units largest first, each once: `30s1m` or `1m1m` is more likely a slip than a sum.
+    let mut last_factor = u128::MAX;
     let mut rest = s;
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
@@ -63,6 +65,14 @@ pub(crate) fn parse_in(s: &str, res: Resolution) -> Result<Duration, String> {
             }
             _ => return Err(bad()),
         };
+        if factor_ms >= last_factor {
+            return Err(format!(
+                "{} repeats a unit or puts a smaller one first (write units largest first, each \
+                 once, e.g. 1h30m or 1m30s)",
+                super::yaml::quote(s)
+            ));
+        }
+        last_factor = factor_ms;
         rest = &rest[unit_len..];
         total = n
             .checked_mul(factor_ms)
@@ -106,6 +116,18 @@ mod tests {
         assert!(parse("3 s").unwrap_err().contains("is not a duration"));
         assert!(parse("30 days").unwrap_err().contains("is not a duration"));
         assert!(parse("1m30").unwrap_err().contains("is not a duration"));
+        assert_eq!(
+            parse("1h2m3s4ms").unwrap(),
+            Duration::from_millis(3_723_004)
+        );
+        for slip in ["30s1m", "1m1m", "500ms1s"] {
+            assert!(
+                parse(slip)
+                    .unwrap_err()
+                    .contains("repeats a unit or puts a smaller one first"),
+                "{slip}"
+            );
+        }
         assert!(parse("s").is_err());
         assert!(parse("3d").is_err());
         assert!(parse("99999999999999999999999h").is_err());
