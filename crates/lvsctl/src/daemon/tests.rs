@@ -1048,6 +1048,47 @@ async fn watcher_follows_a_symlink_into_a_repository_and_directories() {
     event(&mut rx, "a file in the directory made again").await;
 }
 
+/// A directory back at its path with the same inode (moved away and back, or deleted and made
+/// again: ext4 hands a freed inode number out again at once) lost its watch all the same.
+#[tokio::test]
+async fn watcher_rearms_a_directory_back_with_the_same_inode() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempdir("watch-same-inode");
+    let mdir = dir.join("manifests");
+    std::fs::create_dir_all(&mdir).unwrap();
+    std::fs::write(mdir.join("a.yaml"), "a").unwrap();
+    let (mut w, mut rx) = ManifestWatcher::new(std::slice::from_ref(&mdir)).unwrap();
+    quiet(&mut rx).await;
+
+    // Moved away and back: certainly the same inode, on any filesystem.
+    let aside = dir.join("manifests.aside");
+    std::fs::rename(&mdir, &aside).unwrap();
+    std::fs::rename(&aside, &mdir).unwrap();
+    event(&mut rx, "directory moved away and back").await;
+    w.refresh();
+    quiet(&mut rx).await;
+    std::fs::write(mdir.join("a.yaml"), "a2").unwrap();
+    event(&mut rx, "an edit after the directory came back").await;
+
+    // A deploy script's rm -rf, mkdir and copy, all before the daemon's debounced read.
+    let before = std::fs::metadata(&mdir).unwrap().ino();
+    std::fs::remove_dir_all(&mdir).unwrap();
+    std::fs::create_dir(&mdir).unwrap();
+    std::fs::write(mdir.join("a.yaml"), "a3").unwrap();
+    // Not asserted (tmpfs, for one, does not reuse inode numbers); ext4 does.
+    let reused = std::fs::metadata(&mdir).unwrap().ino() == before;
+    event(&mut rx, "directory deleted and made again").await;
+    w.refresh();
+    quiet(&mut rx).await;
+    std::fs::write(mdir.join("a.yaml"), "a4").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap_or_else(|_| {
+            panic!("no file event after an edit in the re-made directory (inode reused: {reused})")
+        })
+        .unwrap();
+}
+
 #[tokio::test]
 async fn daemon_with_watcher_follows_edits_and_keeps_last_good_on_partial_writes() {
     let dir = tempdir("watch-daemon");
