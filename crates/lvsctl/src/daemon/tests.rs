@@ -14,9 +14,9 @@ use lvsctl_plan::fake::FakeKernel;
 use lvsctl_plan::{Backend, BackendError, Errno, Op};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep};
+use tokio::time::{Instant, sleep, sleep_until};
 
-use super::reconcile::{Config, Daemon, Inputs};
+use super::reconcile::{Config, DRAIN_POLL, Daemon, Inputs};
 use super::status::StatusFile;
 use super::watch::ManifestWatcher;
 
@@ -814,6 +814,8 @@ async fn a_file_changed_moments_ago_is_not_trusted_yet() {
     d.stop().await;
 }
 
+/// Drained servers leave on their own schedule, not at the next resync (an hour away here): an
+/// idle one within [`DRAIN_POLL`], a busy one when its `drain_timeout` is up.
 #[tokio::test(start_paused = true)]
 async fn drained_servers_leave_when_idle_or_at_drain_timeout() {
     let dir = tempdir("drain");
@@ -822,6 +824,7 @@ async fn drained_servers_leave_when_idle_or_at_drain_timeout() {
     let kernel = Kernel::default();
     let mut c = config(&dir);
     c.drain = true;
+    c.resync_interval = Duration::from_secs(3600);
     let d = start(c, &kernel, &Health::default());
     sleep(Duration::from_secs(1)).await;
     kernel.with(|k| {
@@ -836,26 +839,34 @@ async fn drained_servers_leave_when_idle_or_at_drain_timeout() {
         );
     write(&dir, &removed);
     d.reload.send(()).unwrap();
-    sleep(Duration::from_secs(1)).await;
+    let drain_started = Instant::now();
+    sleep(Duration::from_millis(100)).await;
     let state = kernel.state();
     assert_eq!(weight(&state, "tcp/10.0.0.1:80", "10.0.1.1:80"), Some(0));
     assert_eq!(weight(&state, "tcp/10.0.0.1:80", "10.0.1.2:80"), Some(0));
     assert_eq!(status(&dir).draining.len(), 2);
-    // One goes idle: deleted at the next pass.
+
+    // One goes idle: deleted by the next look at the drains, with no reload or resync.
     kernel.with(|k| k.set_active_conns(svc("tcp/10.0.0.1:80"), rs("10.0.1.2:80"), 0));
-    d.reload.send(()).unwrap();
-    sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        weight(&kernel.state(), "tcp/10.0.0.1:80", "10.0.1.2:80"),
-        None
-    );
+    sleep(DRAIN_POLL + Duration::from_millis(100)).await;
+    let state = kernel.state();
+    assert_eq!(weight(&state, "tcp/10.0.0.1:80", "10.0.1.2:80"), None);
+    assert_eq!(weight(&state, "tcp/10.0.0.1:80", "10.0.1.1:80"), Some(0));
+
+    // The other, still busy, stays until its drain_timeout (10 s) and not a moment longer.
+    sleep_until(drain_started + Duration::from_millis(9_900)).await;
     assert_eq!(
         weight(&kernel.state(), "tcp/10.0.0.1:80", "10.0.1.1:80"),
         Some(0)
     );
-    // The other reaches its drain_timeout: deleted at the pass after it (a resync at the latest).
-    sleep(Duration::from_secs(30)).await;
+    sleep_until(drain_started + Duration::from_millis(10_100)).await;
     assert_eq!(kernel.state(), desired(&removed));
+    assert!(status(&dir).draining.is_empty());
+    let last = status(&dir).last_reconcile.unwrap();
+    assert_eq!(
+        (last.trigger.as_str(), last.result.as_str()),
+        ("drain", "ok")
+    );
     assert_eq!(d.metric("lvsctl_drift_repairs_total"), 0.0);
     d.stop().await;
 }
