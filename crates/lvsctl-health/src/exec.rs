@@ -14,6 +14,10 @@ use crate::{CheckError, ExecProbe};
 /// on a full pipe.
 const KEEP_OUTPUT: usize = 4096;
 
+/// How long the output may stay open after the command exited (a background helper holding
+/// it) before it is no longer waited for.
+const PIPE_GRACE: Duration = Duration::from_millis(150);
+
 pub(crate) async fn check(
     probe: &ExecProbe,
     target: &Target,
@@ -51,20 +55,44 @@ pub(crate) async fn check(
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
 
-    let run = async {
-        let (status, out, err) =
-            tokio::join!(child.wait(), read_bounded(stdout), read_bounded(stderr));
-        (status, out, err)
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let ran = {
+        let reads = async {
+            tokio::join!(
+                read_bounded(stdout, &mut out),
+                read_bounded(stderr, &mut err)
+            );
+        };
+        tokio::pin!(reads);
+        let mut read_all = false;
+        // The output is read while the command runs, so it never blocks on a full pipe.
+        let waited = tokio::time::timeout(deadline, async {
+            loop {
+                tokio::select! {
+                    status = child.wait() => break status,
+                    () = &mut reads, if !read_all => read_all = true,
+                }
+            }
+        })
+        .await;
+        if let Ok(Ok(_)) = waited {
+            // The command ended, but something it left behind (`helper &`) may still hold its
+            // output open: wait a moment for the rest of the output, then judge by the exit
+            // status and kill what is left. The holder normally is in the group, which keeps
+            // the group id from being reused.
+            let drained = read_all || tokio::time::timeout(PIPE_GRACE, &mut reads).await.is_ok();
+            if !drained && let Some(pid) = pid {
+                kill_group(pid);
+            }
+        }
+        waited
     };
-    let ran = tokio::time::timeout(deadline, run).await;
     // Finished (the child is reaped, its group id free for reuse) or timed out (killed below).
     group.0 = None;
     match ran {
-        Ok((Ok(status), out, err)) if status.success() => {
-            let _ = (out, err);
-            Ok(())
-        }
-        Ok((Ok(status), out, err)) => {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => {
             let said = last_line(&err).or_else(|| last_line(&out));
             let how = match status.code() {
                 Some(code) => format!("exited with status {code}"),
@@ -75,7 +103,7 @@ pub(crate) async fn check(
                 None => format!("{program:?} {how}"),
             }))
         }
-        Ok((Err(e), _, _)) => Err(CheckError::Exec(format!(
+        Ok(Err(e)) => Err(CheckError::Exec(format!(
             "waiting for {program:?} failed: {e}"
         ))),
         Err(_) => {
@@ -92,15 +120,16 @@ pub(crate) async fn check(
     }
 }
 
-async fn read_bounded<R: AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u8> {
-    let mut kept = Vec::new();
+/// Reads `pipe` to its end, keeping the first [`KEEP_OUTPUT`] bytes in `kept` (which holds what
+/// was read so far if the read is given up).
+async fn read_bounded<R: AsyncRead + Unpin>(pipe: Option<R>, kept: &mut Vec<u8>) {
     let Some(mut pipe) = pipe else {
-        return kept;
+        return;
     };
     let mut chunk = [0u8; 1024];
     loop {
         match pipe.read(&mut chunk).await {
-            Ok(0) | Err(_) => return kept,
+            Ok(0) | Err(_) => return,
             Ok(n) => {
                 let room = KEEP_OUTPUT.saturating_sub(kept.len()).min(n);
                 kept.extend_from_slice(&chunk[..room]);
@@ -133,8 +162,9 @@ fn kill_group(pid: u32) {
         return;
     };
     // SAFETY: kill(2) takes plain integers and touches no memory of ours. The group was created
-    // for this child (process_group(0)) and the child has not been reaped yet, so its id cannot
-    // have been reused by another group.
+    // for this child (process_group(0)) and either the child has not been reaped yet, or it has
+    // and a process it left in the group still holds its output; either way the id is in use
+    // and cannot have been reused by another group.
     unsafe {
         libc::kill(-pgid, libc::SIGKILL);
     }

@@ -139,8 +139,9 @@ impl Monitor {
     }
 
     /// Makes the running checks exactly `wanted`. A target whose check is unchanged keeps its
-    /// task and state; a changed check restarts with its current up/down kept but unconfirmed
-    /// (so a failed server stays out until the new check passes); a new target starts in
+    /// task and state; a changed check restarts with its current up/down and confirmation kept
+    /// and its pass/fail counts reset (so a failed server stays out until `rise` checks of the
+    /// new configuration pass, a healthy one until `fall` fail); a new target starts in
     /// `initial`; targets not wanted any more are stopped and forgotten. Must run inside a tokio
     /// runtime.
     pub fn reconcile(&mut self, wanted: impl IntoIterator<Item = (Target, CheckConfig, Status)>) {
@@ -175,7 +176,9 @@ impl Monitor {
                     Some(entry) => {
                         entry.generation = generation;
                         let s = &mut entry.state;
-                        s.confirmed = false;
+                        // `confirmed` stays: an unconfirmed down server comes back on one pass,
+                        // so clearing it would let a flapping server straight back on the very
+                        // edit (raising `rise`) meant to keep it out.
                         s.consecutive_ok = 0;
                         s.consecutive_fail = 0;
                         s.kind = config.probe.kind();
@@ -681,14 +684,23 @@ mod tests {
         // Reloading with the same check (and whatever "initial") keeps it down.
         monitor.reconcile([(target(1), c.clone(), Status::Up)]);
         assert_eq!(monitor.status(&target(1)), Some(Status::Down));
-        // A changed check keeps it down until the new check passes.
+        // A changed check (here `rise` raised, as for a flapping server) keeps it down until
+        // `rise` checks of the new configuration pass: not back on the first pass.
         let mut c2 = c.clone();
-        c2.interval = Duration::from_secs(2);
+        c2.rise = 3;
         monitor.reconcile([(target(1), c2.clone(), Status::Up)]);
         assert_eq!(monitor.status(&target(1)), Some(Status::Down));
         ok.store(true, Ordering::SeqCst);
+        let passing = Instant::now();
         let t = rx.recv().await.unwrap();
         assert_eq!((t.target, t.to), (target(1), Status::Up));
+        assert_eq!(monitor.snapshot()[&target(1)].consecutive_ok, 3);
+        // Three passes one interval apart: the first at once, the third two intervals later.
+        assert!(
+            passing.elapsed() >= 2 * c2.interval,
+            "up after {:?}",
+            passing.elapsed()
+        );
         // Removing the target forgets it.
         monitor.reconcile(std::iter::empty());
         assert_eq!(monitor.status(&target(1)), None);

@@ -319,6 +319,42 @@ async fn exec_killed_at_deadline_with_its_children() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A command that ends but leaves a helper behind holding its output (`helper &`) is judged by
+/// its exit status, at once, not reported as timed out; the helper is killed.
+#[tokio::test]
+async fn exec_judged_by_exit_status_when_a_background_helper_holds_its_output() {
+    let dir = std::env::temp_dir().join(format!("lvsctl-health-helper-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pidfile = dir.join("pid");
+    let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
+    for (exit, said) in [(0, "all good"), (2, "backend down")] {
+        let script = format!(
+            "sleep 600 & echo $! > {}; echo {said} >&2; exit {exit}",
+            pidfile.display()
+        );
+        let started = std::time::Instant::now();
+        let r = check(&exec(&["sh", "-c", &script]), addr).await;
+        assert!(
+            started.elapsed() < DEADLINE,
+            "took {:?}: waited for the helper",
+            started.elapsed()
+        );
+        match exit {
+            0 => r.unwrap(),
+            _ => {
+                let err = r.unwrap_err();
+                assert!(
+                    err.to_string()
+                        .ends_with("exited with status 2: backend down"),
+                    "{err}"
+                );
+            }
+        }
+        assert_gone(&pidfile).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A check stopped while its command runs (the daemon drops it on a manifest change) kills
 /// the command's children too, not only the command.
 #[tokio::test]

@@ -34,6 +34,16 @@ pub enum MarkError {
         stderr: String,
     },
 
+    /// The program did not end in time (stuck on the kernel or on another program) and was
+    /// killed.
+    #[error(
+        "{command}: still running after {} s, killed (a restore commits all or nothing); look \
+         for a hung iptables or nft process, or for kernel trouble in dmesg; the next run reads \
+         the chain again",
+        timeout.as_secs()
+    )]
+    Hung { command: String, timeout: Duration },
+
     /// The program ran and failed.
     #[error("{command} failed ({status}): {stderr}; {hint}")]
     Failed {

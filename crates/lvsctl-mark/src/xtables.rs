@@ -2,10 +2,11 @@
 //! `iptables-restore --noflush` transaction, so the chain and its jumps change together or not
 //! at all, and nothing outside the chain is flushed.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use lvsctl_model::{Family, MarkRule};
 use tracing::warn;
@@ -50,7 +51,24 @@ impl Config {
         let s = self.wait.as_secs() + u64::from(self.wait.subsec_nanos() > 0);
         s.max(1)
     }
+
+    /// How long one iptables program may run: [`RUN_TIMEOUT`], or longer for a long `-w`.
+    fn run_timeout(&self) -> Duration {
+        RUN_TIMEOUT.max(Duration::from_secs(self.wait_secs()) + LOCK_WAIT_MARGIN)
+    }
 }
+
+/// The longest an iptables program may run before it is killed: it may block on the kernel or
+/// (iptables-nft ignores `-w`) on nothing lvsctl can bound otherwise, and a hung one would
+/// stop `apply` and every daemon pass for good. At least [`LOCK_WAIT_MARGIN`] past `-w`.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Slack past the `-w` lock wait before a program is taken for hung.
+const LOCK_WAIT_MARGIN: Duration = Duration::from_secs(30);
+
+/// How long a killed program is waited for; one stuck in the kernel does not die at once, and
+/// is then left to a thread of its own to reap.
+const KILL_WAIT: Duration = Duration::from_secs(1);
 
 /// lvsctl's mangle chain in one network namespace (the caller's).
 #[derive(Debug, Clone)]
@@ -177,9 +195,13 @@ impl Xtables {
                 .and_then(|_| check_written(family, rules, self.read_back(family)?));
             match edited {
                 Ok(after) => return Ok(after),
-                // Waiting for the lock again, or for a program that cannot start, would fail
-                // the same way.
-                Err(e @ (MarkError::LockTimeout { .. } | MarkError::Spawn { .. })) => {
+                // Waiting for the lock again, for a program that cannot start or for one that
+                // hangs, would fail the same way (and take as long).
+                Err(
+                    e @ (MarkError::LockTimeout { .. }
+                    | MarkError::Spawn { .. }
+                    | MarkError::Hung { .. }),
+                ) => {
                     return Err(e);
                 }
                 Err(e) => warn!(
@@ -227,6 +249,16 @@ impl Xtables {
     }
 
     fn run(&self, program: &str, args: &[&str], input: Option<&str>) -> Result<String, MarkError> {
+        self.run_for(program, args, input, self.config.run_timeout())
+    }
+
+    fn run_for(
+        &self,
+        program: &str,
+        args: &[&str],
+        input: Option<&str>,
+        timeout: Duration,
+    ) -> Result<String, MarkError> {
         let path = find_program(program).ok_or_else(|| MarkError::Spawn {
             program: program.to_owned(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "not found on PATH"),
@@ -248,19 +280,12 @@ impl Xtables {
             program: path.display().to_string(),
             source: e,
         };
-        let mut child = cmd.spawn().map_err(spawn_err)?;
-        // Feed stdin from another thread so a large input cannot deadlock against full pipes.
-        let stdin = child.stdin.take();
-        let output = std::thread::scope(|s| {
-            if let (Some(mut w), Some(text)) = (stdin, input) {
-                s.spawn(move || {
-                    // A write error means the child exited early; its status says why.
-                    let _ = w.write_all(text.as_bytes());
-                });
-            }
-            child.wait_with_output()
-        })
-        .map_err(spawn_err)?;
+        let output = run_bounded(&mut cmd, input, timeout)
+            .map_err(spawn_err)?
+            .ok_or(MarkError::Hung {
+                command: command.clone(),
+                timeout,
+            })?;
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
         if output.status.success() {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
@@ -285,6 +310,100 @@ impl Xtables {
             hint,
         })
     }
+}
+
+/// What a program that ended left.
+#[derive(Debug)]
+struct Output {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// Runs `cmd` (stdout and stderr piped, stdin piped when there is `input`) for at most
+/// `timeout`; `None` if it did not end by then (it is killed). The pipes are fed and read by
+/// threads of their own, left behind if something keeps them open past the timeout.
+fn run_bounded(
+    cmd: &mut Command,
+    input: Option<&str>,
+    timeout: Duration,
+) -> std::io::Result<Option<Output>> {
+    let end = Instant::now() + timeout;
+    let mut child = cmd.spawn()?;
+    if let (Some(mut w), Some(text)) = (child.stdin.take(), input) {
+        let text = text.to_owned();
+        // A write error means the child exited early; its status says why.
+        std::thread::spawn(move || drop(w.write_all(text.as_bytes())));
+    }
+    let (tx, rx) = mpsc::channel();
+    for (which, pipe) in [
+        (
+            0,
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ),
+        (
+            1,
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut buf);
+            }
+            let _ = tx.send((which, buf));
+        });
+    }
+    drop(tx);
+    // Both pipes at end of file: the program has (almost always) exited.
+    let mut out = [Vec::new(), Vec::new()];
+    for _ in 0..2 {
+        match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            Ok((which, buf)) => out[which] = buf,
+            Err(_) => return kill(child).map(|()| None),
+        }
+    }
+    let [stdout, stderr] = out;
+    match wait_until(&mut child, end)? {
+        Some(status) => Ok(Some(Output {
+            status,
+            stdout,
+            stderr,
+        })),
+        None => kill(child).map(|()| None),
+    }
+}
+
+/// The child's exit status, if it ends before `end`.
+fn wait_until(child: &mut Child, end: Instant) -> std::io::Result<Option<ExitStatus>> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Kills `child` and reaps it, or leaves that to a thread if it does not die at once.
+fn kill(mut child: Child) -> std::io::Result<()> {
+    child.kill()?;
+    if wait_until(&mut child, Instant::now() + KILL_WAIT)?.is_none() {
+        std::thread::spawn(move || drop(child.wait()));
+    }
+    Ok(())
 }
 
 /// The `-restore --noflush` input that rewrites the chain to `rules` and leaves exactly one
@@ -417,6 +536,77 @@ mod tests {
     use lvsctl_model::{Fwmark, Protocol};
 
     use super::*;
+
+    /// A stand-in for an iptables program: a shell script at a path of its own.
+    fn fake_program(name: &str, script: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("lvsctl-mark-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("iptables-nft-restore");
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_hung_program_is_killed_at_its_timeout_and_named() {
+        // Reads its input, then hangs with its output still open (as a stuck restore does).
+        let fake = fake_program("hung", "cat >/dev/null; exec sleep 600");
+        let xt = Xtables::new(Config::new(IptablesBackend::Nft));
+        let program = fake.to_str().unwrap();
+        let started = Instant::now();
+        let err = xt
+            .run_for(
+                program,
+                &["-w", "5", "--noflush"],
+                Some("*mangle\nCOMMIT\n"),
+                Duration::from_millis(300),
+            )
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        assert!(matches!(err, MarkError::Hung { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("{program} -w 5 --noflush")), "{msg}");
+        assert!(msg.contains("still running after 0 s, killed"), "{msg}");
+
+        // One that ends in time is judged as before.
+        let quick = fake_program("quick", "cat; echo oops >&2; exit 2");
+        let err = xt
+            .run_for(
+                quick.to_str().unwrap(),
+                &[],
+                Some("in\n"),
+                Duration::from_secs(30),
+            )
+            .unwrap_err();
+        assert!(matches!(err, MarkError::Failed { .. }), "{err}");
+        assert!(err.to_string().contains("(exit status 2): oops"), "{err}");
+        let fine = fake_program("fine", "cat");
+        let out = xt
+            .run_for(
+                fine.to_str().unwrap(),
+                &[],
+                Some("echoed\n"),
+                Duration::from_secs(30),
+            )
+            .unwrap();
+        assert_eq!(out, "echoed\n");
+        for p in [fake, quick, fine] {
+            let _ = std::fs::remove_dir_all(p.parent().unwrap());
+        }
+    }
+
+    #[test]
+    fn the_run_timeout_stays_well_past_the_lock_wait() {
+        let mut c = Config::new(IptablesBackend::Legacy);
+        assert_eq!(c.run_timeout(), RUN_TIMEOUT);
+        c.wait = Duration::from_secs(120);
+        assert_eq!(c.run_timeout(), Duration::from_secs(120) + LOCK_WAIT_MARGIN);
+    }
 
     fn rule(vip: &str, ports: &[u16], mark: u32) -> MarkRule {
         MarkRule {

@@ -164,6 +164,17 @@ impl ServiceKey {
     pub fn is_fwmark(&self) -> bool {
         matches!(self, ServiceKey::Fwmark { .. })
     }
+
+    /// A UDP (protocol, VIP, port) service; a fwmark service's traffic has no one protocol.
+    pub fn is_udp(&self) -> bool {
+        matches!(
+            self,
+            ServiceKey::Inet {
+                protocol: Protocol::Udp,
+                ..
+            }
+        )
+    }
 }
 
 /// `tcp/192.168.6.101:80`, `tcp/[2001:db8::1]:443`, `fwmark/10` (`fwmark/10/ipv6` for IPv6).

@@ -46,9 +46,16 @@ struct Drain<'a> {
 }
 
 impl Drain<'_> {
-    /// Active connections of a real server that must not be deleted yet, if any.
+    /// Connections that keep a real server from being deleted yet, if any: the active ones,
+    /// and for a UDP service the inactive ones too, since IPVS counts every UDP flow as
+    /// inactive (a busy UDP server has no active connections at all).
     fn active(&self, service: &ServiceKey, dest: &DestKey) -> Option<u32> {
-        let n = self.counters.get(service)?.dests.get(dest)?.active_conns;
+        let c = self.counters.get(service)?.dests.get(dest)?;
+        let n = if service.is_udp() {
+            c.active_conns.saturating_add(c.inactive_conns)
+        } else {
+            c.active_conns
+        };
         (n > 0 && !self.expired.contains(&(*service, *dest))).then_some(n)
     }
 }

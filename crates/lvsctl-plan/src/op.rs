@@ -89,6 +89,8 @@ pub enum Op {
         service: ServiceKey,
         key: DestKey,
         before: DestSpec,
+        /// The connections holding the drain: active ones, and inactive ones too for a UDP
+        /// service (IPVS counts every UDP flow as inactive).
         active_conns: u32,
     },
     /// Rewrite lvsctl's mangle chain for `family` atomically to exactly `rules`, and make sure

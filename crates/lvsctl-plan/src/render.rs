@@ -305,10 +305,12 @@ fn render_into(plan: &Plan, w: &mut Writer<'_>) {
                 } else {
                     "connections"
                 };
+                // UDP flows are all inactive to IPVS; they count too (see `DrainDest`).
+                let active = if service.is_udp() { "" } else { "active " };
                 w.line(
                     Symbol::Change,
                     &format!(
-                        "drain {key} -> {service} (weight {} -> 0, {active_conns} active {conns})",
+                        "drain {key} -> {service} (weight {} -> 0, {active_conns} {active}{conns})",
                         before.weight
                     ),
                     Some("not in manifest; deleted once drained"),

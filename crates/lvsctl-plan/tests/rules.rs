@@ -459,6 +459,59 @@ fn drain_quiesces_busy_real_servers() {
     );
 }
 
+/// IPVS counts every UDP flow as inactive: a UDP real server with only inactive connections is
+/// busy, and is drained; a TCP one is not (its inactive connections are closing ones).
+#[test]
+fn drain_counts_inactive_connections_of_udp_services() {
+    let udp = ServiceKey::Inet {
+        protocol: Protocol::Udp,
+        vip: ip(VIP),
+        port: 53,
+    };
+    let mut state = State::default();
+    state.services.insert(udp, two_rs(53));
+    state.services.insert(tcp(VIP, 53), two_rs(53));
+    let mut desired = state.clone();
+    for key in [udp, tcp(VIP, 53)] {
+        desired
+            .services
+            .get_mut(&key)
+            .unwrap()
+            .dests
+            .remove(&dest(RS1, 53));
+    }
+    let mut counters: BTreeMap<ServiceKey, ServiceCounters> = BTreeMap::new();
+    for key in [udp, tcp(VIP, 53)] {
+        counters
+            .entry(key)
+            .or_default()
+            .dests
+            .entry(dest(RS1, 53))
+            .or_default()
+            .inactive_conns = 5;
+    }
+    let observed = Observed { state, counters };
+    let drain = PlanOptions {
+        drain: true,
+        drain_expired: BTreeSet::new(),
+    };
+    let p = plan_with(&desired, &observed, &drain);
+    assert_eq!(
+        names(&p),
+        [
+            "drain 192.168.60.101:53 udp/192.168.6.101:53",
+            "del-dest 192.168.60.101:53 tcp/192.168.6.101:53",
+        ]
+    );
+    let drained = p.ops.iter().find_map(|op| match op {
+        Op::DrainDest { active_conns, .. } => Some(*active_conns),
+        _ => None,
+    });
+    assert_eq!(drained, Some(5));
+    let text = lvsctl_plan::render_text(&p, &lvsctl_plan::RenderOpts::default());
+    assert!(text.contains("(weight 1 -> 0, 5 connections)"), "{text}");
+}
+
 #[test]
 fn drain_does_not_keep_a_deleted_service() {
     let mut desired = ppc();

@@ -103,6 +103,8 @@ pub enum Trigger {
     Resync,
     Health,
     Retry,
+    /// A drain's time is up, or it is time to look whether drained servers went idle.
+    Drain,
 }
 
 impl Trigger {
@@ -114,12 +116,13 @@ impl Trigger {
             Trigger::Resync => "resync",
             Trigger::Health => "health",
             Trigger::Retry => "retry",
+            Trigger::Drain => "drain",
         }
     }
 
     /// Passes that re-read the manifests.
     fn reads_manifest(self) -> bool {
-        !matches!(self, Trigger::Health | Trigger::Retry)
+        !matches!(self, Trigger::Health | Trigger::Retry | Trigger::Drain)
     }
 }
 
@@ -138,6 +141,10 @@ struct Outcome {
 
 /// How often a pass looks again at a held director lock.
 const LOCK_POLL: Duration = Duration::from_millis(250);
+
+/// While real servers drain, how often a pass observes whether they went idle (deleted then,
+/// not at the next resync). Each such pass reads the IPVS table, so not much more often.
+pub(super) const DRAIN_POLL: Duration = Duration::from_secs(2);
 
 /// Result of one operation in a pass.
 enum OpResult {
@@ -247,6 +254,7 @@ impl Daemon {
         // (first event of the burst, when to read)
         let mut debounce: Option<(Instant, Instant)> = None;
         let mut retry_at: Option<Instant> = None;
+        let mut drain_at: Option<Instant> = None;
         let mut pending = Some(Trigger::Startup);
         // The trigger of a pass that found the director lock held, to run again under its own
         // name; `resumed` says the pass about to run is that one (its manifests are read).
@@ -274,12 +282,18 @@ impl Daemon {
                     let first = debounce.map_or(now, |(first, _)| first);
                     debounce = Some((first, now + wait));
                 }
+                drain_at = self.next_drain_check(now);
             }
-            let deadline = [debounce.map(|(_, at)| at), retry_at, Some(next_resync)]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(next_resync);
+            let deadline = [
+                debounce.map(|(_, at)| at),
+                retry_at,
+                drain_at,
+                Some(next_resync),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(next_resync);
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
@@ -300,6 +314,9 @@ impl Daemon {
                         });
                     } else if next_resync <= now {
                         pending = Some(Trigger::Resync);
+                    } else if drain_at.is_some_and(|at| at <= now) {
+                        drain_at = None;
+                        pending = Some(Trigger::Drain);
                     }
                     if next_resync <= now {
                         next_resync = now + resync;
@@ -536,8 +553,15 @@ impl Daemon {
                     OpResult::Applied => {
                         counts.applied += 1;
                         info!(op = %op, trigger = trigger.as_str(), "applied");
-                        if let Op::DrainDest { service, key, .. } = op {
-                            self.drains.entry((*service, *key)).or_insert(now);
+                        match op {
+                            Op::DrainDest { service, key, .. } => {
+                                self.drains.entry((*service, *key)).or_insert(now);
+                            }
+                            // Drained: no longer shown as draining, nor looked at again.
+                            Op::DeleteDest { service, key, .. } => {
+                                self.drains.remove(&(*service, *key));
+                            }
+                            _ => {}
                         }
                     }
                     OpResult::Failed(e) => {
@@ -695,6 +719,22 @@ impl Daemon {
         None
     }
 
+    /// When a pass must next look at the drains: the earliest drain time still to come, or
+    /// [`DRAIN_POLL`] from `now` to see whether drained servers went idle. None without drains.
+    fn next_drain_check(&self, now: Instant) -> Option<Instant> {
+        let manifest = self.manifest.as_deref()?;
+        let poll = now + DRAIN_POLL;
+        // A drain whose time is already up and that is still here failed to be deleted: the
+        // retry's backoff covers it, and a past instant must not spin the loop.
+        let due = self
+            .drains
+            .iter()
+            .map(|((svc, _), since)| *since + drain_timeout(manifest, svc))
+            .filter(|at| *at > now)
+            .min();
+        (!self.drains.is_empty()).then(|| due.map_or(poll, |at| at.min(poll)))
+    }
+
     /// Updates drain start times and returns the drains whose time is up.
     fn track_drains(
         &mut self,
@@ -734,12 +774,7 @@ impl Daemon {
         }
         self.drains
             .iter()
-            .filter(|((svc, _), since)| {
-                let timeout = manifest
-                    .service(svc)
-                    .map_or(manifest::DEFAULT_DRAIN_TIMEOUT, |s| s.drain_timeout);
-                now.duration_since(**since) >= timeout
-            })
+            .filter(|((svc, _), since)| now.duration_since(**since) >= drain_timeout(manifest, svc))
             .map(|(k, _)| *k)
             .collect()
     }
@@ -832,9 +867,7 @@ impl Daemon {
             .iter()
             .map(|((svc, dest), since)| {
                 let since = now_unix - now.duration_since(*since).as_secs_f64();
-                let timeout = m
-                    .and_then(|m| m.service(svc))
-                    .map_or(manifest::DEFAULT_DRAIN_TIMEOUT, |s| s.drain_timeout);
+                let timeout = m.map_or(manifest::DEFAULT_DRAIN_TIMEOUT, |m| drain_timeout(m, svc));
                 DrainEntry {
                     service: svc.to_string(),
                     server: dest.to_string(),
@@ -969,6 +1002,13 @@ fn managed_view(manifest: &Manifest, mut observed: Observed) -> Observed {
         .retain(|k, _| manifest.is_managed(k));
     observed.counters.retain(|k, _| manifest.is_managed(k));
     observed
+}
+
+/// How long a real server of `service` may drain before it is deleted anyway.
+fn drain_timeout(manifest: &Manifest, service: &ServiceKey) -> Duration {
+    manifest
+        .service(service)
+        .map_or(manifest::DEFAULT_DRAIN_TIMEOUT, |s| s.drain_timeout)
 }
 
 /// A deletion that ends a drain: planned work, not drift.

@@ -14,9 +14,9 @@ use lvsctl_plan::fake::FakeKernel;
 use lvsctl_plan::{Backend, BackendError, Errno, Op};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep};
+use tokio::time::{Instant, sleep, sleep_until};
 
-use super::reconcile::{Config, Daemon, Inputs};
+use super::reconcile::{Config, DRAIN_POLL, Daemon, Inputs};
 use super::status::StatusFile;
 use super::watch::ManifestWatcher;
 
@@ -814,6 +814,8 @@ async fn a_file_changed_moments_ago_is_not_trusted_yet() {
     d.stop().await;
 }
 
+/// Drained servers leave on their own schedule, not at the next resync (an hour away here): an
+/// idle one within [`DRAIN_POLL`], a busy one when its `drain_timeout` is up.
 #[tokio::test(start_paused = true)]
 async fn drained_servers_leave_when_idle_or_at_drain_timeout() {
     let dir = tempdir("drain");
@@ -822,6 +824,7 @@ async fn drained_servers_leave_when_idle_or_at_drain_timeout() {
     let kernel = Kernel::default();
     let mut c = config(&dir);
     c.drain = true;
+    c.resync_interval = Duration::from_secs(3600);
     let d = start(c, &kernel, &Health::default());
     sleep(Duration::from_secs(1)).await;
     kernel.with(|k| {
@@ -836,26 +839,34 @@ async fn drained_servers_leave_when_idle_or_at_drain_timeout() {
         );
     write(&dir, &removed);
     d.reload.send(()).unwrap();
-    sleep(Duration::from_secs(1)).await;
+    let drain_started = Instant::now();
+    sleep(Duration::from_millis(100)).await;
     let state = kernel.state();
     assert_eq!(weight(&state, "tcp/10.0.0.1:80", "10.0.1.1:80"), Some(0));
     assert_eq!(weight(&state, "tcp/10.0.0.1:80", "10.0.1.2:80"), Some(0));
     assert_eq!(status(&dir).draining.len(), 2);
-    // One goes idle: deleted at the next pass.
+
+    // One goes idle: deleted by the next look at the drains, with no reload or resync.
     kernel.with(|k| k.set_active_conns(svc("tcp/10.0.0.1:80"), rs("10.0.1.2:80"), 0));
-    d.reload.send(()).unwrap();
-    sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        weight(&kernel.state(), "tcp/10.0.0.1:80", "10.0.1.2:80"),
-        None
-    );
+    sleep(DRAIN_POLL + Duration::from_millis(100)).await;
+    let state = kernel.state();
+    assert_eq!(weight(&state, "tcp/10.0.0.1:80", "10.0.1.2:80"), None);
+    assert_eq!(weight(&state, "tcp/10.0.0.1:80", "10.0.1.1:80"), Some(0));
+
+    // The other, still busy, stays until its drain_timeout (10 s) and not a moment longer.
+    sleep_until(drain_started + Duration::from_millis(9_900)).await;
     assert_eq!(
         weight(&kernel.state(), "tcp/10.0.0.1:80", "10.0.1.1:80"),
         Some(0)
     );
-    // The other reaches its drain_timeout: deleted at the pass after it (a resync at the latest).
-    sleep(Duration::from_secs(30)).await;
+    sleep_until(drain_started + Duration::from_millis(10_100)).await;
     assert_eq!(kernel.state(), desired(&removed));
+    assert!(status(&dir).draining.is_empty());
+    let last = status(&dir).last_reconcile.unwrap();
+    assert_eq!(
+        (last.trigger.as_str(), last.result.as_str()),
+        ("drain", "ok")
+    );
     assert_eq!(d.metric("lvsctl_drift_repairs_total"), 0.0);
     d.stop().await;
 }
@@ -1046,6 +1057,47 @@ async fn watcher_follows_a_symlink_into_a_repository_and_directories() {
     quiet(&mut rx).await;
     std::fs::write(mdir.join("d.yaml"), "d").unwrap();
     event(&mut rx, "a file in the directory made again").await;
+}
+
+/// A directory back at its path with the same inode (moved away and back, or deleted and made
+/// again: ext4 hands a freed inode number out again at once) lost its watch all the same.
+#[tokio::test]
+async fn watcher_rearms_a_directory_back_with_the_same_inode() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempdir("watch-same-inode");
+    let mdir = dir.join("manifests");
+    std::fs::create_dir_all(&mdir).unwrap();
+    std::fs::write(mdir.join("a.yaml"), "a").unwrap();
+    let (mut w, mut rx) = ManifestWatcher::new(std::slice::from_ref(&mdir)).unwrap();
+    quiet(&mut rx).await;
+
+    // Moved away and back: certainly the same inode, on any filesystem.
+    let aside = dir.join("manifests.aside");
+    std::fs::rename(&mdir, &aside).unwrap();
+    std::fs::rename(&aside, &mdir).unwrap();
+    event(&mut rx, "directory moved away and back").await;
+    w.refresh();
+    quiet(&mut rx).await;
+    std::fs::write(mdir.join("a.yaml"), "a2").unwrap();
+    event(&mut rx, "an edit after the directory came back").await;
+
+    // A deploy script's rm -rf, mkdir and copy, all before the daemon's debounced read.
+    let before = std::fs::metadata(&mdir).unwrap().ino();
+    std::fs::remove_dir_all(&mdir).unwrap();
+    std::fs::create_dir(&mdir).unwrap();
+    std::fs::write(mdir.join("a.yaml"), "a3").unwrap();
+    // Not asserted (tmpfs, for one, does not reuse inode numbers); ext4 does.
+    let reused = std::fs::metadata(&mdir).unwrap().ino() == before;
+    event(&mut rx, "directory deleted and made again").await;
+    w.refresh();
+    quiet(&mut rx).await;
+    std::fs::write(mdir.join("a.yaml"), "a4").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap_or_else(|_| {
+            panic!("no file event after an edit in the re-made directory (inode reused: {reused})")
+        })
+        .unwrap();
 }
 
 #[tokio::test]

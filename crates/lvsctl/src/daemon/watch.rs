@@ -12,7 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -43,6 +43,11 @@ impl Interest {
 }
 
 type Interests = Arc<Mutex<BTreeMap<PathBuf, Interest>>>;
+
+/// Watched directories whose watch may be gone: notify (or the kernel) drops it when the
+/// directory is deleted or moved away, and a directory made again, or moved back, can have
+/// the same (device, inode) as before, which the inode check alone would take for armed.
+type Lost = Arc<Mutex<BTreeSet<PathBuf>>>;
 
 /// The directories to watch for `paths` (as given with `-f`) and what matters in each.
 fn plan_watches(paths: &[PathBuf]) -> BTreeMap<PathBuf, Interest> {
@@ -120,6 +125,7 @@ pub struct ManifestWatcher {
     interests: Interests,
     /// The (device, inode) each directory had when its watch was set.
     armed: BTreeMap<PathBuf, (u64, u64)>,
+    lost: Lost,
     unwatchable: BTreeSet<PathBuf>,
 }
 
@@ -131,10 +137,16 @@ impl ManifestWatcher {
         let (tx, rx) = mpsc::unbounded_channel();
         let interests: Interests = Arc::default();
         let seen = Arc::clone(&interests);
+        let lost: Lost = Arc::default();
+        let losing = Arc::clone(&lost);
         // Runs on notify's own thread: an unbounded sender works from any thread.
         let handler = move |res: notify::Result<Event>| match res {
             Ok(event) => {
-                if relevant(&event, &seen) {
+                // Recorded before the event is sent, so the refresh it causes re-arms.
+                if note_lost_watches(&event, &seen, &losing) {
+                    debug!(paths = ?event.paths, "a watched manifest directory was deleted or moved; re-arming at the next refresh");
+                    let _ = tx.send(());
+                } else if relevant(&event, &seen) {
                     debug!(kind = ?event.kind, paths = ?event.paths, "manifest directory changed");
                     let _ = tx.send(());
                 }
@@ -151,6 +163,7 @@ impl ManifestWatcher {
             paths: paths.to_vec(),
             interests,
             armed: BTreeMap::new(),
+            lost,
             unwatchable: BTreeSet::new(),
         };
         w.refresh();
@@ -162,6 +175,15 @@ impl ManifestWatcher {
     /// the daemon calls it after every manifest read.
     pub fn refresh(&mut self) {
         let wanted = plan_watches(&self.paths);
+        let lost = self
+            .lost
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
+        for dir in lost {
+            // Not unwatched: the watch is already gone, or belongs to the same inode.
+            self.armed.remove(&dir);
+        }
         let gone: Vec<PathBuf> = self
             .armed
             .keys()
@@ -214,6 +236,28 @@ impl ManifestWatcher {
     pub fn watched(&self) -> Vec<PathBuf> {
         self.armed.keys().cloned().collect()
     }
+}
+
+/// Records the watched directories `event` says were deleted or moved away (by their own
+/// watch, or by their parent's); true if there were any.
+fn note_lost_watches(event: &Event, interests: &Interests, lost: &Lost) -> bool {
+    if !matches!(
+        event.kind,
+        EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
+    ) {
+        return false;
+    }
+    let (Ok(interests), Ok(mut lost)) = (interests.lock(), lost.lock()) else {
+        return false;
+    };
+    let mut any = false;
+    for p in &event.paths {
+        if interests.contains_key(p) {
+            lost.insert(p.clone());
+            any = true;
+        }
+    }
+    any
 }
 
 fn relevant(event: &Event, interests: &Interests) -> bool {
