@@ -33,25 +33,54 @@ pub fn plan(desired: &State, observed: &State) -> Plan {
 
 /// [`plan`] with options; reads `observed.counters` to decide what to drain.
 pub fn plan_with(desired: &State, observed: &Observed, opts: &PlanOptions) -> Plan {
-    let drain = opts.drain.then_some(Drain {
+    let drain = opts.drain.then(|| Drain {
         counters: &observed.counters,
         expired: &opts.drain_expired,
+        tcp_only_marks: tcp_only_marks(desired),
     });
     Planner::new(drain).run(desired, &observed.state)
+}
+
+/// The fwmark services whose MARK rules (in `desired`) mark no UDP: their inactive entries are
+/// closing TCP connections, not live flows.
+fn tcp_only_marks(desired: &State) -> BTreeSet<ServiceKey> {
+    let mut udp = BTreeSet::new();
+    let mut other = BTreeSet::new();
+    for chain in desired.marks.values() {
+        for r in &chain.rules {
+            let key = ServiceKey::Fwmark {
+                mark: r.mark,
+                family: r.family(),
+            };
+            if r.protocol == Protocol::Udp {
+                udp.insert(key);
+            } else {
+                other.insert(key);
+            }
+        }
+    }
+    other.difference(&udp).copied().collect()
 }
 
 struct Drain<'a> {
     counters: &'a BTreeMap<ServiceKey, ServiceCounters>,
     expired: &'a BTreeSet<(ServiceKey, DestKey)>,
+    tcp_only_marks: BTreeSet<ServiceKey>,
 }
 
 impl Drain<'_> {
     /// Connections that keep a real server from being deleted yet, if any: the active ones,
-    /// and for a UDP service the inactive ones too, since IPVS counts every UDP flow as
-    /// inactive (a busy UDP server has no active connections at all).
+    /// and for a service that may carry UDP the inactive ones too, since IPVS counts every UDP
+    /// flow as inactive (a busy UDP server has no active connections at all). A fwmark service
+    /// may carry UDP unless its MARK rules mark only TCP or SCTP (rules lvsctl does not own
+    /// could mark anything).
     fn active(&self, service: &ServiceKey, dest: &DestKey) -> Option<u32> {
         let c = self.counters.get(service)?.dests.get(dest)?;
-        let n = if service.is_udp() {
+        let udp = match service {
+            ServiceKey::Inet { .. } => service.is_udp(),
+            ServiceKey::Fwmark { .. } => !self.tcp_only_marks.contains(service),
+        };
+        let n = if udp {
             c.active_conns.saturating_add(c.inactive_conns)
         } else {
             c.active_conns

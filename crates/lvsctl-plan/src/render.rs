@@ -305,8 +305,12 @@ fn render_into(plan: &Plan, w: &mut Writer<'_>) {
                 } else {
                     "connections"
                 };
-                // UDP flows are all inactive to IPVS; they count too (see `DrainDest`).
-                let active = if service.is_udp() { "" } else { "active " };
+                // UDP flows are all inactive to IPVS; they count too (see `DrainDest`), for a
+                // UDP service and for a fwmark service that may carry UDP.
+                let active = match service {
+                    ServiceKey::Inet { .. } if !service.is_udp() => "active ",
+                    _ => "",
+                };
                 w.line(
                     Symbol::Change,
                     &format!(

@@ -513,6 +513,49 @@ fn drain_counts_inactive_connections_of_udp_services() {
 }
 
 #[test]
+fn drain_counts_inactive_connections_of_fwmark_services_that_may_carry_udp() {
+    // 10: its rules mark tcp only (inactive entries are closing connections); 20: it marks
+    // udp too; 30: no rules of lvsctl's (what feeds it is unknown).
+    let mut state = State::default();
+    for m in [10, 20, 30] {
+        state.services.insert(fwmark(m), two_rs(0));
+    }
+    let mut udp = rule(VIP, &[53], 20, "dns");
+    udp.protocol = Protocol::Udp;
+    state.marks = chain(vec![
+        rule(VIP, &[80], 10, "web"),
+        rule(VIP, &[53], 20, "dns"),
+        udp,
+    ]);
+    let mut desired = state.clone();
+    let mut counters: BTreeMap<ServiceKey, ServiceCounters> = BTreeMap::new();
+    for m in [10, 20, 30] {
+        let gone = desired.services.get_mut(&fwmark(m)).unwrap();
+        gone.dests.remove(&dest(RS1, 0));
+        counters
+            .entry(fwmark(m))
+            .or_default()
+            .dests
+            .entry(dest(RS1, 0))
+            .or_default()
+            .inactive_conns = 5;
+    }
+    let observed = Observed { state, counters };
+    let drain = PlanOptions {
+        drain: true,
+        drain_expired: BTreeSet::new(),
+    };
+    assert_eq!(
+        names(&plan_with(&desired, &observed, &drain)),
+        [
+            "drain 192.168.60.101:0 fwmark/20",
+            "drain 192.168.60.101:0 fwmark/30",
+            "del-dest 192.168.60.101:0 fwmark/10",
+        ]
+    );
+}
+
+#[test]
 fn drain_does_not_keep_a_deleted_service() {
     let mut desired = ppc();
     desired.services.remove(&tcp(VIP, 80));

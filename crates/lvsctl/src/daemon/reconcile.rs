@@ -150,7 +150,8 @@ pub(super) const DRAIN_POLL: Duration = Duration::from_secs(2);
 enum OpResult {
     Applied,
     Failed(String),
-    /// Not attempted: an earlier operation of the same object group failed.
+    /// Not attempted (or, for a MARK chain write, only its additions): an earlier operation
+    /// of the same object group failed, or, for a deletion, any operation of the pass did.
     Skipped,
 }
 
@@ -282,7 +283,11 @@ impl Daemon {
                     let first = debounce.map_or(now, |(first, _)| first);
                     debounce = Some((first, now + wait));
                 }
-                drain_at = self.next_drain_check(now);
+                // While a retry is pending, drains wait for it: a drain pass would also retry
+                // what failed, every DRAIN_POLL, and so undo the backoff.
+                drain_at = self
+                    .next_drain_check(now)
+                    .map(|at| retry_at.map_or(at, |r| at.max(r)));
             }
             let deadline = [
                 debounce.map(|(_, at)| at),
@@ -571,7 +576,7 @@ impl Daemon {
                     }
                     OpResult::Skipped => {
                         counts.skipped += 1;
-                        debug!(op = %op, "skipped after an earlier failure of the same object, or of the service replacing it");
+                        debug!(op = %op, "held back: an earlier operation of its service failed, or (a deletion) any operation of this pass did");
                     }
                 }
             }
@@ -1046,67 +1051,141 @@ fn group(op: &Op) -> Group {
     }
 }
 
-/// Runs `ops` in order, one at a time, skipping the rest of a group after its first failure.
-/// A service being replaced (`-/+`) shares the fate of its replacement: if the new one could
-/// not be set up, the old one is kept whole and keeps serving, so the MARK rules that feed it
-/// and its VIP stay too (the chain is rewritten, and the VIP removed, on a later pass).
+/// Runs `ops` one at a time, skipping the rest of a group after its first failure, in two
+/// rounds. First everything that adds or edits, in plan order. Then what takes something away
+/// for good (whole services, VIPs, MARK rules), in plan order, but only while nothing has
+/// failed: a service being replaced must keep serving until its replacement, its real
+/// servers, its VIP and the rules that feed it are all in place, and a pass cannot tell which
+/// failure a given deletion depends on. Until then the MARK chain only gains rules for traffic
+/// no rule marks yet. Health-driven changes (real servers removed or quiesced within a
+/// service) are not held back: they belong to the first round.
 fn apply_ops(backend: &mut dyn Backend, ops: &[Op]) -> Vec<OpResult> {
-    let replaced: BTreeMap<ServiceKey, ServiceKey> = ops
+    let mut failed: BTreeSet<Group> = BTreeSet::new();
+    let mut trouble = false;
+    let mut results: Vec<Option<OpResult>> = ops.iter().map(|_| None).collect();
+    // A family whose chain loses a rule anywhere in the plan: each of its writes may drop it
+    // (the full write after an early removal no longer lists the rule either).
+    let losing: BTreeSet<Family> = ops
         .iter()
         .filter_map(|op| match op {
-            Op::AddService {
-                key,
-                replaces: Some(old),
-                ..
-            } => Some((*key, *old)),
+            Op::WriteMarkChain {
+                family, removed, ..
+            }
+            | Op::RemoveMarkChain { family, removed }
+                if !removed.is_empty() =>
+            {
+                Some(*family)
+            }
             _ => None,
         })
         .collect();
-    let mut failed: BTreeSet<Group> = BTreeSet::new();
-    // Services kept because their replacement failed, and the VIPs they still need.
-    let mut kept: BTreeSet<ServiceKey> = BTreeSet::new();
-    let mut kept_vips: BTreeSet<std::net::IpAddr> = BTreeSet::new();
-    ops.iter()
-        .map(|op| {
-            let g = group(op);
-            let feeds_kept = match op {
-                Op::WriteMarkChain { removed, .. } | Op::RemoveMarkChain { removed, .. } => {
-                    let lost: Vec<_> = removed
-                        .iter()
-                        .filter(|r| {
-                            kept.contains(&ServiceKey::Fwmark {
-                                mark: r.mark,
-                                family: r.family(),
-                            })
-                        })
-                        .collect();
-                    kept_vips.extend(lost.iter().map(|r| r.vip));
-                    !lost.is_empty()
-                }
-                Op::DeleteVip { addr, .. } => kept_vips.contains(addr),
-                _ => false,
-            };
-            if failed.contains(&g) || feeds_kept {
-                return OpResult::Skipped;
+    let takes_away = |op: &Op| match op {
+        Op::DeleteService { .. } | Op::DeleteVip { .. } | Op::RemoveMarkChain { .. } => true,
+        Op::WriteMarkChain { family, .. } => losing.contains(family),
+        _ => false,
+    };
+    let mut run = |op: &Op, failed: &mut BTreeSet<Group>, trouble: &mut bool| {
+        let g = group(op);
+        if failed.contains(&g) {
+            return OpResult::Skipped;
+        }
+        match backend.execute(op) {
+            Ok(()) => OpResult::Applied,
+            Err(e) => {
+                failed.insert(g);
+                *trouble = true;
+                OpResult::Failed(e.to_string())
             }
-            match backend.execute(op) {
-                Ok(()) => OpResult::Applied,
-                Err(e) => {
-                    if let Group::Service(key) = g
-                        && let Some(old) = replaced.get(&key)
-                    {
-                        failed.insert(Group::Service(*old));
-                        kept.insert(*old);
-                        if let ServiceKey::Inet { vip, .. } = old {
-                            kept_vips.insert(*vip);
+        }
+    };
+    for (op, slot) in ops.iter().zip(results.iter_mut()) {
+        if !takes_away(op) {
+            *slot = Some(run(op, &mut failed, &mut trouble));
+        }
+    }
+    // MARK rules a held-back write would have removed, per family: still in the chain.
+    let mut still_there: BTreeMap<Family, Vec<lvsctl_model::MarkRule>> = BTreeMap::new();
+    for (op, slot) in ops.iter().zip(results.iter_mut()) {
+        if !takes_away(op) {
+            continue;
+        }
+        if !trouble {
+            *slot = Some(run(op, &mut failed, &mut trouble));
+            continue;
+        }
+        let outcome = match op {
+            Op::WriteMarkChain {
+                family,
+                rules,
+                added,
+                removed,
+            } => {
+                let kept = still_there.entry(*family).or_default();
+                kept.extend(removed.iter().cloned());
+                match additions_only(*family, rules, added, kept) {
+                    Some(write) => match run(&write, &mut failed, &mut trouble) {
+                        OpResult::Applied => {
+                            info!(
+                                op = %write,
+                                "added MARK rules for new traffic; removals wait until nothing fails"
+                            );
+                            OpResult::Skipped
                         }
-                    }
-                    failed.insert(g);
-                    OpResult::Failed(e.to_string())
+                        other => other,
+                    },
+                    None => OpResult::Skipped,
                 }
             }
-        })
+            _ => OpResult::Skipped,
+        };
+        *slot = Some(outcome);
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or(OpResult::Skipped))
         .collect()
+}
+
+/// The part of a chain write that only adds: the chain as it is (the write's rules less what
+/// it adds, plus what it and held-back writes before it would remove) with the added rules
+/// whose traffic no rule there marks yet. `None` when there is no such rule.
+fn additions_only(
+    family: Family,
+    rules: &[lvsctl_model::MarkRule],
+    added: &[lvsctl_model::MarkRule],
+    still_there: &[lvsctl_model::MarkRule],
+) -> Option<Op> {
+    let mut current: Vec<lvsctl_model::MarkRule> = rules
+        .iter()
+        .filter(|r| !added.contains(r))
+        .chain(still_there.iter())
+        .cloned()
+        .collect();
+    current.sort();
+    current.dedup();
+    let marked: BTreeSet<(std::net::IpAddr, lvsctl_model::Protocol, u16)> = current
+        .iter()
+        .flat_map(|r| r.ports.iter().map(move |p| (r.vip, r.protocol, *p)))
+        .collect();
+    let new: Vec<lvsctl_model::MarkRule> = added
+        .iter()
+        .filter(|r| {
+            !r.ports
+                .iter()
+                .any(|p| marked.contains(&(r.vip, r.protocol, *p)))
+        })
+        .cloned()
+        .collect();
+    if new.is_empty() {
+        return None;
+    }
+    current.extend(new.iter().cloned());
+    Some(Op::WriteMarkChain {
+        family,
+        rules: current,
+        added: new,
+        removed: Vec::new(),
+    })
 }
 
 /// Reads and validates the manifests, unless one changed less than `settle` ago: it may be

@@ -540,11 +540,9 @@ async fn a_failed_apply_is_retried_with_backoff_and_spares_other_services() {
     d.stop().await;
 }
 
-/// A replacement (`-/+`) whose new service cannot be set up leaves the old one serving: the
-/// old service, the MARK rules that feed it and its VIP all stay until the new one exists.
-#[tokio::test(start_paused = true)]
-async fn a_failed_replacement_keeps_the_old_service_its_marks_and_its_vip() {
-    const BEFORE: &str = "
+/// A director with a VIP interface, an address service, a fwmark service fed by a MARK rule
+/// and a bystander, for the failed-replacement tests.
+const REPLACING: &str = "
 director:
   vip_interface: lvs0
 services:
@@ -563,31 +561,71 @@ services:
     port: 53
     real_servers: [{address: 10.0.2.1}]
 ";
-    let after = BEFORE
-        .replace("vip: 10.0.0.1", "vip: 10.0.0.3")
-        .replace("fwmark: 10", "fwmark: 11");
-    let dir = tempdir("replace-fails");
-    write(&dir, BEFORE);
+
+fn enomem() -> BackendError {
+    BackendError::Kernel {
+        op: "the test's failing step".into(),
+        errno: Errno::Other(12),
+        message: "out of memory (ENOMEM)".into(),
+    }
+}
+
+/// The MARK rules in the kernel, as `VIP [ports] -> mark`.
+fn mark_rules(state: &State) -> Vec<String> {
+    state
+        .marks
+        .values()
+        .flat_map(|c| c.rules.iter())
+        .map(|r| format!("{} {:?} -> {}", r.vip, r.ports, r.mark))
+        .collect()
+}
+
+/// Starts a daemon on REPLACING, converged, then makes every op `fail` matches fail and
+/// switches the manifest to `after`. Returns the state before the switch.
+async fn replace_with_faults(
+    name: &str,
+    after: &str,
+    fail: impl Fn(&Op) -> bool + Send + Sync + 'static,
+) -> (PathBuf, Kernel, Running, State) {
+    let dir = tempdir(name);
+    write(&dir, REPLACING);
     let kernel = Kernel::default();
     let d = start(config(&dir), &kernel, &Health::default());
     sleep(Duration::from_secs(1)).await;
     let before = kernel.state();
-    assert_eq!(before, desired(BEFORE));
-
-    let new_services = [svc("tcp/10.0.0.3:80"), svc("fwmark/11")];
+    assert_eq!(before, desired(REPLACING));
     kernel.with(|k| {
-        k.fail_when(
-            move |op: &Op| matches!(op, Op::AddService { key, .. } if new_services.contains(key)),
-            BackendError::Kernel {
-                op: "add service".into(),
-                errno: Errno::Other(12),
-                message: "out of memory (ENOMEM)".into(),
-            },
-        );
+        k.fail_when(fail, enomem());
     });
-    write(&dir, &after);
+    write(&dir, after);
     d.events.send(()).unwrap();
-    sleep(Duration::from_secs(5)).await;
+    (dir, kernel, d, before)
+}
+
+/// Once the faults are gone the director converges to `after` (backoff is at most 60 s).
+async fn converges_once_faults_clear(kernel: &Kernel, d: Running, after: &str) {
+    kernel.with(|k| k.clear_faults());
+    sleep(Duration::from_secs(70)).await;
+    assert_eq!(kernel.state(), desired(after));
+    d.stop().await;
+}
+
+/// A replacement (`-/+`) whose new service cannot be set up leaves the old one serving: the
+/// old service, the MARK rules that feed it and its VIP all stay until the new one exists,
+/// through every retry.
+#[tokio::test(start_paused = true)]
+async fn a_failed_replacement_keeps_the_old_service_its_marks_and_its_vip() {
+    let after = REPLACING
+        .replace("vip: 10.0.0.1", "vip: 10.0.0.3")
+        .replace("fwmark: 10", "fwmark: 11");
+    let new_services = [svc("tcp/10.0.0.3:80"), svc("fwmark/11")];
+    let (dir, kernel, d, before) = replace_with_faults(
+        "replace-fails",
+        &after,
+        move |op| matches!(op, Op::AddService { key, .. } if new_services.contains(key)),
+    )
+    .await;
+    sleep(Duration::from_secs(20)).await;
     // Nothing of the old director went: services, real servers, MARK rules and VIPs. Only
     // the new VIP is there already (VIPs come first, so services can use them).
     let mut expected = before.clone();
@@ -598,9 +636,125 @@ services:
     let last = status(&dir).last_reconcile.unwrap();
     assert_eq!(last.result, "partial");
 
-    kernel.with(|k| k.clear_faults());
+    converges_once_faults_clear(&kernel, d, &after).await;
+}
+
+/// The new service is made but its real servers fail: on the retries the new service exists,
+/// so nothing pairs it with the old one any more; the old one must stay all the same.
+#[tokio::test(start_paused = true)]
+async fn a_replacement_whose_real_servers_fail_keeps_the_old_service_through_retries() {
+    let after = REPLACING.replace("port: 80\n", "port: 8080\n");
+    let new = svc("tcp/10.0.0.1:8080");
+    let (_dir, kernel, d, _) = replace_with_faults(
+        "replace-dests-fail",
+        &after,
+        move |op| matches!(op, Op::AddDest { service, .. } if *service == new),
+    )
+    .await;
     sleep(Duration::from_secs(20)).await;
-    assert_eq!(kernel.state(), desired(&after));
+    let state = kernel.state();
+    assert_eq!(
+        state
+            .services
+            .get(&svc("tcp/10.0.0.1:80"))
+            .map(|s| s.dests.len()),
+        Some(2),
+        "the old service went while its replacement has no real server"
+    );
+    converges_once_faults_clear(&kernel, d, &after).await;
+}
+
+/// A fwmark replacement whose match changes too: the old rules would be removed before the
+/// services are touched, as traffic nothing marks any more. They stay while it fails, so the
+/// kept service is still fed; and a new fwmark service on new traffic gets its rule meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_failed_fwmark_replacement_keeps_its_rules_and_others_still_get_theirs() {
+    let after = format!(
+        "{}  - name: other\n    fwmark: 20\n    match: [{{vip: 10.0.0.6, ports: [443]}}]\n    \
+         real_servers: [{{address: 10.0.3.1}}]\n",
+        REPLACING.replace("fwmark: 10", "fwmark: 11").replace(
+            "{vip: 10.0.0.5, ports: [80, 22]}",
+            "{vip: 10.0.0.7, ports: [8080]}"
+        )
+    );
+    let new = svc("fwmark/11");
+    let (_dir, kernel, d, _) = replace_with_faults(
+        "replace-fwmark",
+        &after,
+        move |op| matches!(op, Op::AddService { key, .. } if *key == new),
+    )
+    .await;
+    sleep(Duration::from_secs(20)).await;
+    let state = kernel.state();
+    assert!(state.services.contains_key(&svc("fwmark/10")));
+    assert!(state.services.contains_key(&svc("fwmark/20")));
+    assert_eq!(
+        mark_rules(&state),
+        [
+            "10.0.0.5 [22, 80] -> 10",
+            "10.0.0.6 [443] -> 20",
+            "10.0.0.7 [8080] -> 11"
+        ],
+        "the kept service's rule, and the rules for traffic nothing marked yet"
+    );
+    let vips = &state.vips.as_ref().unwrap().owned;
+    assert!(vips.contains(&"10.0.0.5".parse().unwrap()), "{vips:?}");
+    converges_once_faults_clear(&kernel, d, &after).await;
+}
+
+/// A VIP move whose new VIP cannot be added: the old service stays on the old VIP.
+#[tokio::test(start_paused = true)]
+async fn a_vip_move_whose_new_vip_fails_keeps_the_old_service() {
+    let after = REPLACING.replace("vip: 10.0.0.1", "vip: 10.0.0.3");
+    let (_dir, kernel, d, _) = replace_with_faults(
+        "replace-vip-fails",
+        &after,
+        |op| matches!(op, Op::AddVip { addr, .. } if addr.to_string() == "10.0.0.3"),
+    )
+    .await;
+    sleep(Duration::from_secs(20)).await;
+    let state = kernel.state();
+    assert!(state.services.contains_key(&svc("tcp/10.0.0.1:80")));
+    let vips = &state.vips.as_ref().unwrap().owned;
+    assert!(vips.contains(&"10.0.0.1".parse().unwrap()), "{vips:?}");
+    converges_once_faults_clear(&kernel, d, &after).await;
+}
+
+/// While a server drains the daemon looks every DRAIN_POLL; a failing operation elsewhere
+/// must still be retried with backoff, not at that pace.
+#[tokio::test(start_paused = true)]
+async fn drain_polls_do_not_undo_the_retry_backoff() {
+    let before = TWO_SERVICES.replace("    port: 80\n", "    port: 80\n    drain_timeout: 1h\n");
+    let after = before
+        .replace("      - {address: 10.0.1.2, weight: 7}\n", "")
+        .replace(
+            "      - {address: 10.0.2.1}\n",
+            "      - {address: 10.0.2.1}\n      - {address: 10.0.2.2}\n",
+        );
+    let dir = tempdir("drain-backoff");
+    write(&dir, &before);
+    let kernel = Kernel::default();
+    let mut c = config(&dir);
+    c.drain = true;
+    c.resync_interval = Duration::from_secs(3600);
+    let d = start(c, &kernel, &Health::default());
+    sleep(Duration::from_secs(1)).await;
+    let bad = |op: &Op| matches!(op, Op::AddDest { key, .. } if key.addr.to_string() == "10.0.2.2");
+    kernel.with(|k| {
+        k.set_active_conns(svc("tcp/10.0.0.1:80"), rs("10.0.1.2:80"), 5);
+        k.fail_when(bad, enomem());
+    });
+    write(&dir, &after);
+    d.events.send(()).unwrap();
+    sleep(Duration::from_secs(120)).await;
+    // The server drains (weight 0) and the failing add is retried after 1, 2, 4, ... 60 s:
+    // 7 tries in 120 s, not one per poll.
+    assert_eq!(
+        weight(&kernel.state(), "tcp/10.0.0.1:80", "10.0.1.2:80"),
+        Some(0)
+    );
+    let tries = kernel.attempts_at(bad).len();
+    assert!((6..=8).contains(&tries), "tried {tries} times in 120 s");
     d.stop().await;
 }
 
