@@ -653,6 +653,16 @@ impl IpvsSocket {
             for (op, r) in ops[start..start + sent].iter().zip(outcome) {
                 results.push(r.map_err(|e| op_error(op, e)));
             }
+            if sent < end - start && !stop_at_first_error {
+                // The socket failed mid-batch: one result per op all the same, so that results
+                // stay aligned with `ops` for the runs after this one.
+                for op in &ops[start + sent..end] {
+                    results.push(Err(BackendError::Other(format!(
+                        "{}: not sent: an earlier request on the IPVS socket failed",
+                        describe_op(op)
+                    ))));
+                }
+            }
             // Before the next run: a tunnel the kernel silently dropped is a failed add too.
             self.verify_tunnels(&ops[start..start + sent], &mut results[start..]);
             if stop_at_first_error && results[start..].iter().any(Result::is_err) {
