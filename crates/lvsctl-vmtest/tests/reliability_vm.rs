@@ -33,8 +33,11 @@ fn soak() -> bool {
 }
 
 /// The shared service (web, :80) is in both; A also has ssh (:22), B instead changes web's
-/// scheduler and weights, adds a second VIP with a service, and a fwmark service fed by MARK
-/// rules. Switching is about a dozen kernel writes of every kind.
+/// weights, adds a second VIP with a service, and a fwmark service fed by MARK rules.
+/// Switching is about a dozen kernel writes of every kind. web keeps its scheduler: the kernel
+/// swaps a scheduler with none bound for an RCU grace period (`ip_vs_edit_service`), and a new
+/// connection arriving then is refused whoever made the change, so "no request to web fails"
+/// would test the kernel, not lvsctl (it failed 1 request in 90 once).
 const APPLY_A: &str = "\
 director:
   vip_interface: lvs0
@@ -42,7 +45,7 @@ services:
   - name: web
     vip: 192.168.6.101
     port: 80
-    scheduler: rr
+    scheduler: wrr
     real_servers:
       - {address: 192.168.60.101}
       - {address: 192.168.60.102}
