@@ -649,6 +649,11 @@ impl MarkRule {
     pub fn family(&self) -> Family {
         Family::of(&self.vip)
     }
+
+    /// The traffic the rule marks, one (VIP, protocol, port) at a time.
+    pub fn traffic(&self) -> impl Iterator<Item = (IpAddr, Protocol, u16)> + '_ {
+        self.ports.iter().map(|p| (self.vip, self.protocol, *p))
+    }
 }
 
 /// `tcp 192.168.6.101:22,80 -> mark 10 (web-ssh)`.

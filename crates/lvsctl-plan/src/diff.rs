@@ -384,16 +384,12 @@ impl<'a> Planner<'a> {
         // Early removal only for traffic the desired chain stops marking altogether. A rule that
         // is merely rewritten (ports added, mark or comment changed) stays until the full write
         // swaps it atomically, so its traffic is never left unmarked in between.
-        let still_marked: BTreeSet<(IpAddr, Protocol, u16)> = d
+        let still_marked: BTreeSet<(IpAddr, Protocol, u16)> =
+            d.rules.iter().flat_map(MarkRule::traffic).collect();
+        let (gone, kept): (Vec<&MarkRule>, Vec<&MarkRule>) = o
             .rules
             .iter()
-            .flat_map(|r| r.ports.iter().map(move |p| (r.vip, r.protocol, *p)))
-            .collect();
-        let (gone, kept): (Vec<&MarkRule>, Vec<&MarkRule>) = o.rules.iter().partition(|r| {
-            !r.ports
-                .iter()
-                .any(|p| still_marked.contains(&(r.vip, r.protocol, *p)))
-        });
+            .partition(|r| !r.traffic().any(|t| still_marked.contains(&t)));
 
         let (current, hooked): (Cow<'_, [MarkRule]>, bool) = if gone.is_empty() {
             (Cow::Borrowed(&o.rules), o.hooked)

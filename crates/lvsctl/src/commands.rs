@@ -869,19 +869,13 @@ fn realserver_warnings(
     manifest: &lvsctl_model::manifest::Manifest,
     side: &lvsctl_model::manifest::RealServerSide,
 ) -> Vec<String> {
-    use lvsctl_model::Forward;
     if !manifest.declares_services {
         return Vec::new();
     }
-    let fronted = |s: &&lvsctl_model::manifest::ServiceDef| {
-        s.real_servers
-            .iter()
-            .any(|r| matches!(r.spec.forward, Forward::Dr | Forward::Tunnel { .. }))
-    };
     let dr: std::collections::BTreeSet<_> = manifest
         .services
         .iter()
-        .filter(fronted)
+        .filter(|s| s.has_direct_real_servers())
         .flat_map(|s| s.vips())
         .collect();
     let any: std::collections::BTreeSet<_> =

@@ -332,6 +332,14 @@ impl ServiceDef {
         out
     }
 
+    /// Whether a real server of this service answers clients directly (dr or tunnel), and so
+    /// must hold the service's VIPs itself (`lvsctl realserver`).
+    pub fn has_direct_real_servers(&self) -> bool {
+        self.real_servers
+            .iter()
+            .any(|r| matches!(r.spec.forward, Forward::Dr | Forward::Tunnel { .. }))
+    }
+
     /// The VIPs this service needs on the director: its VIP, or its match VIPs.
     pub fn vips(&self) -> BTreeSet<IpAddr> {
         match self.key {

@@ -3022,12 +3022,7 @@ pub(crate) fn resolve_realserver(
     let vips = part.vips.clone().unwrap_or_else(|| {
         services
             .iter()
-            .filter(|s| {
-                s.def
-                    .real_servers
-                    .iter()
-                    .any(|r| matches!(r.spec.forward, Forward::Dr | Forward::Tunnel { .. }))
-            })
+            .filter(|s| s.def.has_direct_real_servers())
             .flat_map(|s| s.def.vips())
             .collect()
     });

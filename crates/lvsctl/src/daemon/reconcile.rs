@@ -1165,15 +1165,11 @@ fn additions_only(
     current.dedup();
     let marked: BTreeSet<(std::net::IpAddr, lvsctl_model::Protocol, u16)> = current
         .iter()
-        .flat_map(|r| r.ports.iter().map(move |p| (r.vip, r.protocol, *p)))
+        .flat_map(lvsctl_model::MarkRule::traffic)
         .collect();
     let new: Vec<lvsctl_model::MarkRule> = added
         .iter()
-        .filter(|r| {
-            !r.ports
-                .iter()
-                .any(|p| marked.contains(&(r.vip, r.protocol, *p)))
-        })
+        .filter(|r| !r.traffic().any(|t| marked.contains(&t)))
         .cloned()
         .collect();
     if new.is_empty() {
