@@ -244,6 +244,32 @@ impl Monitor {
         }
     }
 
+    /// The up/down of each real server under each running http or tcp check, whatever the
+    /// service: those checks do not depend on the service, so a new target (a service that
+    /// replaces another under a new mark, VIP or port) can start from what the same check of
+    /// the same server already knows. A server whose equal checks disagree is down. Exec
+    /// checks are left out: they are told the service (`LVSCTL_SERVICE`).
+    pub fn status_by_server_and_check(&self) -> HashMap<(DestKey, &CheckConfig), Status> {
+        let shared = lock(&self.shared);
+        let mut out: HashMap<(DestKey, &CheckConfig), Status> = HashMap::new();
+        for (target, running) in &self.running {
+            if matches!(running.config.probe, Probe::Exec(_)) {
+                continue;
+            }
+            let Some(entry) = shared.get(target) else {
+                continue;
+            };
+            out.entry((target.server, &running.config))
+                .and_modify(|s| {
+                    if entry.state.status == Status::Down {
+                        *s = Status::Down;
+                    }
+                })
+                .or_insert(entry.state.status);
+        }
+        out
+    }
+
     /// How many checks are running.
     pub fn len(&self) -> usize {
         self.running.len()
@@ -670,6 +696,39 @@ mod tests {
         assert_eq!(confirmed.to, Status::Down);
         assert!(lock(&shared)[&t].state.confirmed);
         assert_eq!(record(&shared, &t, &c, 1, Ok(()), Duration::ZERO), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn status_by_server_and_check_spans_services_but_not_exec_checks() {
+        let ok = Arc::new(AtomicBool::new(true));
+        let (monitor, _rx) = Monitor::new(Arc::new(Switch(Arc::clone(&ok))));
+        let mut monitor = monitor.with_spread(Duration::ZERO);
+        let on = |service: &str, n: u8| Target {
+            service: service.parse().unwrap(),
+            ..target(n)
+        };
+        let exec = CheckConfig {
+            probe: Probe::Exec(crate::ExecProbe {
+                argv: vec!["/bin/true".into()],
+            }),
+            ..config(1, 1)
+        };
+        monitor.reconcile([
+            (on("tcp/10.0.0.1:80", 1), config(1, 1), Status::Up),
+            (on("tcp/10.0.0.2:80", 1), config(1, 1), Status::Up),
+            (on("tcp/10.0.0.1:80", 2), config(1, 1), Status::Up),
+            (on("tcp/10.0.0.2:80", 2), config(1, 1), Status::Down),
+            (on("tcp/10.0.0.1:80", 3), config(2, 1), Status::Up),
+            (on("tcp/10.0.0.1:80", 4), exec, Status::Up),
+        ]);
+        let known = monitor.status_by_server_and_check();
+        let c = config(1, 1);
+        assert_eq!(known.get(&(target(1).server, &c)), Some(&Status::Up));
+        // The same check of one server disagreeing between services: down.
+        assert_eq!(known.get(&(target(2).server, &c)), Some(&Status::Down));
+        // Another check of the server, or an exec check, says nothing.
+        assert_eq!(known.get(&(target(3).server, &c)), None);
+        assert_eq!(known.len(), 3, "{known:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -2,7 +2,7 @@
 //! subtracts: a failed real server is removed (or quiesced to weight 0), a recovered one comes
 //! back with its manifest weight, and a service never disappears because its servers failed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use lvsctl_health::{CheckConfig, ExecProbe, HttpProbe, Probe, Status, Target, TcpProbe};
 use lvsctl_model::manifest::{CheckKind, HealthCheck, Manifest, OnFailure};
@@ -83,6 +83,27 @@ pub fn health_targets(
         }
     }
     out
+}
+
+/// Real servers of a service the kernel does not have yet start from what the same check of
+/// the same server says on another service (`known`, from
+/// [`lvsctl_health::Monitor::status_by_server_and_check`]) rather than as absent, which says
+/// nothing there: a replacement (new mark, VIP or port) then has its healthy servers from the
+/// pass that creates it, instead of none until their first check on the new key while the MARK
+/// rules or the VIP already send it traffic. Only a target new to the monitor uses this.
+pub fn start_from_same_checks(
+    targets: &mut [(Target, CheckConfig, Status)],
+    observed: &Observed,
+    known: &HashMap<(DestKey, &CheckConfig), Status>,
+) {
+    for (target, config, initial) in targets.iter_mut() {
+        if observed.state.services.contains_key(&target.service) {
+            continue;
+        }
+        if let Some(status) = known.get(&(target.server, &*config)) {
+            *initial = *status;
+        }
+    }
 }
 
 /// What health took away from the manifest's state in one pass.

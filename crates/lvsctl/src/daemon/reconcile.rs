@@ -459,8 +459,15 @@ impl Daemon {
                 }
             };
 
-        self.monitor
-            .reconcile(desired::health_targets(&manifest, &observed));
+        let mut targets = desired::health_targets(&manifest, &observed);
+        if targets
+            .iter()
+            .any(|(t, _, _)| !observed.state.services.contains_key(&t.service))
+        {
+            let known = self.monitor.status_by_server_and_check();
+            desired::start_from_same_checks(&mut targets, &observed, &known);
+        }
+        self.monitor.reconcile(targets);
         // Transitions that came in while this pass started (a resync under way when a check
         // failed) are applied by it: log them now, so the log shows the cause before the
         // operations. The snapshot below includes them; no extra health pass is needed.

@@ -720,6 +720,83 @@ async fn a_vip_move_whose_new_vip_fails_keeps_the_old_service() {
     converges_once_faults_clear(&kernel, d, &after).await;
 }
 
+/// A replacement takes its real servers' health along (peers.md §6 #3, "checker state lost
+/// across reload"): the pass that creates the new service (a new mark for the same traffic, a
+/// new VIP, a new port) gives it the servers its old one had healthy under the same check,
+/// instead of starting them down until their first check on the new key, a full interval with
+/// no real server while the MARK rules (or the VIP) already send traffic there.
+#[tokio::test(start_paused = true)]
+async fn a_replacement_keeps_the_health_of_its_real_servers() {
+    let before = "
+director:
+  vip_interface: lvs0
+services:
+  - name: grouped
+    fwmark: 10
+    match: [{vip: 10.0.0.5, ports: [80, 22]}]
+    persistence: 60
+    real_servers: [{address: 10.0.1.1}, {address: 10.0.1.2}]
+    health: {tcp: {port: 22}, interval: 10s}
+  - name: web
+    vip: 10.0.0.1
+    port: 80
+    real_servers: [{address: 10.0.1.1}, {address: 10.0.1.3}]
+    health: {tcp: {port: 22}, interval: 10s}
+  - name: dns
+    protocol: udp
+    vip: 10.0.0.2
+    port: 53
+    real_servers: [{address: 10.0.2.1}]
+";
+    let dir = tempdir("replace-health");
+    write(&dir, before);
+    let kernel = Kernel::default();
+    let health = Health::default();
+    health.set_down("10.0.1.3:80", true);
+    let mut c = config(&dir);
+    c.resync_interval = Duration::from_secs(3600);
+    let d = start(c, &kernel, &health);
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        weight(&kernel.state(), "tcp/10.0.0.1:80", "10.0.1.3:80"),
+        None,
+        "failed at startup"
+    );
+    let after = before
+        .replace("fwmark: 10", "fwmark: 11")
+        .replace("vip: 10.0.0.1", "vip: 10.0.0.3");
+    write(&dir, &after);
+    d.events.send(()).unwrap();
+    // Past the debounce, long before the next check (checks run every 10 s).
+    sleep(Duration::from_secs(1)).await;
+    let state = kernel.state();
+    assert!(!state.services.contains_key(&svc("fwmark/10")));
+    assert_eq!(mark_rules(&state), ["10.0.0.5 [22, 80] -> 11"]);
+    let grouped = &state.services[&svc("fwmark/11")];
+    assert_eq!(
+        grouped
+            .dests
+            .keys()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>(),
+        ["10.0.1.1:0", "10.0.1.2:0"],
+        "the new mark's service must not start without its healthy real servers"
+    );
+    // The failed server stays out of the moved service until a check passes.
+    let web = &state.services[&svc("tcp/10.0.0.3:80")];
+    assert_eq!(
+        web.dests.keys().map(|k| k.to_string()).collect::<Vec<_>>(),
+        ["10.0.1.1:80"]
+    );
+    health.set_down("10.0.1.3:80", false);
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        weight(&kernel.state(), "tcp/10.0.0.3:80", "10.0.1.3:80"),
+        Some(1)
+    );
+    d.stop().await;
+}
+
 /// While a server drains the daemon looks every DRAIN_POLL; a failing operation elsewhere
 /// must still be retried with backoff, not at that pace.
 #[tokio::test(start_paused = true)]
