@@ -1102,6 +1102,70 @@ async fn drained_servers_leave_when_idle_or_at_drain_timeout() {
     d.stop().await;
 }
 
+/// A daemon restarted in the middle of a drain neither forgets the drained server at weight 0
+/// (kubernetes#92019, #108319: black-holed after a kube-proxy restart) nor restores it: the new
+/// daemon deletes it at its drain_timeout, and a server wanted again gets its weight back.
+#[tokio::test(start_paused = true)]
+async fn a_restart_mid_drain_finishes_the_drain_or_restores_the_weight() {
+    let dir = tempdir("drain-restart");
+    let yaml = TWO_SERVICES.replace("    port: 80\n", "    port: 80\n    drain_timeout: 10s\n");
+    write(&dir, &yaml);
+    let kernel = Kernel::default();
+    let mut c = config(&dir);
+    c.drain = true;
+    c.resync_interval = Duration::from_secs(3600);
+    let d = start(c.clone(), &kernel, &Health::default());
+    sleep(Duration::from_secs(1)).await;
+    kernel.with(|k| {
+        k.set_active_conns(svc("tcp/10.0.0.1:80"), rs("10.0.1.1:80"), 4);
+        k.set_active_conns(svc("tcp/10.0.0.1:80"), rs("10.0.1.2:80"), 4);
+    });
+    let removed = yaml.replace("      - {address: 10.0.1.1, weight: 5}\n", "");
+    write(&dir, &removed);
+    d.reload.send(()).unwrap();
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        weight(&kernel.state(), "tcp/10.0.0.1:80", "10.0.1.1:80"),
+        Some(0)
+    );
+    d.stop().await;
+
+    // Restarted mid-drain: still busy, so it stays at weight 0 until the drain_timeout,
+    // counted from the new daemon's first pass, and is then deleted.
+    let d = start(c.clone(), &kernel, &Health::default());
+    let restarted = Instant::now();
+    sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        weight(&kernel.state(), "tcp/10.0.0.1:80", "10.0.1.1:80"),
+        Some(0)
+    );
+    sleep_until(restarted + Duration::from_millis(10_500)).await;
+    assert_eq!(kernel.state(), desired(&removed));
+    d.stop().await;
+
+    // Restarted mid-drain of a server the manifest wants again: its weight comes back.
+    let d = start(c.clone(), &kernel, &Health::default());
+    sleep(Duration::from_secs(1)).await;
+    let removed2 = yaml.replace("      - {address: 10.0.1.2, weight: 7}\n", "");
+    write(&dir, &removed2);
+    d.reload.send(()).unwrap();
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        weight(&kernel.state(), "tcp/10.0.0.1:80", "10.0.1.2:80"),
+        Some(0)
+    );
+    d.stop().await;
+    write(&dir, &yaml);
+    let d = start(c, &kernel, &Health::default());
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        weight(&kernel.state(), "tcp/10.0.0.1:80", "10.0.1.2:80"),
+        Some(7)
+    );
+    assert_eq!(kernel.state(), desired(&yaml));
+    d.stop().await;
+}
+
 #[tokio::test]
 async fn shutdown_finishes_the_pass_in_flight() {
     let dir = tempdir("shutdown");
