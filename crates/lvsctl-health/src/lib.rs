@@ -11,7 +11,9 @@ pub mod monitor;
 pub mod probe;
 mod tcp;
 
-pub use monitor::{CheckConfig, HealthReader, HealthState, Monitor, Status, Target, Transition};
+pub use monitor::{
+    CheckConfig, HealthReader, HealthState, Monitor, SameChecks, Status, Target, Transition,
+};
 pub use probe::{
     CheckError, ExecProbe, HttpProbe, IdleConnection, KeepingFuture, NetProber, Probe, ProbeFuture,
     Prober, TcpProbe, run_probe, run_probe_keeping,

@@ -5,6 +5,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -244,22 +245,23 @@ impl Monitor {
         }
     }
 
-    /// The up/down of each real server under each running http or tcp check, whatever the
-    /// service: those checks do not depend on the service, so a new target (a service that
-    /// replaces another under a new mark, VIP or port) can start from what the same check of
-    /// the same server already knows. A server whose equal checks disagree is down. Exec
-    /// checks are left out: they are told the service (`LVSCTL_SERVICE`).
-    pub fn status_by_server_and_check(&self) -> HashMap<(DestKey, &CheckConfig), Status> {
+    /// What the running http and tcp checks say, whatever the service: such a check depends
+    /// only on where it connects and its settings, so a new target (a real server of a service
+    /// that replaces another under a new mark, VIP or port, or a NAT real server moved to
+    /// another port but checked on the same one) can start from what the same check already
+    /// knows. Exec checks are left out: they are told the service (`LVSCTL_SERVICE`).
+    pub fn same_checks(&self) -> SameChecks<'_> {
         let shared = lock(&self.shared);
-        let mut out: HashMap<(DestKey, &CheckConfig), Status> = HashMap::new();
+        let mut known: HashMap<(SocketAddr, &CheckConfig), Status> = HashMap::new();
         for (target, running) in &self.running {
-            if matches!(running.config.probe, Probe::Exec(_)) {
-                continue;
-            }
-            let Some(entry) = shared.get(target) else {
+            let (Some(endpoint), Some(entry)) = (
+                running.config.probe.endpoint(&target.server),
+                shared.get(target),
+            ) else {
                 continue;
             };
-            out.entry((target.server, &running.config))
+            known
+                .entry((endpoint, &running.config))
                 .and_modify(|s| {
                     if entry.state.status == Status::Down {
                         *s = Status::Down;
@@ -267,7 +269,12 @@ impl Monitor {
                 })
                 .or_insert(entry.state.status);
         }
-        out
+        SameChecks(known)
+    }
+
+    /// Whether `target` is checked.
+    pub fn contains(&self, target: &Target) -> bool {
+        self.running.contains_key(target)
     }
 
     /// How many checks are running.
@@ -277,6 +284,20 @@ impl Monitor {
 
     pub fn is_empty(&self) -> bool {
         self.running.is_empty()
+    }
+}
+
+/// The verdicts of the running http and tcp checks by where they connect and how
+/// ([`Monitor::same_checks`]).
+#[derive(Debug)]
+pub struct SameChecks<'a>(HashMap<(SocketAddr, &'a CheckConfig), Status>);
+
+impl SameChecks<'_> {
+    /// What a running check equal to `config` says about the place a check of `server`
+    /// connects to; down when such checks disagree, `None` when none runs (or for exec).
+    pub fn status(&self, server: &DestKey, config: &CheckConfig) -> Option<Status> {
+        let endpoint = config.probe.endpoint(server)?;
+        self.0.get(&(endpoint, config)).copied()
     }
 }
 
@@ -699,13 +720,17 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn status_by_server_and_check_spans_services_but_not_exec_checks() {
+    async fn same_checks_span_services_and_ports_but_not_exec_checks() {
         let ok = Arc::new(AtomicBool::new(true));
         let (monitor, _rx) = Monitor::new(Arc::new(Switch(Arc::clone(&ok))));
         let mut monitor = monitor.with_spread(Duration::ZERO);
         let on = |service: &str, n: u8| Target {
             service: service.parse().unwrap(),
             ..target(n)
+        };
+        let on22 = |c: CheckConfig| CheckConfig {
+            probe: Probe::Tcp(TcpProbe { port: Some(22) }),
+            ..c
         };
         let exec = CheckConfig {
             probe: Probe::Exec(crate::ExecProbe {
@@ -718,17 +743,27 @@ mod tests {
             (on("tcp/10.0.0.2:80", 1), config(1, 1), Status::Up),
             (on("tcp/10.0.0.1:80", 2), config(1, 1), Status::Up),
             (on("tcp/10.0.0.2:80", 2), config(1, 1), Status::Down),
-            (on("tcp/10.0.0.1:80", 3), config(2, 1), Status::Up),
-            (on("tcp/10.0.0.1:80", 4), exec, Status::Up),
+            (on("tcp/10.0.0.1:80", 3), on22(config(1, 1)), Status::Up),
+            (on("tcp/10.0.0.1:80", 4), exec.clone(), Status::Up),
         ]);
-        let known = monitor.status_by_server_and_check();
+        let known = monitor.same_checks();
         let c = config(1, 1);
-        assert_eq!(known.get(&(target(1).server, &c)), Some(&Status::Up));
+        let server = |n: u8, port: u16| DestKey {
+            port,
+            ..target(n).server
+        };
+        assert_eq!(known.status(&server(1, 80), &c), Some(Status::Up));
         // The same check of one server disagreeing between services: down.
-        assert_eq!(known.get(&(target(2).server, &c)), Some(&Status::Down));
-        // Another check of the server, or an exec check, says nothing.
-        assert_eq!(known.get(&(target(3).server, &c)), None);
-        assert_eq!(known.len(), 3, "{known:?}");
+        assert_eq!(known.status(&server(2, 80), &c), Some(Status::Down));
+        // A check on the real server's own port says nothing about another port of it ...
+        assert_eq!(known.status(&server(1, 8080), &c), None);
+        // ... one on a fixed port does; another check, or an exec check, says nothing.
+        assert_eq!(
+            known.status(&server(3, 8080), &on22(c.clone())),
+            Some(Status::Up)
+        );
+        assert_eq!(known.status(&server(3, 80), &c), None);
+        assert_eq!(known.status(&server(4, 80), &exec), None);
     }
 
     #[tokio::test(start_paused = true)]

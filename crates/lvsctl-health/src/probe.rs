@@ -8,6 +8,8 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::net::TcpStream;
 
+use lvsctl_model::DestKey;
+
 use crate::monitor::{CheckConfig, Target};
 
 /// An HTTP/1.1 `GET` probe.
@@ -247,6 +249,23 @@ pub async fn run_probe(
     run_probe_keeping(probe, target, deadline, None).await.0
 }
 
+/// Where a check on `port` (default: the real server's) of `server` connects.
+fn endpoint(server: &DestKey, port: Option<u16>) -> SocketAddr {
+    SocketAddr::new(server.addr, port.unwrap_or(server.port))
+}
+
+impl Probe {
+    /// Where an http or tcp check of `server` connects: besides its own settings, all its
+    /// result depends on. `None` for exec checks, which are told the service as well.
+    pub fn endpoint(&self, server: &DestKey) -> Option<SocketAddr> {
+        match self {
+            Probe::Http(p) => Some(endpoint(server, p.port)),
+            Probe::Tcp(p) => Some(endpoint(server, p.port)),
+            Probe::Exec(_) => None,
+        }
+    }
+}
+
 /// [`run_probe`] that reuses `idle` when the probe allows it (an HTTP check with
 /// `reuse_connection`) and returns the connection to keep for the next check, if any.
 pub async fn run_probe_keeping(
@@ -255,8 +274,7 @@ pub async fn run_probe_keeping(
     deadline: Duration,
     idle: Option<IdleConnection>,
 ) -> (Result<(), CheckError>, Option<IdleConnection>) {
-    let addr =
-        |port: Option<u16>| SocketAddr::new(target.server.addr, port.unwrap_or(target.server.port));
+    let addr = |port: Option<u16>| endpoint(&target.server, port);
     match probe {
         Probe::Http(p) => crate::http::check(p, addr(p.port), deadline, idle).await,
         Probe::Tcp(p) => (crate::tcp::check(addr(p.port), deadline).await, None),

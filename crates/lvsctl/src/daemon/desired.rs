@@ -2,9 +2,11 @@
 //! subtracts: a failed real server is removed (or quiesced to weight 0), a recovered one comes
 //! back with its manifest weight, and a service never disappears because its servers failed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
-use lvsctl_health::{CheckConfig, ExecProbe, HttpProbe, Probe, Status, Target, TcpProbe};
+use lvsctl_health::{
+    CheckConfig, ExecProbe, HttpProbe, Probe, SameChecks, Status, Target, TcpProbe,
+};
 use lvsctl_model::manifest::{CheckKind, HealthCheck, Manifest, OnFailure};
 use lvsctl_model::{DestKey, Observed, ServiceKey, State};
 
@@ -85,25 +87,35 @@ pub fn health_targets(
     out
 }
 
-/// Real servers of a service the kernel does not have yet start from what the same check of
-/// the same server says on another service (`known`, from
-/// [`lvsctl_health::Monitor::status_by_server_and_check`]) rather than as absent, which says
-/// nothing there: a replacement (new mark, VIP or port) then has its healthy servers from the
-/// pass that creates it, instead of none until their first check on the new key while the MARK
-/// rules or the VIP already send it traffic. Only a target new to the monitor uses this.
+/// A real server the kernel does not have starts from what the same check (connecting to the
+/// same place, with the same settings) says for another service (`known`) rather than as
+/// absent, which there only means "new": a replacement (new mark, VIP or port), or a NAT real
+/// server moved to another port but checked on the same one, then has its healthy servers
+/// from the pass that creates it, instead of none until their first check on the new key
+/// while the MARK rules or the VIP already send it traffic. Only a target new to the monitor
+/// uses its starting state.
 pub fn start_from_same_checks(
     targets: &mut [(Target, CheckConfig, Status)],
     observed: &Observed,
-    known: &HashMap<(DestKey, &CheckConfig), Status>,
+    known: &SameChecks<'_>,
 ) {
     for (target, config, initial) in targets.iter_mut() {
-        if observed.state.services.contains_key(&target.service) {
+        if in_kernel(observed, target) {
             continue;
         }
-        if let Some(status) = known.get(&(target.server, &*config)) {
-            *initial = *status;
+        if let Some(status) = known.status(&target.server, config) {
+            *initial = status;
         }
     }
+}
+
+/// Whether the kernel has this real server in this service.
+pub fn in_kernel(observed: &Observed, target: &Target) -> bool {
+    observed
+        .state
+        .services
+        .get(&target.service)
+        .is_some_and(|s| s.dests.contains_key(&target.server))
 }
 
 /// What health took away from the manifest's state in one pass.

@@ -460,11 +460,13 @@ impl Daemon {
             };
 
         let mut targets = desired::health_targets(&manifest, &observed);
+        // Only targets new to the monitor use a starting state.
         if targets
             .iter()
-            .any(|(t, _, _)| !observed.state.services.contains_key(&t.service))
+            .any(|(t, _, _)| !self.monitor.contains(t) && !desired::in_kernel(&observed, t))
+            && !self.monitor.is_empty()
         {
-            let known = self.monitor.status_by_server_and_check();
+            let known = self.monitor.same_checks();
             desired::start_from_same_checks(&mut targets, &observed, &known);
         }
         self.monitor.reconcile(targets);

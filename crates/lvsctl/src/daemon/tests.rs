@@ -722,9 +722,9 @@ async fn a_vip_move_whose_new_vip_fails_keeps_the_old_service() {
 
 /// A replacement takes its real servers' health along (peers.md §6 #3, "checker state lost
 /// across reload"): the pass that creates the new service (a new mark for the same traffic, a
-/// new VIP, a new port) gives it the servers its old one had healthy under the same check,
-/// instead of starting them down until their first check on the new key, a full interval with
-/// no real server while the MARK rules (or the VIP) already send traffic there.
+/// new VIP) or the new real servers (a NAT port change, checked on a fixed port) uses what the
+/// same check says of them, instead of starting them down until their first check on the new
+/// key: up to an interval with no real server while traffic is already sent there.
 #[tokio::test(start_paused = true)]
 async fn a_replacement_keeps_the_health_of_its_real_servers() {
     let before = "
@@ -741,6 +741,13 @@ services:
     vip: 10.0.0.1
     port: 80
     real_servers: [{address: 10.0.1.1}, {address: 10.0.1.3}]
+    health: {tcp: {port: 22}, interval: 10s}
+  - name: app
+    vip: 10.0.0.8
+    port: 80
+    real_servers:
+      - {address: 10.0.1.1, port: 8080, forward: nat}
+      - {address: 10.0.1.2, port: 8080, forward: nat}
     health: {tcp: {port: 22}, interval: 10s}
   - name: dns
     protocol: udp
@@ -764,7 +771,8 @@ services:
     );
     let after = before
         .replace("fwmark: 10", "fwmark: 11")
-        .replace("vip: 10.0.0.1", "vip: 10.0.0.3");
+        .replace("vip: 10.0.0.1", "vip: 10.0.0.3")
+        .replace("port: 8080", "port: 8081");
     write(&dir, &after);
     d.events.send(()).unwrap();
     // Past the debounce, long before the next check (checks run every 10 s).
@@ -781,6 +789,12 @@ services:
             .collect::<Vec<_>>(),
         ["10.0.1.1:0", "10.0.1.2:0"],
         "the new mark's service must not start without its healthy real servers"
+    );
+    // NAT real servers moved to another port, checked on the same one: no gap either.
+    let app = &state.services[&svc("tcp/10.0.0.8:80")];
+    assert_eq!(
+        app.dests.keys().map(|k| k.to_string()).collect::<Vec<_>>(),
+        ["10.0.1.1:8081", "10.0.1.2:8081"]
     );
     // The failed server stays out of the moved service until a check passes.
     let web = &state.services[&svc("tcp/10.0.0.3:80")];
