@@ -87,35 +87,23 @@ pub fn health_targets(
     out
 }
 
-/// A real server the kernel does not have starts from what the same check (connecting to the
-/// same place, with the same settings) says for another service (`known`) rather than as
-/// absent, which there only means "new": a replacement (new mark, VIP or port), or a NAT real
-/// server moved to another port but checked on the same one, then has its healthy servers
-/// from the pass that creates it, instead of none until their first check on the new key
-/// while the MARK rules or the VIP already send it traffic. Only a target new to the monitor
-/// uses its starting state.
+/// A real server new to the monitor starts from what the same check (connecting to the same
+/// place, with the same settings) says for another service (`known`), which knows more than
+/// the kernel: a real server the kernel does not have may only be new, and one it has may
+/// have been put there by `lvsctl apply` without a verdict (a new service). So a replacement
+/// (new mark, VIP or port), or a NAT real server moved to another port but checked on the
+/// same one, has its healthy servers from the pass that creates it, instead of none until
+/// their first check on the new key while traffic is already sent there; and a server the
+/// check finds down is not let into a new service until a check of it there passes.
 pub fn start_from_same_checks(
     targets: &mut [(Target, CheckConfig, Status)],
-    observed: &Observed,
     known: &SameChecks<'_>,
 ) {
     for (target, config, initial) in targets.iter_mut() {
-        if in_kernel(observed, target) {
-            continue;
-        }
         if let Some(status) = known.status(&target.server, config) {
             *initial = status;
         }
     }
-}
-
-/// Whether the kernel has this real server in this service.
-pub fn in_kernel(observed: &Observed, target: &Target) -> bool {
-    observed
-        .state
-        .services
-        .get(&target.service)
-        .is_some_and(|s| s.dests.contains_key(&target.server))
 }
 
 /// What health took away from the manifest's state in one pass.

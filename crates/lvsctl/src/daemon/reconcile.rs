@@ -461,13 +461,9 @@ impl Daemon {
 
         let mut targets = desired::health_targets(&manifest, &observed);
         // Only targets new to the monitor use a starting state.
-        if targets
-            .iter()
-            .any(|(t, _, _)| !self.monitor.contains(t) && !desired::in_kernel(&observed, t))
-            && !self.monitor.is_empty()
-        {
+        if !self.monitor.is_empty() && targets.iter().any(|(t, _, _)| !self.monitor.contains(t)) {
             let known = self.monitor.same_checks();
-            desired::start_from_same_checks(&mut targets, &observed, &known);
+            desired::start_from_same_checks(&mut targets, &known);
         }
         self.monitor.reconcile(targets);
         // Transitions that came in while this pass started (a resync under way when a check

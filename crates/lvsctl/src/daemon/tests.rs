@@ -720,6 +720,19 @@ async fn a_vip_move_whose_new_vip_fails_keeps_the_old_service() {
     converges_once_faults_clear(&kernel, d, &after).await;
 }
 
+/// A daemon on `yaml` whose checks of `server` fail, with no resync while a test runs.
+fn start_with_one_down(name: &str, yaml: &str, server: &str) -> (PathBuf, Kernel, Health, Running) {
+    let dir = tempdir(name);
+    write(&dir, yaml);
+    let kernel = Kernel::default();
+    let health = Health::default();
+    health.set_down(server, true);
+    let mut c = config(&dir);
+    c.resync_interval = Duration::from_secs(3600);
+    let d = start(c, &kernel, &health);
+    (dir, kernel, health, d)
+}
+
 /// A replacement takes its real servers' health along (peers.md §6 #3, "checker state lost
 /// across reload"): the pass that creates the new service (a new mark for the same traffic, a
 /// new VIP) or the new real servers (a NAT port change, checked on a fixed port) uses what the
@@ -755,14 +768,7 @@ services:
     port: 53
     real_servers: [{address: 10.0.2.1}]
 ";
-    let dir = tempdir("replace-health");
-    write(&dir, before);
-    let kernel = Kernel::default();
-    let health = Health::default();
-    health.set_down("10.0.1.3:80", true);
-    let mut c = config(&dir);
-    c.resync_interval = Duration::from_secs(3600);
-    let d = start(c, &kernel, &health);
+    let (dir, kernel, health, d) = start_with_one_down("replace-health", before, "10.0.1.3:80");
     sleep(Duration::from_secs(1)).await;
     assert_eq!(
         weight(&kernel.state(), "tcp/10.0.0.1:80", "10.0.1.3:80"),
@@ -808,6 +814,44 @@ services:
         weight(&kernel.state(), "tcp/10.0.0.3:80", "10.0.1.3:80"),
         Some(1)
     );
+    d.stop().await;
+}
+
+/// A service put in the kernel behind the daemon (as `lvsctl apply` does for a service new to
+/// the manifest: the daemon has no verdict for it yet) with a server the same check finds
+/// down elsewhere: the daemon takes it out at its next pass (peers.md §6 #1, a failed server
+/// re-enabled without a check), not only after `fall` failures of the new check.
+#[tokio::test(start_paused = true)]
+async fn a_server_known_down_is_kept_out_of_a_service_added_behind_the_daemon() {
+    let (dir, kernel, _health, d) = start_with_one_down("known-down", CHECKED, "10.0.1.2:80");
+    sleep(Duration::from_millis(500)).await;
+    let more = format!(
+        "{CHECKED}{}",
+        &CHECKED["\nservices:\n".len()..]
+            .replace("name: web", "name: web2")
+            .replace("vip: 10.0.0.1", "vip: 10.0.0.4")
+    );
+    // `lvsctl apply -f` of the new manifest: web2 as written, with both servers.
+    kernel.with(|k| {
+        let observed = k.observe().unwrap();
+        for op in lvsctl_plan::plan(&desired(&more), &observed.state).ops {
+            if matches!(&op, Op::AddService { key, .. } | Op::AddDest { service: key, .. }
+                if *key == svc("tcp/10.0.0.4:80"))
+            {
+                k.execute(&op).unwrap();
+            }
+        }
+    });
+    assert_eq!(
+        weight(&kernel.state(), "tcp/10.0.0.4:80", "10.0.1.2:80"),
+        Some(7)
+    );
+    write(&dir, &more);
+    d.events.send(()).unwrap();
+    sleep(Duration::from_millis(400)).await;
+    let state = kernel.state();
+    assert_eq!(weight(&state, "tcp/10.0.0.4:80", "10.0.1.2:80"), None);
+    assert_eq!(weight(&state, "tcp/10.0.0.4:80", "10.0.1.1:80"), Some(5));
     d.stop().await;
 }
 
