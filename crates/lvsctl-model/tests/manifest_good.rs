@@ -772,3 +772,40 @@ fn a_large_manifest_parses() {
     let m = ok(&text);
     assert_eq!(m.desired_state().services.len(), 10_000);
 }
+
+/// `Manifest::warnings`: one per persistent service that quiesces failed real servers while
+/// `expire_quiescent_template` is not on; `on_failure: remove` (whose deleted server's
+/// templates the kernel expires), a real server's own `remove`, no persistence or the sysctl
+/// on say nothing. The examples and the production manifest say nothing.
+#[test]
+fn warnings_name_persistent_services_that_quiesce() {
+    let service = |name: &str, port: u16, persistence: &str, on_failure: &str| {
+        format!(
+            "  - name: {name}\n    vip: 10.0.0.1\n    port: {port}\n{persistence}    \
+             real_servers: [{{address: 10.0.1.1}}]\n    health: {{tcp: {{port: 80}}, \
+             on_failure: {on_failure}}}\n"
+        )
+    };
+    let m = ok(&format!(
+        "services:\n{}{}{}",
+        service("sticky", 80, "    persistence: 300\n", "quiesce"),
+        service("removes", 81, "    persistence: 300\n", "remove"),
+        service("plain", 82, "", "quiesce"),
+    ));
+    let w = m.warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].starts_with("test.yaml:2:5: service sticky: "), "{w:?}");
+    let on = ok(&format!(
+        "director:\n  sysctl: {{expire_quiescent_template: true}}\nservices:\n{}",
+        service("sticky", 80, "    persistence: 300\n", "quiesce"),
+    ));
+    assert!(on.warnings().is_empty());
+    for file in [
+        "examples/pcc.yaml",
+        "examples/ppc.yaml",
+        "examples/pnmpp.yaml",
+        "manifests/production.yaml",
+    ] {
+        assert!(repo_file(file).warnings().is_empty(), "{file}");
+    }
+}

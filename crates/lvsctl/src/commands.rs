@@ -68,8 +68,17 @@ pub fn load_manifests(args: &ManifestArgs) -> Result<Manifest> {
     }
 }
 
-pub fn validate(args: &ManifestArgs) -> Result<u8> {
+/// Reads manifests for the director (not for `realserver`): also says what is valid but risky.
+fn load_director_manifests(args: &ManifestArgs) -> Result<Manifest> {
     let m = load_manifests(args)?;
+    for w in m.warnings() {
+        warn!("{w}");
+    }
+    Ok(m)
+}
+
+pub fn validate(args: &ManifestArgs) -> Result<u8> {
+    let m = load_director_manifests(args)?;
     let state = m.desired_state();
     let dests: usize = state.services.values().map(|s| s.dests.len()).sum();
     let rules: usize = state.marks.values().map(|c| c.rules.len()).sum();
@@ -255,7 +264,7 @@ pub fn plan(
     color: bool,
 ) -> Result<u8> {
     let (mut manifest, observed) = match state {
-        Some(p) => (load_manifests(args)?, crate::snapshot::read(p)?),
+        Some(p) => (load_director_manifests(args)?, crate::snapshot::read(p)?),
         None => {
             let (manifest, _backend, observed) = load_and_observe(args)?;
             (manifest, observed)
@@ -362,7 +371,7 @@ fn load_and_observe(args: &ManifestArgs) -> Result<(Manifest, Box<dyn Backend + 
             let observed = observe(backend.as_mut())?;
             Ok((backend, observed))
         });
-        let manifest = load_manifests(args);
+        let manifest = load_director_manifests(args);
         let observed = observer.join().unwrap_or_else(|_| {
             Err(anyhow::anyhow!(
                 "internal error: the thread observing the director panicked"
@@ -398,7 +407,7 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
         let (manifest, backend, observed) = load_and_observe(args)?;
         (manifest, backend, observed, free_lock)
     } else {
-        let manifest = load_manifests(args)?;
+        let manifest = load_director_manifests(args)?;
         let lock = crate::lock::DirectorLock::acquire(
             opts.lock_timeout,
             "wait for it to finish, or raise --lock-timeout",

@@ -516,6 +516,39 @@ impl Manifest {
         }
     }
 
+    /// Valid but risky settings, one message per service, each starting with its location:
+    /// what an operator should hear from `validate`, `plan`, `apply` and the daemon without
+    /// being refused. Today one: a persistent service whose health check quiesces failed real
+    /// servers, while the kernel keeps sending each client to the server its persistence
+    /// template names, weight 0 or not (keepalived and ldirectord users hit this), unless
+    /// `net.ipv4.vs.expire_quiescent_template` is on.
+    pub fn warnings(&self) -> Vec<String> {
+        if self.director.sysctl.expire_quiescent_template == Some(true) {
+            return Vec::new();
+        }
+        self.services
+            .iter()
+            .filter(|svc| svc.spec.persistence.is_some())
+            .filter(|svc| {
+                svc.real_servers.iter().any(|rs| {
+                    rs.health
+                        .as_ref()
+                        .is_some_and(|h| h.on_failure == OnFailure::Quiesce)
+                })
+            })
+            .map(|svc| {
+                format!(
+                    "{}: service {}: a real server its health check takes out stays at weight \
+                     0 (on_failure: quiesce), and persistence keeps sending it the clients it \
+                     already had until their templates expire; set \
+                     director.sysctl.expire_quiescent_template: true (lvsctl run sets it), or \
+                     use on_failure: remove",
+                    svc.location, svc.name
+                )
+            })
+            .collect()
+    }
+
     /// False when a `director.unmanaged` selector matches: lvsctl must not touch that service.
     pub fn is_managed(&self, key: &ServiceKey) -> bool {
         !self.director.unmanaged.iter().any(|s| s.matches(key))

@@ -701,6 +701,9 @@ impl Daemon {
                         real_servers = servers,
                         "manifest loaded"
                     );
+                    for w in m.warnings() {
+                        warn!("{w}");
+                    }
                     self.manifest = Some(m);
                     self.manifest_loaded_at = Some(SystemTime::now());
                 }

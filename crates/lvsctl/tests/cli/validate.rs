@@ -302,3 +302,42 @@ fn realserver_warns_about_vips_no_dr_service_uses() {
         .stderr_has("realserver.vips: 192.168.6.250 is the VIP of no service in this manifest");
     assert!(!out.stderr.contains("192.168.6.102 is"), "{}", out.stderr);
 }
+
+/// A persistent service whose failed real servers are quiesced keeps sending them their
+/// clients unless `expire_quiescent_template` is on (keepalived's and ldirectord's users hit
+/// this): valid, so exit 0, but `validate` says so with the service's place; with the sysctl
+/// set, or without persistence, it says nothing.
+#[test]
+fn persistence_with_quiesce_is_valid_but_warned_about() {
+    let sb = Sandbox::new("validate-quiesce");
+    let service = "services:\n\
+         \x20 - name: web\n\
+         \x20   vip: 10.0.0.1\n\
+         \x20   port: 80\n\
+         \x20   persistence: 300\n\
+         \x20   real_servers: [{address: 10.0.1.1}]\n\
+         \x20   health: {tcp: {port: 80}, on_failure: quiesce}\n";
+    let risky = sb.write("risky.yaml", service);
+    let out = sb
+        .run(&["validate", "-f", risky.to_str().unwrap()])
+        .success();
+    let out = out.stderr_has(&format!(
+        "{}:2:5: service web: a real server its health check takes out stays at weight 0",
+        risky.display()
+    ));
+    assert!(
+        out.stderr
+            .contains("set director.sysctl.expire_quiescent_template: true"),
+        "{}",
+        out.stderr
+    );
+    let fixed = sb.write(
+        "fixed.yaml",
+        &format!("director:\n  sysctl: {{expire_quiescent_template: true}}\n{service}"),
+    );
+    let no_persistence = sb.write("plain.yaml", &service.replace("    persistence: 300\n", ""));
+    for ok in [fixed, no_persistence] {
+        let out = sb.run(&["validate", "-f", ok.to_str().unwrap()]).success();
+        assert_eq!(out.stderr, "", "{}", ok.display());
+    }
+}
