@@ -116,14 +116,13 @@ fn without(manifest: &str, name: &str) -> String {
 const SCRIPT: &str = r#"
 . /opt/scenarios/ipv6.sh
 ipv6_topology_up || { echo "the ipv6 topology failed"; exit 1; }
-write() { cat >"$1"; }
-write /tmp/dual.yaml <<'EOF'
+cat >/tmp/dual.yaml <<'EOF'
 @DUAL@EOF
-write /tmp/edit.yaml <<'EOF'
+cat >/tmp/edit.yaml <<'EOF'
 @EDIT@EOF
-write /tmp/rm1.yaml <<'EOF'
+cat >/tmp/rm1.yaml <<'EOF'
 @RM1@EOF
-write /tmp/rm2.yaml <<'EOF'
+cat >/tmp/rm2.yaml <<'EOF'
 @RM2@EOF
 
 # The DR VIP on rs2 comes from lvsctl realserver (rs1 keeps the topology's).
