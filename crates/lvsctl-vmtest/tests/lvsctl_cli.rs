@@ -7,7 +7,7 @@
 mod lvsctl_support;
 
 use lvsctl_support::{
-    Experiment, Run, expected, has_lvsctl_chain, run_director, save_lines, sticky,
+    Experiment, Run, expected, has_lvsctl_chain, ip_addrs, run_director, save_lines, sticky,
 };
 use lvsctl_vmtest::skip_requested;
 
@@ -315,16 +315,7 @@ exit 0
 
 /// The `inet` addresses (`a.b.c.d/n`) in `ip -o addr show` output, sorted.
 fn inet_addrs(ip_o_addr: &str) -> Vec<String> {
-    let mut addrs: Vec<String> = ip_o_addr
-        .lines()
-        .filter_map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            let i = w.iter().position(|x| *x == "inet")?;
-            w.get(i + 1).map(|s| s.to_string())
-        })
-        .collect();
-    addrs.sort();
-    addrs
+    ip_addrs(ip_o_addr, "inet")
 }
 
 /// The lines of an apply's stderr from `error: ` on (the report of a failed step).

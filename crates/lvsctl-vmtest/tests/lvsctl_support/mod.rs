@@ -281,6 +281,21 @@ pub fn both_clients_on(all: &[Probe], phase: &str, count: usize, server: &str, w
     }
 }
 
+/// The addresses (`ADDR/PREFIX`) of `kind` (`inet` or `inet6`) in `ip -o addr show` output,
+/// sorted.
+pub fn ip_addrs(ip_o_addr: &str, kind: &str) -> Vec<String> {
+    let mut addrs: Vec<String> = ip_o_addr
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let i = w.iter().position(|x| *x == kind)?;
+            w.get(i + 1).map(|s| s.to_string())
+        })
+        .collect();
+    addrs.sort();
+    addrs
+}
+
 // --- ipvsadm -S -n ---------------------------------------------------------------------------
 
 /// `ipvsadm -S -n` cut into services: each `-A` line with the `-a` lines after it.
