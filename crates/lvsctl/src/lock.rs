@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -42,13 +43,26 @@ impl DirectorLock {
                 // Best effort: the open below reports the real problem if this fails.
                 let _ = std::fs::create_dir_all(dir);
             }
-            let file = OpenOptions::new()
+            // Never through a symlink: the note below truncates and writes the file, as root.
+            let file = match OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .read(true)
                 .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(path)
-                .with_context(|| format!("{}: cannot open the director lock", path.display()))?;
+            {
+                Ok(f) => f,
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => bail!(
+                    "{}: the director lock is a symbolic link; lvsctl does not lock or write                      through one (it could overwrite the file it points to): remove the link,                      or set LVSCTL_LOCK_FILE to a plain file in a folder only root can write",
+                    path.display()
+                ),
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("{}: cannot open the director lock", path.display())
+                    });
+                }
+            };
             match file.try_lock() {
                 Ok(()) if names_file(path, &file) => {
                     let mut lock = DirectorLock {
@@ -198,6 +212,27 @@ mod tests {
         writeln!(f, "pid 99999999: lvsctl apply").unwrap();
         assert_eq!(holder(&f), None);
         std::fs::remove_file(&path).unwrap();
+    }
+
+    /// The lock is taken as root, and its note truncates and writes the file: a symlink at the
+    /// lock's path (left by whoever can write its folder, e.g. a `LVSCTL_LOCK_FILE` under
+    /// another user's directory) must not make lvsctl overwrite the file it points to.
+    #[test]
+    fn a_symlink_at_the_lock_path_is_refused_and_its_target_left_alone() {
+        let dir = std::env::temp_dir().join(format!("lvsctl-lock-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("precious");
+        std::fs::write(&victim, "root:secret\n").unwrap();
+        let path = dir.join("lock");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let err = DirectorLock::try_acquire_at(&path)
+            .map(drop)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:secret\n");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
