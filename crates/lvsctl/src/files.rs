@@ -235,6 +235,21 @@ fn lookup_dirs(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
+/// Creates `path` afresh for a file lvsctl writes and then renames into place (a staged part,
+/// a status file's temporary copy): whatever is left at that name (a copy from a run that
+/// died, or a symlink someone put there) is removed first, and the file is created with
+/// `O_EXCL`, which never follows a symlink, so root never writes into a file it did not make.
+pub fn create_fresh(path: &Path) -> std::io::Result<std::fs::File> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+}
+
 /// Reads every manifest named by `paths` into sources, checking permissions first.
 pub fn read_sources(paths: &[PathBuf], allow_insecure: bool) -> Result<Vec<Source>> {
     for p in paths {
