@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,9 @@ impl DirectorLock {
                 .read(true)
                 .write(true)
                 .custom_flags(libc::O_NOFOLLOW)
+                // Whoever can open it can hold the lock (flock needs no write access) and stop
+                // every apply and daemon pass: only its owner may.
+                .mode(0o600)
                 .open(path)
             {
                 Ok(f) => f,
@@ -63,6 +66,14 @@ impl DirectorLock {
                     });
                 }
             };
+            // Also one an older lvsctl left readable. Best effort: a file of another user's
+            // is theirs to fix, and a reader that opened it already keeps its descriptor.
+            if file
+                .metadata()
+                .is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+            {
+                let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+            }
             match file.try_lock() {
                 Ok(()) if names_file(path, &file) => {
                     let mut lock = DirectorLock {
@@ -212,6 +223,26 @@ mod tests {
         writeln!(f, "pid 99999999: lvsctl apply").unwrap();
         assert_eq!(holder(&f), None);
         std::fs::remove_file(&path).unwrap();
+    }
+
+    /// Whoever can open the lock file can hold it (flock needs no write access), and while
+    /// they do no `apply` runs and every daemon pass fails: nobody but its owner may open it,
+    /// also when an older lvsctl left it readable.
+    #[test]
+    fn only_the_owner_can_open_the_lock_file() {
+        let dir = std::env::temp_dir().join(format!("lvsctl-lock-mode-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let fresh = dir.join("lock");
+        drop(DirectorLock::try_acquire_at(&fresh).unwrap().unwrap());
+        assert_eq!(mode(&fresh), 0o600);
+        let old = dir.join("old-lock");
+        std::fs::write(&old, "").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(DirectorLock::try_acquire_at(&old).unwrap().unwrap());
+        assert_eq!(mode(&old), 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// The lock is taken as root, and its note truncates and writes the file: a symlink at the
