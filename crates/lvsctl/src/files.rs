@@ -114,7 +114,7 @@ pub fn check_permissions(path: &Path, allow_insecure: bool) -> Result<()> {
     Ok(())
 }
 
-fn current_euid() -> u32 {
+pub fn current_euid() -> u32 {
     // /proc/self is owned by the process's effective uid.
     std::fs::metadata("/proc/self")
         .map(|m| m.uid())
