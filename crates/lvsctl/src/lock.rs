@@ -225,14 +225,20 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
     }
 
+    /// An empty folder of this test's own.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lvsctl-lock-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     /// Whoever can open the lock file can hold it (flock needs no write access), and while
     /// they do no `apply` runs and every daemon pass fails: nobody but its owner may open it,
     /// also when an older lvsctl left it readable.
     #[test]
     fn only_the_owner_can_open_the_lock_file() {
-        let dir = std::env::temp_dir().join(format!("lvsctl-lock-mode-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("mode");
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         let fresh = dir.join("lock");
         drop(DirectorLock::try_acquire_at(&fresh).unwrap().unwrap());
@@ -250,9 +256,7 @@ mod tests {
     /// another user's directory) must not make lvsctl overwrite the file it points to.
     #[test]
     fn a_symlink_at_the_lock_path_is_refused_and_its_target_left_alone() {
-        let dir = std::env::temp_dir().join(format!("lvsctl-lock-link-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("link");
         let victim = dir.join("precious");
         std::fs::write(&victim, "root:secret\n").unwrap();
         let path = dir.join("lock");
