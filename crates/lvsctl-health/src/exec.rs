@@ -143,10 +143,21 @@ async fn read_bounded<R: AsyncRead + Unpin>(pipe: Option<R>, kept: &mut Vec<u8>)
     }
 }
 
+/// The command's last words, for the reason: it reaches the status file, the log and operators'
+/// terminals, so control characters (escape sequences a relayed server answer may hold) are
+/// shown escaped, never passed on.
 fn last_line(output: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(output);
     let line = text.lines().rev().find(|l| !l.trim().is_empty())?.trim();
-    Some(line.chars().take(200).collect())
+    let mut said = String::new();
+    for c in line.chars().take(200) {
+        match c {
+            '\t' => said.push(' '),
+            c if c.is_control() => said.extend(c.escape_default()),
+            c => said.push(c),
+        }
+    }
+    Some(said)
 }
 
 /// Kills the process group of a check whose future is dropped before its command ended.
