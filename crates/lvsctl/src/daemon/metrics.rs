@@ -698,7 +698,9 @@ mod tests {
             worst
         });
         assert!(
-            worst < Duration::from_millis(100).min(rendered.0 / 2),
+            // Relative to a render, measured on this machine under the same load: the old
+            // endpoint held the thread for whole renders, back to back.
+            worst < rendered.0 / 2,
             "the daemon thread was held for {worst:?} (one render of {} bytes takes {:?})",
             rendered.1,
             rendered.0
