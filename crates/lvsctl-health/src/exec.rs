@@ -84,6 +84,8 @@ pub(crate) async fn check(
             let drained = read_all || tokio::time::timeout(PIPE_GRACE, &mut reads).await.is_ok();
             if !drained && let Some(pid) = pid {
                 kill_group(pid);
+                // On its own: a killed process stuck in the kernel must not delay the verdict.
+                tokio::spawn(reap_group(pid));
             }
         }
         waited
@@ -112,6 +114,9 @@ pub(crate) async fn check(
             }
             // Reap it; kill_on_drop covers the case where this wait never completes.
             let _ = child.kill().await;
+            if let Some(pid) = pid {
+                tokio::spawn(reap_group(pid));
+            }
             Err(CheckError::Timeout {
                 after: deadline,
                 during: format!("running {program:?}; killed"),
@@ -138,10 +143,21 @@ async fn read_bounded<R: AsyncRead + Unpin>(pipe: Option<R>, kept: &mut Vec<u8>)
     }
 }
 
+/// The command's last words, for the reason: it reaches the status file, the log and operators'
+/// terminals, so control characters (escape sequences a relayed server answer may hold) are
+/// shown escaped, never passed on.
 fn last_line(output: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(output);
     let line = text.lines().rev().find(|l| !l.trim().is_empty())?.trim();
-    Some(line.chars().take(200).collect())
+    let mut said = String::new();
+    for c in line.chars().take(200) {
+        match c {
+            '\t' => said.push(' '),
+            c if c.is_control() => said.extend(c.escape_default()),
+            c => said.push(c),
+        }
+    }
+    Some(said)
 }
 
 /// Kills the process group of a check whose future is dropped before its command ended.
@@ -151,7 +167,62 @@ impl Drop for KillGroupOnDrop {
     fn drop(&mut self) {
         if let Some(pid) = self.0 {
             kill_group(pid);
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(reap_group(pid));
+            }
         }
+    }
+}
+
+/// How long the processes of a killed group are waited for; one stuck in the kernel does not
+/// die at once and is then left.
+const REAP_FOR: Duration = Duration::from_secs(2);
+const REAP_POLL: Duration = Duration::from_millis(20);
+
+/// Reaps the processes of the group led by `pgid` that were killed and became this process's
+/// children. That happens when the daemon is PID 1 (a container's entrypoint) or a child
+/// subreaper: the kernel gives it the orphans of the commands it killed, and without this they
+/// stay zombies, one or more per killed check, until no process can start. Elsewhere init
+/// has them and this returns at its first question. `waitpid(-pgid)` only ever reaps members
+/// of that group, never another child (a check's command, iptables), and waits (yields) only
+/// while a member still runs, which keeps the group id from being reused meanwhile.
+async fn reap_group(pgid: u32) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
+    let until = tokio::time::Instant::now() + REAP_FOR;
+    loop {
+        match reap_one(pgid) {
+            Reaped::One => continue,
+            Reaped::NoneLeft => return,
+            Reaped::StillRunning if tokio::time::Instant::now() < until => {
+                tokio::time::sleep(REAP_POLL).await;
+            }
+            Reaped::StillRunning => return,
+        }
+    }
+}
+
+enum Reaped {
+    One,
+    /// Children of ours remain in the group, none has exited yet.
+    StillRunning,
+    /// No child of ours is in the group (or it cannot be asked).
+    NoneLeft,
+}
+
+#[allow(unsafe_code)]
+fn reap_one(pgid: libc::pid_t) -> Reaped {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid writes one int into `status`, a live local; a negative pid selects the
+    // children in that process group only.
+    let r = unsafe { libc::waitpid(-pgid, &raw mut status, libc::WNOHANG) };
+    match r {
+        0 => Reaped::StillRunning,
+        r if r > 0 => Reaped::One,
+        // Interrupted: ask again at once.
+        _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => Reaped::One,
+        _ => Reaped::NoneLeft,
     }
 }
 

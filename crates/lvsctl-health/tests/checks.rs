@@ -292,6 +292,22 @@ async fn exec_exit_status_and_environment() {
     assert!(err.to_string().contains("cannot run"), "{err}");
 }
 
+/// What a command says ends up in the status file, the log, and `lvsctl status` on an
+/// operator's terminal: a check that relays a server's words (`curl ... >&2`) must not pass
+/// terminal control sequences on (clear the screen, retitle the window, hide text).
+#[tokio::test]
+async fn exec_output_in_the_reason_carries_no_control_characters() {
+    let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
+    let script = "printf 'backend \\033]0;owned\\007\\033[2Jsays\\tno\\r\\n' >&2; exit 1";
+    let err = check(&exec(&["sh", "-c", script]), addr)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!err.chars().any(char::is_control), "{err:?}");
+    assert!(err.contains("backend"), "{err:?}");
+    assert!(err.contains("says"), "{err:?}");
+}
+
 #[tokio::test]
 async fn exec_never_goes_through_a_shell() {
     let dir = std::env::temp_dir().join(format!("lvsctl-health-exec-{}", std::process::id()));

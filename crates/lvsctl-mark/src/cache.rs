@@ -6,8 +6,8 @@
 //!
 //! A copy is used only when it was written by lvsctl for this boot, this network namespace
 //! (its cookie, never reused while the machine is up) and this generation, and only when
-//! nobody else could have written it (the file and its folder belong to the same user and
-//! are writable by nobody else). Any doubt, or any I/O error, means "no copy": `*-save` runs.
+//! nobody else could have written it (the file and its folder belong to the user lvsctl runs
+//! as and are writable by nobody else). Any doubt, or any I/O error, means "no copy": `*-save` runs.
 
 use std::fs;
 use std::io::Write;
@@ -57,6 +57,11 @@ fn boot_id() -> Option<&'static str> {
     .as_deref()
 }
 
+/// The effective uid: `/proc/self` belongs to it.
+fn euid() -> Option<u32> {
+    fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
 fn path(dir: &Path, family: Family) -> PathBuf {
     dir.join(match family {
         Family::Inet => "mark-cache-ipv4",
@@ -89,10 +94,14 @@ fn try_store(dir: &Path, family: Family, stamp: &Stamp, text: &str) -> std::io::
     let file = path(dir, family);
     let tmp = file.with_extension(format!("tmp{}", std::process::id()));
     let result = (|| {
+        // O_EXCL after clearing the name: never written through a link someone left there.
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let mut f = fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
         f.write_all(stamp.header(family).as_bytes())?;
@@ -105,11 +114,13 @@ fn try_store(dir: &Path, family: Family, stamp: &Stamp, text: &str) -> std::io::
     result
 }
 
-/// Nobody but the folder's owner can have written the file.
+/// Nobody but this process's user can have written the file.
 fn trusted(file: &fs::Metadata, dir: &fs::Metadata) -> bool {
     const OTHERS_WRITE: u32 = 0o022;
+    let me = euid();
     file.is_file()
-        && file.uid() == dir.uid()
+        && Some(file.uid()) == me
+        && Some(dir.uid()) == me
         && file.mode() & OTHERS_WRITE == 0
         && dir.mode() & OTHERS_WRITE == 0
 }
@@ -188,6 +199,46 @@ mod tests {
         );
         chmod(&dir, 0o700).unwrap();
         assert!(load(&dir, Family::Inet, &stamp(1)).is_some());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The copy is written as root under a name anyone can predict: a symlink planted there
+    /// must not be written through.
+    #[test]
+    fn a_symlink_at_the_temporary_name_is_not_written_through() {
+        let dir = scratch("link");
+        fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("precious");
+        fs::write(&victim, "root:secret\n").unwrap();
+        let file = path(&dir, Family::Inet);
+        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        store(&dir, Family::Inet, &stamp(3), "*mangle\nCOMMIT\n");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "root:secret\n");
+        assert!(fs::symlink_metadata(&file).unwrap().is_file());
+        assert_eq!(
+            load(&dir, Family::Inet, &stamp(3)).as_deref(),
+            Some("*mangle\nCOMMIT\n")
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A copy in a folder of another user's (e.g. `LVSCTL_LOCK_FILE` under their directory):
+    /// they could have written anything into it, so root must not take it for `*-save` output.
+    #[test]
+    fn a_copy_another_user_owns_is_ignored() {
+        use std::os::unix::fs::chown;
+        let dir = scratch("owner");
+        store(&dir, Family::Inet, &stamp(5), "*mangle\nCOMMIT\n");
+        let me = fs::metadata(&dir).unwrap().uid();
+        let other = if me == 65534 { 65533 } else { 65534 };
+        if chown(&dir, Some(other), None).is_err() {
+            eprintln!("skipped: cannot chown (not root)");
+            fs::remove_dir_all(&dir).unwrap();
+            return;
+        }
+        chown(path(&dir, Family::Inet), Some(other), None).unwrap();
+        assert_eq!(load(&dir, Family::Inet, &stamp(5)), None);
         fs::remove_dir_all(&dir).unwrap();
     }
 

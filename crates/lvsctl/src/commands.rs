@@ -609,7 +609,9 @@ fn write_manifest(text: &str, out: &OutDirArgs) -> Result<()> {
         }
     };
     for (part, (tmp, name)) in parts.iter().zip(&files) {
-        if let Err(e) = std::fs::write(tmp, part) {
+        let written = crate::files::create_fresh(tmp)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, part.as_bytes()));
+        if let Err(e) = written {
             undo(0);
             return Err(e).with_context(|| format!("{}: cannot write", tmp.display()));
         }

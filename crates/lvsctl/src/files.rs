@@ -114,7 +114,7 @@ pub fn check_permissions(path: &Path, allow_insecure: bool) -> Result<()> {
     Ok(())
 }
 
-fn current_euid() -> u32 {
+pub fn current_euid() -> u32 {
     // /proc/self is owned by the process's effective uid.
     std::fs::metadata("/proc/self")
         .map(|m| m.uid())
@@ -137,7 +137,31 @@ pub fn check_dir_permissions(dir: &Path, allow_insecure: bool) -> Result<()> {
             dir.display()
         );
     }
+    // The sticky bit does not stop new files either.
+    if group_may_write_as_root(&meta) {
+        bail!(
+            "{}: refusing a manifest directory while running as root: {}; its members could add a manifest to it; fix with `chmod g-w {}` or pass --allow-insecure-manifest",
+            dir.display(),
+            group_writes(dir, &meta),
+            dir.display()
+        );
+    }
     Ok(())
+}
+
+/// As for a manifest (see [`check_permissions`]): a group may write it and a user other than
+/// root owns it, while lvsctl runs as root.
+fn group_may_write_as_root(meta: &std::fs::Metadata) -> bool {
+    meta.mode() & 0o020 != 0 && meta.uid() != 0 && current_euid() == 0
+}
+
+fn group_writes(dir: &Path, meta: &std::fs::Metadata) -> String {
+    format!(
+        "its group may write {} (mode {:o}) and uid {} owns it",
+        dir.display(),
+        meta.mode() & 0o7777,
+        meta.uid()
+    )
 }
 
 /// Refuses a manifest that every user could swap for another through a directory on its way:
@@ -163,6 +187,14 @@ pub fn check_parent_permissions(path: &Path, allow_insecure: bool) -> Result<()>
                 path.display(),
                 dir.display(),
                 mode & 0o7777,
+                dir.display()
+            );
+        }
+        if mode & 0o1000 == 0 && group_may_write_as_root(&meta) {
+            bail!(
+                "{}: refusing a manifest while running as root: {}; its members could replace the manifest with their own; fix with `chmod g-w {}` (or `chmod +t`), or pass --allow-insecure-manifest",
+                path.display(),
+                group_writes(&dir, &meta),
                 dir.display()
             );
         }
@@ -233,6 +265,21 @@ fn lookup_dirs(path: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(dirs)
+}
+
+/// Creates `path` afresh for a file lvsctl writes and then renames into place (a staged part,
+/// a status file's temporary copy): whatever is left at that name (a copy from a run that
+/// died, or a symlink someone put there) is removed first, and the file is created with
+/// `O_EXCL`, which never follows a symlink, so root never writes into a file it did not make.
+pub fn create_fresh(path: &Path) -> std::io::Result<std::fs::File> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
 }
 
 /// Reads every manifest named by `paths` into sources, checking permissions first.
@@ -440,6 +487,68 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("too many levels of symbolic links"), "{err}");
+    }
+
+    /// As root, a manifest a group may write is refused when another user owns it; the same
+    /// group writing its directory could replace it with a file of a member's own (or, for
+    /// `-f DIR`, add one), so such a directory is refused the same way.
+    #[test]
+    fn as_root_a_directory_a_group_may_write_is_refused_like_such_a_manifest() {
+        use std::os::unix::fs::chown;
+        if current_euid() != 0 {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let root = tempdir();
+        let dir = root.join("lb");
+        std::fs::create_dir(&dir).unwrap();
+        let f = dir.join("m.yaml");
+        std::fs::write(&f, "services: []\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        chown(&f, Some(65534), Some(65534)).unwrap();
+        chown(&dir, Some(65534), Some(65534)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o775)).unwrap();
+        for p in [&dir, &f] {
+            let err = read_sources(std::slice::from_ref(p), false)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!(
+                    "its group may write {} (mode 775) and uid 65534 owns it",
+                    dir.display()
+                )),
+                "{}: {err}",
+                p.display()
+            );
+            assert_eq!(
+                read_sources(std::slice::from_ref(p), true).unwrap().len(),
+                1
+            );
+        }
+        // Sticky: nobody renames another's file, but a new file still joins `-f DIR`.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1775)).unwrap();
+        assert_eq!(
+            read_sources(std::slice::from_ref(&f), false).unwrap().len(),
+            1
+        );
+        assert!(read_sources(std::slice::from_ref(&dir), false).is_err());
+        // Root's own directory, or one its group cannot write: as for manifests, accepted.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            read_sources(std::slice::from_ref(&dir), false)
+                .unwrap()
+                .len(),
+            1
+        );
+        chown(&dir, Some(0), Some(65534)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o775)).unwrap();
+        assert_eq!(
+            read_sources(std::slice::from_ref(&dir), false)
+                .unwrap()
+                .len(),
+            1
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

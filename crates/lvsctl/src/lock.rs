@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -42,13 +43,37 @@ impl DirectorLock {
                 // Best effort: the open below reports the real problem if this fails.
                 let _ = std::fs::create_dir_all(dir);
             }
-            let file = OpenOptions::new()
+            // Never through a symlink: the note below truncates and writes the file, as root.
+            let file = match OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .read(true)
                 .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                // Whoever can open it can hold the lock (flock needs no write access) and stop
+                // every apply and daemon pass: only its owner may.
+                .mode(0o600)
                 .open(path)
-                .with_context(|| format!("{}: cannot open the director lock", path.display()))?;
+            {
+                Ok(f) => f,
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => bail!(
+                    "{}: the director lock is a symbolic link; lvsctl does not lock or write                      through one (it could overwrite the file it points to): remove the link,                      or set LVSCTL_LOCK_FILE to a plain file in a folder only root can write",
+                    path.display()
+                ),
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("{}: cannot open the director lock", path.display())
+                    });
+                }
+            };
+            // Also one an older lvsctl left readable. Best effort: a file of another user's
+            // is theirs to fix, and a reader that opened it already keeps its descriptor.
+            if file
+                .metadata()
+                .is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+            {
+                let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+            }
             match file.try_lock() {
                 Ok(()) if names_file(path, &file) => {
                     let mut lock = DirectorLock {
@@ -198,6 +223,51 @@ mod tests {
         writeln!(f, "pid 99999999: lvsctl apply").unwrap();
         assert_eq!(holder(&f), None);
         std::fs::remove_file(&path).unwrap();
+    }
+
+    /// An empty folder of this test's own.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lvsctl-lock-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Whoever can open the lock file can hold it (flock needs no write access), and while
+    /// they do no `apply` runs and every daemon pass fails: nobody but its owner may open it,
+    /// also when an older lvsctl left it readable.
+    #[test]
+    fn only_the_owner_can_open_the_lock_file() {
+        let dir = scratch("mode");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let fresh = dir.join("lock");
+        drop(DirectorLock::try_acquire_at(&fresh).unwrap().unwrap());
+        assert_eq!(mode(&fresh), 0o600);
+        let old = dir.join("old-lock");
+        std::fs::write(&old, "").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(DirectorLock::try_acquire_at(&old).unwrap().unwrap());
+        assert_eq!(mode(&old), 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The lock is taken as root, and its note truncates and writes the file: a symlink at the
+    /// lock's path (left by whoever can write its folder, e.g. a `LVSCTL_LOCK_FILE` under
+    /// another user's directory) must not make lvsctl overwrite the file it points to.
+    #[test]
+    fn a_symlink_at_the_lock_path_is_refused_and_its_target_left_alone() {
+        let dir = scratch("link");
+        let victim = dir.join("precious");
+        std::fs::write(&victim, "root:secret\n").unwrap();
+        let path = dir.join("lock");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let err = DirectorLock::try_acquire_at(&path)
+            .map(drop)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:secret\n");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -88,12 +88,55 @@ fn why_not_running(v: &Value, pid: u64) -> Option<&'static str> {
     not_a_running_daemon(pid)
 }
 
+/// Refuses a status file that another user could have written: its verdicts take real servers
+/// out of an `apply`. The daemon writes it whole and renames it into place, so only a file
+/// every user may write (or a group other than its owner's, when root reads it), or one in a
+/// folder every user may write without the sticky bit (anyone could rename theirs over it),
+/// could hold someone else's words.
+fn check_writers(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mode = meta.mode() & 0o7777;
+    let euid = crate::files::current_euid();
+    let fix = "so anyone could claim real servers down";
+    if mode & 0o002 != 0 || (mode & 0o020 != 0 && euid == 0 && meta.uid() != 0) {
+        let who = if mode & 0o002 != 0 {
+            "every user"
+        } else {
+            "its group"
+        };
+        return Err(format!(
+            "{}: {who} can write it (mode {mode:o}), {fix}; the daemon writes it 0644 (`chmod go-w`)",
+            path.display()
+        ));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir_mode = std::fs::metadata(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .mode()
+        & 0o7777;
+    if dir_mode & 0o002 != 0 && dir_mode & 0o1000 == 0 {
+        return Err(format!(
+            "{}: every user can write its folder {} (mode {dir_mode:o}) and rename their own \
+             file over it, {fix}; give the daemon a folder of its own (`run --status-file`)",
+            path.display(),
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Reads the daemon's verdicts from its status file; a daemon is running when the process the
 /// file names is `lvsctl run` and the file does not say it stopped.
 pub fn daemon_verdicts(path: &Path) -> Result<DaemonVerdicts, String> {
     let Some(v) = read_daemon_status(path)? else {
         return Ok(DaemonVerdicts::Absent);
     };
+    check_writers(path)?;
     let pid = v
         .get("pid")
         .and_then(Value::as_u64)

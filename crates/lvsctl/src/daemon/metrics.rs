@@ -20,7 +20,7 @@ use tracing::debug;
 /// Upper bounds (seconds) of the reconcile duration histogram.
 const BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0];
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Data {
     passes: BTreeMap<&'static str, u64>,
     duration_buckets: Vec<u64>,
@@ -34,7 +34,10 @@ struct Data {
     manifest_reloads: BTreeMap<&'static str, u64>,
     last_pass: f64,
     last_success: f64,
-    observed: Option<Observed>,
+    /// Shared, so a render copies the rest of `Data` and lets go of the lock at once.
+    observed: Option<Arc<Observed>>,
+    /// Moves with every record, so a kept render is known to be out of date.
+    generation: u64,
 }
 
 /// The daemon's metrics, shared between the loop (which records) and the server (which reads).
@@ -42,7 +45,20 @@ struct Data {
 pub struct Metrics {
     data: Mutex<Data>,
     health: Mutex<Option<HealthReader>>,
+    /// The last render, shared by every client that asks within [`RENDER_REUSE`]; its lock
+    /// also lets only one render run at a time.
+    rendered: tokio::sync::Mutex<Option<Rendered>>,
 }
+
+struct Rendered {
+    at: std::time::Instant,
+    generation: u64,
+    body: Arc<String>,
+}
+
+/// How long one render serves every client that asks, while nothing was recorded since
+/// (health counters may lag by as much; Prometheus scrapes every 15 s or so).
+const RENDER_REUSE: Duration = Duration::from_secs(1);
 
 /// What one reconcile pass did, for [`Metrics::record_pass`].
 pub struct PassMetrics<'a> {
@@ -90,8 +106,9 @@ impl Metrics {
             d.last_success = p.at_unix;
         }
         if let Some(o) = p.observed {
-            d.observed = Some(o.clone());
+            d.observed = Some(Arc::new(o.clone()));
         }
+        d.generation += 1;
     }
 
     pub fn record_manifest(&self, ok: bool) {
@@ -100,6 +117,34 @@ impl Metrics {
         *d.manifest_reloads
             .entry(if ok { "ok" } else { "error" })
             .or_default() += 1;
+        d.generation += 1;
+    }
+
+    /// The exposition for a client: rendered on the blocking pool, never on the daemon's one
+    /// thread (a big director's takes most of a second), at most one render at a time, and
+    /// one render shared by the clients that ask within [`RENDER_REUSE`] while nothing changed.
+    /// `None` if the render failed.
+    async fn exposition(self: &Arc<Self>) -> Option<Arc<String>> {
+        let mut kept = self.rendered.lock().await;
+        let generation = self.data().generation;
+        if let Some(r) = kept.as_ref()
+            && r.generation == generation
+            && r.at.elapsed() < RENDER_REUSE
+        {
+            return Some(Arc::clone(&r.body));
+        }
+        let me = Arc::clone(self);
+        let body = Arc::new(
+            tokio::task::spawn_blocking(move || me.render())
+                .await
+                .ok()?,
+        );
+        *kept = Some(Rendered {
+            at: std::time::Instant::now(),
+            generation,
+            body: Arc::clone(&body),
+        });
+        Some(body)
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -111,7 +156,8 @@ impl Metrics {
             .as_ref()
             .map(HealthReader::snapshot)
             .unwrap_or_default();
-        let d = self.data();
+        // A copy: the loop records its passes under this lock and must never wait for a render.
+        let d = self.data().clone();
         let mut out = String::with_capacity(4096);
         let o = &mut out;
 
@@ -421,12 +467,12 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
         let metrics = Arc::clone(&metrics);
         tokio::spawn(async move {
             let _permit = permit;
-            let _ = tokio::time::timeout(READ_TIMEOUT * 2, handle(stream, &metrics)).await;
+            let _ = tokio::time::timeout(READ_TIMEOUT * 2, handle(stream, metrics)).await;
         });
     }
 }
 
-async fn handle(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+async fn handle(mut stream: TcpStream, metrics: Arc<Metrics>) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 1024];
     let head_complete = loop {
@@ -442,8 +488,9 @@ async fn handle(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
             Ok(Err(e)) => return Err(e),
         }
     };
+    let text = |s: &str| Arc::new(s.to_owned());
     let (status, body) = if !head_complete {
-        ("400 Bad Request", "bad request\n".to_owned())
+        ("400 Bad Request", text("bad request\n"))
     } else {
         let line = String::from_utf8_lossy(&buf);
         let mut parts = line.lines().next().unwrap_or_default().split(' ');
@@ -451,11 +498,17 @@ async fn handle(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
         let target = parts.next().unwrap_or_default();
         let path = target.split('?').next().unwrap_or_default();
         match (method, path) {
-            ("GET" | "HEAD", "/metrics") => ("200 OK", metrics.render()),
-            (_, "/metrics") => ("405 Method Not Allowed", "only GET\n".to_owned()),
+            ("GET" | "HEAD", "/metrics") => match metrics.exposition().await {
+                Some(body) => ("200 OK", body),
+                None => (
+                    "500 Internal Server Error",
+                    text("cannot render the metrics; see the daemon's log\n"),
+                ),
+            },
+            (_, "/metrics") => ("405 Method Not Allowed", text("only GET\n")),
             _ => (
                 "404 Not Found",
-                "not found; metrics are at /metrics\n".to_owned(),
+                text("not found; metrics are at /metrics\n"),
             ),
         }
     };
@@ -465,16 +518,15 @@ async fn handle(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
     } else {
         "text/plain; charset=utf-8"
     };
-    let mut response = format!(
+    let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n",
         body.len()
-    )
-    .into_bytes();
+    );
+    stream.write_all(head.as_bytes()).await?;
     if !head_only {
-        response.extend_from_slice(body.as_bytes());
+        stream.write_all(body.as_bytes()).await?;
     }
-    stream.write_all(&response).await?;
     stream.shutdown().await
 }
 
@@ -559,6 +611,113 @@ mod tests {
         let huge = format!("{start}{}", "a".repeat(MAX_REQUEST - start.len()));
         let r = get(addr, &huge).await;
         assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    }
+
+    /// A director with `services` services of `dests` real servers each, all with counters.
+    fn big_director(services: u32, dests: u32) -> Observed {
+        let mut obs = Observed::default();
+        for s in 0..services {
+            let key: lvsctl_model::ServiceKey = format!("tcp/10.{}.{}.1:80", s / 250, s % 250)
+                .parse()
+                .unwrap();
+            let mut svc = lvsctl_model::Service::default();
+            let mut sc = ServiceCounters::default();
+            for d in 0..dests {
+                let dk: lvsctl_model::DestKey = format!("192.168.{}.{}:80", d / 250, d % 250 + 1)
+                    .parse()
+                    .unwrap();
+                svc.dests.insert(dk, lvsctl_model::DestSpec::default());
+                sc.dests.insert(dk, Counters::default());
+            }
+            obs.state.services.insert(key, svc);
+            obs.counters.insert(key, sc);
+        }
+        obs
+    }
+
+    /// The endpoint shares the daemon's only runtime thread with the loop and every health
+    /// check: clients asking for the metrics of a big director again and again must not keep
+    /// that thread busy rendering, nor hold the lock the loop records its passes under.
+    #[test]
+    fn metrics_clients_never_stall_the_daemon_thread() {
+        let metrics = Arc::new(Metrics::default());
+        let obs = big_director(1000, 20);
+        let rendered = {
+            let m = Metrics::default();
+            m.record_pass(pass(&obs));
+            let start = std::time::Instant::now();
+            let body = m.render();
+            (start.elapsed(), body.len())
+        };
+        metrics.record_pass(pass(&obs));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let worst = rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(serve(listener, Arc::clone(&metrics)));
+            // Clients on threads of their own, fetching as fast as they can.
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let clients: Vec<_> = (0..4)
+                .map(|_| {
+                    let stop = Arc::clone(&stop);
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        let mut fetched = 0;
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            let mut s = std::net::TcpStream::connect(addr).unwrap();
+                            s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+                            let mut out = Vec::new();
+                            s.read_to_end(&mut out).unwrap();
+                            assert!(out.starts_with(b"HTTP/1.1 200 OK"));
+                            fetched += 1;
+                        }
+                        fetched
+                    })
+                })
+                .collect();
+            // The daemon's loop, as a task that wants the thread every 5 ms and records a
+            // pass each time.
+            let mut worst = Duration::ZERO;
+            let until = tokio::time::Instant::now() + rendered.0 * 4 + Duration::from_secs(1);
+            while tokio::time::Instant::now() < until {
+                let asked = std::time::Instant::now();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                metrics.record_manifest(true);
+                worst = worst.max(asked.elapsed().saturating_sub(Duration::from_millis(5)));
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let fetched: usize = tokio::task::spawn_blocking(move || {
+                clients.into_iter().map(|c| c.join().unwrap()).sum()
+            })
+            .await
+            .unwrap();
+            assert!(fetched > 0, "no client got the metrics");
+            worst
+        });
+        assert!(
+            // Relative to a render, measured on this machine under the same load: the old
+            // endpoint held the thread for whole renders, back to back.
+            worst < rendered.0 / 2,
+            "the daemon thread was held for {worst:?} (one render of {} bytes takes {:?})",
+            rendered.1,
+            rendered.0
+        );
+    }
+
+    fn pass(obs: &Observed) -> PassMetrics<'_> {
+        PassMetrics {
+            result: "ok",
+            duration: Duration::from_millis(3),
+            applied: 0,
+            failed: 0,
+            errors: 0,
+            drift: 0,
+            at_unix: 10.0,
+            observed: Some(obs),
+        }
     }
 
     /// A director out of file descriptors: every check fails locally.

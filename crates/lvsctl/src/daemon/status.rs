@@ -119,7 +119,7 @@ pub fn write(path: &Path, status: &StatusFile) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let text = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = crate::files::create_fresh(&tmp)?;
         f.write_all(&text)?;
         f.write_all(b"\n")?;
         f.sync_data()?;
@@ -136,11 +136,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    #[test]
-    fn written_atomically_and_reads_back() {
-        let dir = super::super::tests::tempdir("status");
-        let path = dir.join("run/lvsctl/status.json");
-        let mut s = StatusFile {
+    /// A status with one service of two real servers and no health yet.
+    fn sample() -> StatusFile {
+        StatusFile {
             format_version: FORMAT_VERSION.into(),
             pid: 1,
             version: "0.1.0".into(),
@@ -158,7 +156,33 @@ mod tests {
             health: BTreeMap::new(),
             draining: Vec::new(),
             stopped: false,
-        };
+        }
+    }
+
+    /// The daemon writes its status as root through a temporary name anyone can predict: a
+    /// symlink planted there (by whoever can write the folder) must not be written through.
+    #[test]
+    fn a_symlink_at_the_temporary_name_is_not_written_through() {
+        let dir = super::super::tests::tempdir("status-link");
+        let path = dir.join("status.json");
+        let victim = dir.join("precious");
+        std::fs::write(&victim, "root:secret\n").unwrap();
+        let tmp = dir.join(format!(".status.json.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        let s = sample();
+        write(&path, &s).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:secret\n");
+        assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+        let back: StatusFile =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn written_atomically_and_reads_back() {
+        let dir = super::super::tests::tempdir("status");
+        let path = dir.join("run/lvsctl/status.json");
+        let mut s = sample();
         s.health.entry("fwmark/10".into()).or_default().insert(
             "192.168.60.101:0".into(),
             HealthEntry {

@@ -554,6 +554,63 @@ fn apply_beside_a_running_daemon_keeps_out_what_it_found_down() {
     .code(2);
 }
 
+/// The daemon's verdicts take real servers out, so a status file anyone could have written
+/// (every user may write it, or rename another over it) is not taken for them: `apply`
+/// refuses, changing nothing, and `plan` goes on without it, as for a file it cannot read.
+#[test]
+fn a_status_file_every_user_could_write_is_not_taken_for_the_daemons_verdicts() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new("apply-daemon-health-forged");
+    let m = sb.write("lvsctl.yaml", CHECKED);
+    let m = m.to_str().unwrap();
+    sb.apply(m, &["--ignore-daemon-health"]);
+    assert_eq!(weights(&sb), all_in());
+    let daemon = FakeDaemon::start();
+    let status = sb.write("status.json", &status_file(daemon.pid(), TWO_DOWN));
+    let mode = |p: &std::path::Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+
+    mode(&status, 0o666);
+    let out = sb.run(&["apply", "-f", m]).code(1);
+    assert!(
+        out.stderr.contains("every user can write it (mode 666)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(weights(&sb), all_in(), "nothing changed");
+    let plan = sb.run(&["plan", "-f", m, "--detailed-exitcode"]).success();
+    assert!(
+        plan.stderr
+            .contains("planning without the daemon's health verdicts"),
+        "{}",
+        plan.stderr
+    );
+
+    // A plain file, but in a folder every user can write: anyone could rename theirs over it.
+    mode(&status, 0o644);
+    let open = sb.path("open");
+    std::fs::create_dir(&open).unwrap();
+    let moved = open.join("status.json");
+    std::fs::rename(&status, &moved).unwrap();
+    mode(&open, 0o777);
+    let out = sb
+        .run(&["apply", "-f", m, "--daemon-status", moved.to_str().unwrap()])
+        .code(1);
+    assert!(
+        out.stderr.contains("every user can write its folder"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(weights(&sb), all_in(), "nothing changed");
+
+    // With the sticky bit (as on /tmp) nobody can replace it: the verdicts count.
+    mode(&open, 0o1777);
+    sb.run(&["apply", "-f", m, "--daemon-status", moved.to_str().unwrap()])
+        .success();
+    assert_ne!(weights(&sb), all_in());
+}
+
 /// Every real server of a service down, confirmed by checks: the sorry server is in, as the
 /// daemon has it. Not confirmed yet (the daemon just started), it stays as the kernel has it.
 #[test]

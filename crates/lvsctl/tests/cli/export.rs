@@ -231,3 +231,28 @@ fn export_out_dir_splits_into_files_that_read_back_as_one_manifest() {
         .code(1)
         .stderr_has("--out-dir");
 }
+
+/// `--out-dir` is written as root into a directory that may belong to someone else (the
+/// check only refuses one every user can write): a symlink waiting at a staging name must not
+/// be written through, or root would overwrite whatever file it points to.
+#[test]
+fn export_out_dir_never_writes_through_a_planted_symlink() {
+    let a = Sandbox::new("export-out-dir-link");
+    a.apply(PRODUCTION, &[]);
+    let dir = a.path("director");
+    std::fs::create_dir(&dir).unwrap();
+    let victim = a.write("precious", "root:secret\n");
+    std::os::unix::fs::symlink(&victim, dir.join(".lvsctl-0001.yaml.tmp")).unwrap();
+    let out = a.run(&["export", "--out-dir", dir.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:secret\n");
+    assert!(
+        std::fs::symlink_metadata(dir.join("lvsctl-0001.yaml"))
+            .map(|m| m.is_file())
+            .unwrap_or(true),
+        "the part in place is the symlink, not a file lvsctl wrote"
+    );
+    // The stale staging name is lvsctl's own: replaced, and the export goes through.
+    out.success();
+    a.run(&["plan", "-f", dir.to_str().unwrap(), "--detailed-exitcode"])
+        .success();
+}
