@@ -31,6 +31,8 @@ pub(crate) async fn check(
         .env("LVSCTL_RS_ADDR", target.server.addr.to_string())
         .env("LVSCTL_RS_PORT", target.server.port.to_string())
         .env("LVSCTL_SERVICE", target.service.to_string())
+        // systemd's socket is the daemon's to notify on, not a check's.
+        .env_remove("NOTIFY_SOCKET")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -153,6 +153,23 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `lvsctl run` on `dir/lvsctl.yaml` with the fake kernel `dir/kernel.json`, its lock in `dir`
+/// and its status file at `status`; `more` adds options and environment.
+fn start_daemon(dir: &Path, status: &Path, more: impl FnOnce(&mut Command)) -> Guard {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lvsctl"));
+    cmd.args(["run", "-f"])
+        .arg(dir.join("lvsctl.yaml"))
+        .arg("--status-file")
+        .arg(status)
+        .env("LVSCTL_FAKE_KERNEL", dir.join("kernel.json"))
+        .env("LVSCTL_LOCK_FILE", dir.join("lock"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    more(&mut cmd);
+    Guard(cmd.spawn().unwrap())
+}
+
 #[test]
 fn run_follows_health_and_manifest_and_stops_cleanly_on_sigterm() {
     let dir = tempdir("e2e");
@@ -163,21 +180,10 @@ fn run_follows_health_and_manifest_and_stops_cleanly_on_sigterm() {
     write_manifest(&dir, &manifest(p1, p2, 5));
     let metrics_port = free_port();
 
-    let child = Command::new(env!("CARGO_BIN_EXE_lvsctl"))
-        .args(["run", "-f"])
-        .arg(dir.join("lvsctl.yaml"))
-        .arg("--status-file")
-        .arg(&status)
-        .args(["--metrics", &format!("127.0.0.1:{metrics_port}")])
-        .args(["--resync-interval", "5s"])
-        .env("LVSCTL_FAKE_KERNEL", &kernel)
-        .env("LVSCTL_LOCK_FILE", dir.join("lock"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut guard = Guard(child);
+    let mut guard = start_daemon(&dir, &status, |cmd| {
+        cmd.args(["--metrics", &format!("127.0.0.1:{metrics_port}")])
+            .args(["--resync-interval", "5s"]);
+    });
 
     // Both real servers pass their first check and are added.
     wait_for("both real servers in the kernel", || {
@@ -267,4 +273,52 @@ fn run_follows_health_and_manifest_and_stops_cleanly_on_sigterm() {
     // The last status file says the daemon stopped, so plan and apply no longer use it.
     let st: Value = serde_json::from_str(&std::fs::read_to_string(&status).unwrap()).unwrap();
     assert_eq!(st["stopped"], true, "{st:#}");
+}
+
+/// Under systemd (`Type=notify`, `NOTIFY_SOCKET` set) the daemon says `READY=1` once it
+/// handles its signals and `STOPPING=1` on SIGTERM; its exec health checks do not get the
+/// socket (the check below fails if they do, and its real server never gets in).
+#[test]
+fn run_notifies_systemd_and_keeps_the_socket_from_its_checks() {
+    use std::os::unix::net::UnixDatagram;
+
+    let dir = tempdir("notify");
+    let kernel = dir.join("kernel.json");
+    let socket_path = dir.join("notify");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let port = free_port();
+    write_manifest(
+        &dir,
+        &format!(
+            "services:
+  - name: web
+    vip: 10.0.0.1
+    port: 80
+    real_servers:
+      - {{address: 127.0.0.1, port: {port}, forward: nat}}
+    health:
+      exec: {{command: [/bin/sh, -c, 'test -z \"$NOTIFY_SOCKET\"']}}
+      interval: 200ms
+      rise: 1
+      fall: 1
+"
+        ),
+    );
+    let mut guard = start_daemon(&dir, &dir.join("status.json"), |cmd| {
+        cmd.env("NOTIFY_SOCKET", &socket_path);
+    });
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).expect("READY=1 within 20 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    wait_for("the exec-checked real server in the kernel", || {
+        kernel_servers(&kernel) == sorted(vec![(port, 1)])
+    });
+    signal(&guard.0, "-TERM");
+    let n = socket.recv(&mut buf).expect("STOPPING=1 after SIGTERM");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert!(wait_exit(&mut guard.0).success());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

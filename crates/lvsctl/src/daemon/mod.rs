@@ -6,6 +6,7 @@
 
 pub mod desired;
 mod metrics;
+mod notify;
 mod reconcile;
 mod status;
 mod sysctl;
@@ -136,11 +137,15 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         drain = args.drain,
         "lvsctl daemon starting"
     );
+    // Signals are handled from here on (a SIGHUP, `systemctl reload`, now reloads instead of
+    // killing): a `Type=notify` unit counts as started only now.
+    notify::send("READY=1");
     let shutdown = async move {
         tokio::select! {
             _ = term.recv() => info!("SIGTERM: finishing the pass in flight, then exiting"),
             _ = int.recv() => info!("SIGINT: finishing the pass in flight, then exiting"),
         }
+        notify::send("STOPPING=1");
     };
     daemon.run_until(inputs, shutdown).await
 }
