@@ -673,19 +673,41 @@ fn state_as_manifest(state: &State, format: ExportFormat) -> Result<String> {
     })
 }
 
+/// Reads `input` as UTF-8 text, refusing more than `max` bytes.
+fn read_capped(input: impl std::io::Read, max: u64) -> std::io::Result<String> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut input.take(max + 1), &mut text)?;
+    if text.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "more than {} MiB: an `ipvsadm -S -n` listing of 100,000 services with 10 real \
+                 servers each is about 60 MB; is this the right file?",
+                max >> 20
+            ),
+        ));
+    }
+    Ok(text)
+}
+
+/// The most `import` reads: `ipvsadm -S -n` of 100,000 services with 10 real servers each is
+/// about 60 MB. A wrong path (`/dev/zero`, a log, a FIFO that never ends) must fail, not take
+/// the machine's memory.
+const IMPORT_MAX_BYTES: u64 = 256 << 20;
+
 pub fn import(from: ImportFrom, file: &Path, out: &OutDirArgs) -> Result<u8> {
-    let text = if file == Path::new("-") {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-            .context("cannot read standard input")?;
-        s
-    } else {
-        std::fs::read_to_string(file).with_context(|| format!("{}: cannot read", file.display()))?
-    };
     let name = if file == Path::new("-") {
         "<stdin>".to_owned()
     } else {
         file.display().to_string()
+    };
+    let text = if file == Path::new("-") {
+        read_capped(std::io::stdin().lock(), IMPORT_MAX_BYTES)
+            .context("cannot read standard input")?
+    } else {
+        std::fs::File::open(file)
+            .and_then(|f| read_capped(f, IMPORT_MAX_BYTES))
+            .with_context(|| format!("{name}: cannot read"))?
     };
     match from {
         ImportFrom::Ipvsadm => match crate::import::parse_ipvsadm_save(&text) {

@@ -301,3 +301,16 @@ fn a_manifest_validate_would_refuse_is_not_written_and_its_errors_name_the_input
     // back as well.
     assert_eq!(refused(&sb, &d, &["--services-per-file", "1"]), expected);
 }
+
+/// A wrong path that never ends (`/dev/zero`: NUL bytes are valid UTF-8) is refused after
+/// 256 MiB instead of growing until the machine runs out of memory.
+#[test]
+fn an_endless_input_is_refused_at_its_size_cap() {
+    let sb = Sandbox::new("import-endless");
+    let out = sb
+        .run(&["import", "--from", "ipvsadm", "/dev/zero"])
+        .code(1);
+    assert_eq!(out.stdout, "");
+    out.stderr_has("/dev/zero: cannot read")
+        .stderr_has("more than 256 MiB");
+}
