@@ -24,6 +24,10 @@ const PARTIAL_READBACK_MIN: usize = 64;
 pub struct Config {
     /// The manifest's `director.vip_interface`; `None` = VIPs are not managed.
     pub vip_interface: Option<String>,
+    /// The manifest's `realserver.interface` when it has a `realserver:` section: the VIPs
+    /// `lvsctl realserver` stamped there are never taken for a former VIP interface's
+    /// (loopback interfaces never are either).
+    pub realserver_interface: Option<String>,
     /// Bounded wait for the xtables lock (default 5 s).
     pub xtables_wait: Option<Duration>,
     /// Without `vip_interface`, look for the interface holding lvsctl's addresses (export and
@@ -142,15 +146,30 @@ impl KernelBackend {
         let Some(interface) = self.config.vip_interface.clone() else {
             return Ok(None);
         };
+        if self.config.discover_vip_interface {
+            // No manifest: nothing says which interface is the real-server side's, and
+            // nothing is planned, so addresses elsewhere are not looked for.
+            let state = self
+                .vips()?
+                .observe(&interface)
+                .map_err(|e| BackendError::Other(format!("read VIPs on {interface}: {e}")))?;
+            // A missing interface holds nothing yet; the first AddVip creates it.
+            return Ok(Some(state.unwrap_or_else(|| VipState {
+                interface,
+                ..Default::default()
+            })));
+        }
+        // Also lvsctl's addresses on other interfaces (a former vip_interface), so the plan
+        // removes them; a missing interface holds nothing yet (the first AddVip creates it).
+        let spare = self.config.realserver_interface.clone();
         let state = self
             .vips()?
-            .observe(&interface)
+            .observe_all(
+                &interface,
+                &spare.as_deref().into_iter().collect::<Vec<_>>(),
+            )
             .map_err(|e| BackendError::Other(format!("read VIPs on {interface}: {e}")))?;
-        // A missing interface holds nothing yet; the first AddVip creates it.
-        Ok(Some(state.unwrap_or_else(|| VipState {
-            interface,
-            ..Default::default()
-        })))
+        Ok(Some(state))
     }
 
     /// The current kernel copy of each touched service that exists: GET_SERVICE, then its real
@@ -293,6 +312,15 @@ impl Backend for KernelBackend {
     fn observe_vips(&mut self, interface: Option<&str>) -> Result<Option<VipState>, BackendError> {
         self.config.vip_interface = interface.map(str::to_owned);
         self.read_vips()
+    }
+
+    fn observe_vips_sparing(
+        &mut self,
+        interface: Option<&str>,
+        realserver_interface: Option<&str>,
+    ) -> Result<Option<VipState>, BackendError> {
+        self.config.realserver_interface = realserver_interface.map(str::to_owned);
+        self.observe_vips(interface)
     }
 
     fn execute(&mut self, op: &Op) -> Result<(), BackendError> {

@@ -688,6 +688,12 @@ pub struct VipState {
     /// Only filled in observed states.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub foreign: BTreeSet<IpAddr>,
+    /// Addresses lvsctl added on other interfaces (a former `vip_interface`), by interface:
+    /// the planner removes them. Loopback interfaces and the real-server side's interface are
+    /// never listed (`lvsctl realserver` stamps its VIPs there too). Only filled in observed
+    /// states.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub elsewhere: BTreeMap<String, BTreeSet<IpAddr>>,
 }
 
 /// A whole director: the unit the planner compares.

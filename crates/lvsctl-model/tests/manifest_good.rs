@@ -463,6 +463,7 @@ fn several_files_merge_into_one_state() {
             interface: "lvs0".to_owned(),
             owned: BTreeSet::from([ip("192.168.6.101"), ip("192.168.6.25")]),
             foreign: BTreeSet::new(),
+            elsewhere: Default::default(),
         })
     );
     assert_eq!(

@@ -334,6 +334,7 @@ fn build(raws: Vec<RawService>, vip_interface: bool) -> State {
             interface: "lvs0".to_owned(),
             owned,
             foreign: BTreeSet::new(),
+            elsewhere: Default::default(),
         }
     });
     State {

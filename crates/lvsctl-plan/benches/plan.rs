@@ -88,6 +88,7 @@ fn big_state() -> State {
             interface: "lvs0".to_owned(),
             owned: (0..SERVICES).map(vip).collect(),
             foreign: Default::default(),
+            elsewhere: Default::default(),
         }),
     }
 }

@@ -66,6 +66,19 @@ pub trait Backend {
         Ok(self.observe()?.state.vips)
     }
 
+    /// [`Backend::observe_vips`], also naming the interface of this node's DR real-server side
+    /// (the manifest's `realserver.interface`, when it has a `realserver:` section): the
+    /// addresses lvsctl stamped there are that side's, never reported as the director's in
+    /// [`VipState::elsewhere`]. The default ignores it.
+    fn observe_vips_sparing(
+        &mut self,
+        interface: Option<&str>,
+        realserver_interface: Option<&str>,
+    ) -> Result<Option<VipState>, BackendError> {
+        let _ = realserver_interface;
+        self.observe_vips(interface)
+    }
+
     /// Runs one operation.
     fn execute(&mut self, op: &Op) -> Result<(), BackendError>;
 

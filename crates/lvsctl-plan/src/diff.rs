@@ -212,6 +212,20 @@ impl<'a> Planner<'a> {
                     .extend(o.owned.iter().map(|addr| delete_vip(&o.interface, *addr)));
             }
         }
+        // What lvsctl added on other interfaces (a former vip_interface) goes too; the
+        // observation never lists loopback or the real-server side's interface here.
+        let Some(o) = observed else { return };
+        for (interface, addrs) in o.elsewhere.iter().filter(|(i, _)| **i != d.interface) {
+            self.phases
+                .delete_vips
+                .extend(addrs.iter().map(|addr| Op::DeleteVip {
+                    interface: interface.clone(),
+                    addr: *addr,
+                    reason: Box::new(Reason::NotOnVipInterface {
+                        interface: d.interface.clone(),
+                    }),
+                }));
+        }
     }
 
     fn services(

@@ -198,6 +198,27 @@ impl FakeKernel {
             Op::DeleteVip {
                 interface, addr, ..
             } => {
+                // lvsctl's addresses on other interfaces live in `elsewhere`.
+                if let Some(vips) = state.vips.as_mut().filter(|v| v.interface != *interface) {
+                    let Some(addrs) = vips.elsewhere.get_mut(interface) else {
+                        return Err(refuse(
+                            op,
+                            Errno::Other(EADDRNOTAVAIL),
+                            format!("no address of lvsctl's is on {interface} (EADDRNOTAVAIL)"),
+                        ));
+                    };
+                    if !addrs.remove(addr) {
+                        return Err(refuse(
+                            op,
+                            Errno::Other(EADDRNOTAVAIL),
+                            format!("address {addr} is not on {interface} (EADDRNOTAVAIL)"),
+                        ));
+                    }
+                    if addrs.is_empty() {
+                        vips.elsewhere.remove(interface);
+                    }
+                    return Ok(());
+                }
                 let Some(vips) = state.vips.as_mut().filter(|v| v.interface == *interface) else {
                     return Err(refuse(
                         op,

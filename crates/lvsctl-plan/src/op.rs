@@ -14,6 +14,9 @@ pub enum Reason {
     NotInManifest,
     /// The object is replaced by one whose identity differs (`field` names what changed).
     Replaced { by: String, field: String },
+    /// An address lvsctl added on an interface other than `director.vip_interface` (which
+    /// names `interface`): it was the VIP interface before.
+    NotOnVipInterface { interface: String },
 }
 
 /// One changed field, for display: `scheduler: wlc -> rr`.

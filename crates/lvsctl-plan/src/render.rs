@@ -424,6 +424,7 @@ fn reason_text(reason: &Reason) -> String {
     match reason {
         Reason::NotInManifest => "not in manifest".to_owned(),
         Reason::Replaced { by, field } => format!("replaced by {by} ({field} changed)"),
+        Reason::NotOnVipInterface { interface } => format!("not on vip_interface {interface}"),
     }
 }
 

@@ -303,3 +303,39 @@ fn without_history_runs_the_same_ops_and_keeps_no_copy() {
     assert_eq!((with.executed().len(), without.executed().len()), (2, 0));
     assert_eq!(without.attempts(), 2);
 }
+
+/// A move of the VIP interface (lvs0 -> lvs1) applied: the addresses are on lvs1 afterwards,
+/// none of lvsctl's is left on lvs0 (one of them no longer wanted at all), and the next plan
+/// is empty.
+#[test]
+fn a_vip_interface_move_applies_and_converges() {
+    let mut desired = pcc();
+    desired.vips = vips(&[VIP, "2001:db8::101"]);
+    desired.vips.as_mut().unwrap().interface = "lvs1".to_owned();
+    // As the kernel backend observes it for vip_interface lvs1.
+    let mut observed = pcc();
+    let mut now = desired.vips.clone().unwrap();
+    now.owned.clear();
+    now.elsewhere.insert(
+        "lvs0".to_owned(),
+        vips(&[VIP, "2001:db8::101", "192.168.6.102"])
+            .unwrap()
+            .owned,
+    );
+    observed.vips = Some(now);
+    let mut k = FakeKernel::from_state(observed.clone());
+    let p = plan(&desired, &observed);
+    k.apply(&p).unwrap();
+    assert_eq!(k.state().vips, desired.vips);
+    assert!(plan(&desired, k.state()).is_empty());
+
+    // Deleting an address that is not on the other interface fails, as rtnetlink does.
+    let gone = Op::DeleteVip {
+        interface: "lvs0".to_owned(),
+        addr: ip(VIP),
+        reason: Box::new(Reason::NotOnVipInterface {
+            interface: "lvs1".to_owned(),
+        }),
+    };
+    assert_eq!(errno(k.execute(&gone)), Errno::Other(99));
+}

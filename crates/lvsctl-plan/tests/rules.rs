@@ -102,6 +102,100 @@ fn foreign_vips_are_never_added_or_deleted() {
     assert_eq!(names(&p), ["add-vip 192.168.6.102"]);
 }
 
+/// The director's VIPs as the kernel backend observes them for `director.vip_interface: lvs1`
+/// after lvs0 was the VIP interface: lvsctl's addresses on lvs0 are listed as elsewhere.
+fn moved_from_lvs0(addrs: &[&str]) -> Option<lvsctl_model::VipState> {
+    let mut v = vips(&[]).unwrap();
+    v.interface = "lvs1".to_owned();
+    v.elsewhere = BTreeMap::from([("lvs0".to_owned(), addrs.iter().map(|a| ip(a)).collect())]);
+    Some(v)
+}
+
+#[test]
+fn a_new_vip_interface_moves_lvsctls_addresses() {
+    const VIP6: &str = "2001:db8::101";
+    let mut desired = pcc();
+    desired.vips = vips(&[VIP, VIP6]);
+    desired.vips.as_mut().unwrap().interface = "lvs1".to_owned();
+    let mut observed = pcc();
+    observed.vips = moved_from_lvs0(&[VIP, VIP6]);
+    let p = plan(&desired, &observed);
+    let vip_ops: Vec<(String, String, String)> = p
+        .ops
+        .iter()
+        .map(|op| match op {
+            Op::AddVip { interface, addr } => ("add".into(), interface.clone(), addr.to_string()),
+            Op::DeleteVip {
+                interface, addr, ..
+            } => ("del".into(), interface.clone(), addr.to_string()),
+            other => panic!("unexpected {other}"),
+        })
+        .collect();
+    let row = |a: &str, i: &str, v: &str| (a.to_owned(), i.to_owned(), v.to_owned());
+    // Added on the new interface first, taken off the old one last.
+    assert_eq!(
+        vip_ops,
+        [
+            row("add", "lvs1", VIP),
+            row("add", "lvs1", VIP6),
+            row("del", "lvs0", VIP),
+            row("del", "lvs0", VIP6),
+        ]
+    );
+    assert!(p.ops.iter().all(|op| match op {
+        Op::DeleteVip { reason, .. } =>
+            **reason
+                == Reason::NotOnVipInterface {
+                    interface: "lvs1".to_owned(),
+                },
+        _ => true,
+    }));
+    let text = lvsctl_plan::render_text(&p, &lvsctl_plan::RenderOpts::default());
+    assert!(
+        text.contains("not on vip_interface lvs1"),
+        "the plan does not say why:\n{text}"
+    );
+    // The deletes count like any other: the guard's --max-changes sees all four changes.
+    assert_eq!(summary(&p).destroy, 2);
+    assert!(matches!(
+        destroy_guard(&p, &observed, Some(3)),
+        Err(GuardError::TooManyChanges { changes: 4, .. })
+    ));
+}
+
+#[test]
+fn addresses_on_a_former_vip_interface_go_with_their_services() {
+    // The service behind .102 went too: its address still leaves the old interface.
+    let mut desired = pcc();
+    desired.vips = vips(&[VIP]);
+    desired.vips.as_mut().unwrap().interface = "lvs1".to_owned();
+    let mut observed = pcc();
+    observed.vips = moved_from_lvs0(&[VIP, "192.168.6.102"]);
+    let v = observed.vips.as_mut().unwrap();
+    v.owned.insert(ip(VIP));
+    v.foreign.insert(ip("192.168.6.200"));
+    let p = plan(&desired, &observed);
+    assert_eq!(
+        names(&p),
+        ["del-vip 192.168.6.101", "del-vip 192.168.6.102"]
+    );
+    assert!(
+        p.ops
+            .iter()
+            .all(|op| matches!(op, Op::DeleteVip { interface, .. } if interface == "lvs0"))
+    );
+}
+
+#[test]
+fn addresses_elsewhere_are_left_alone_without_a_vip_interface() {
+    let mut desired = pcc();
+    desired.vips = None;
+    let mut observed = pcc();
+    observed.vips = moved_from_lvs0(&[VIP]);
+    let p = plan(&desired, &observed);
+    assert!(p.is_empty(), "{:?}", names(&p));
+}
+
 #[test]
 fn unmanaged_vip_interface_is_left_alone() {
     let mut desired = pcc();

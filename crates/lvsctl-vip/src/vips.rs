@@ -143,20 +143,38 @@ impl Vips {
     }
 
     fn addresses_of(&mut self, link: &Link) -> Result<Vec<IfAddr>, VipError> {
+        Ok(self
+            .dump_addresses(Some(link))?
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect())
+    }
+
+    /// Every address on every interface, with its interface index.
+    fn all_addresses(&mut self) -> Result<Vec<(u32, IfAddr)>, VipError> {
+        self.dump_addresses(None)
+    }
+
+    /// The addresses of `link`, or of all interfaces; each with its interface index.
+    fn dump_addresses(&mut self, link: Option<&Link>) -> Result<Vec<(u32, IfAddr)>, VipError> {
         let mut req = AddressMessage::default();
         // With strict checking on, the kernel filters the dump by this index; older kernels
         // dump everything, so filter here too.
-        req.header.index = link.index;
+        req.header.index = link.map_or(0, |l| l.index);
+        let what = link.map_or_else(
+            || "list addresses".to_owned(),
+            |l| format!("list addresses of {}", l.name),
+        );
         let replies = self
             .sock
             .request(RouteNetlinkMessage::GetAddress(req), NLM_F_DUMP)
-            .map_err(|e| kernel(format!("list addresses of {}", link.name), e))?;
+            .map_err(|e| kernel(what, e))?;
         let mut out = Vec::new();
         for r in replies {
             let RouteNetlinkMessage::NewAddress(m) = r else {
                 continue;
             };
-            if m.header.index != link.index {
+            if link.is_some_and(|l| m.header.index != l.index) {
                 continue;
             }
             let (mut local, mut address, mut proto, mut label) = (None, None, 0u8, None);
@@ -172,12 +190,15 @@ impl Vips {
             // IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer on
             // point-to-point links); IPv6 usually sends only IFA_ADDRESS.
             if let Some(addr) = local.or(address) {
-                out.push(IfAddr {
-                    addr,
-                    prefix_len: m.header.prefix_len,
-                    proto,
-                    label,
-                });
+                out.push((
+                    m.header.index,
+                    IfAddr {
+                        addr,
+                        prefix_len: m.header.prefix_len,
+                        proto,
+                        label,
+                    },
+                ));
             }
         }
         Ok(out)
@@ -202,7 +223,78 @@ impl Vips {
             interface: interface.to_owned(),
             owned,
             foreign,
+            elsewhere: Default::default(),
         }))
+    }
+
+    /// Every interface: its name, index and whether it is a loopback one (`IFF_LOOPBACK`).
+    fn links(&mut self) -> Result<Vec<(Link, bool)>, VipError> {
+        let replies = self
+            .sock
+            .request(
+                RouteNetlinkMessage::GetLink(LinkMessage::default()),
+                NLM_F_DUMP,
+            )
+            .map_err(|e| kernel("list interfaces".to_owned(), e))?;
+        let mut out = Vec::new();
+        for r in replies {
+            let RouteNetlinkMessage::NewLink(l) = r else {
+                continue;
+            };
+            let name = l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n.clone()),
+                _ => None,
+            });
+            if let Some(name) = name {
+                out.push((
+                    Link {
+                        name,
+                        index: l.header.index,
+                        up: l.header.flags.contains(LinkFlags::Up),
+                    },
+                    l.header.flags.contains(LinkFlags::Loopback),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Like [`Vips::observe`] (an interface that does not exist holds nothing), and also lists
+    /// in [`VipState::elsewhere`] the addresses lvsctl added on every other interface, except
+    /// loopback ones and those named in `spare`: `lvsctl realserver` stamps its VIPs the same
+    /// way, on `lo` or the manifest's `realserver.interface`, and a node can be both director
+    /// and real server. One dump of the interfaces and one of all their addresses.
+    pub fn observe_all(&mut self, interface: &str, spare: &[&str]) -> Result<VipState, VipError> {
+        check_ifname(interface)?;
+        let links = self.links()?;
+        let mut state = VipState {
+            interface: interface.to_owned(),
+            ..VipState::default()
+        };
+        let by_index: std::collections::BTreeMap<u32, (&str, bool)> = links
+            .iter()
+            .map(|(l, lo)| (l.index, (l.name.as_str(), *lo)))
+            .collect();
+        for (index, a) in self.all_addresses()? {
+            let Some(&(name, loopback)) = by_index.get(&index) else {
+                // Came up between the two dumps: the next observation sees it.
+                continue;
+            };
+            if name == interface {
+                if a.owned() {
+                    state.owned.insert(a.addr);
+                } else {
+                    state.foreign.insert(a.addr);
+                }
+            } else if a.owned() && !loopback && !spare.contains(&name) {
+                state
+                    .elsewhere
+                    .entry(name.to_owned())
+                    .or_default()
+                    .insert(a.addr);
+            }
+        }
+        Ok(state)
     }
 
     /// Puts `addr` on `interface` as /32 or /128, marked as lvsctl's. Creates the interface as

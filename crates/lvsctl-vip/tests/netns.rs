@@ -177,6 +177,55 @@ fn addresses_on_a_veth() {
     });
 }
 
+/// The director's view after `vip_interface` moved from lvt0 to lvt1: lvsctl's addresses on
+/// lvt0 are listed as elsewhere; those `lvsctl realserver` stamped on `lo` and on the
+/// real-server interface (lvt2), and an address put on lvt0 by hand, are not.
+#[test]
+fn addresses_lvsctl_left_on_other_interfaces() {
+    in_netns("elsewhere", || {
+        iproute(&[
+            "link", "add", "lvt0", "type", "veth", "peer", "name", "lvt1",
+        ]);
+        iproute(&[
+            "link", "add", "lvt2", "type", "veth", "peer", "name", "lvt3",
+        ]);
+        let mut v = Vips::open().unwrap();
+        // Missing, then present but empty: nothing of lvsctl's there yet.
+        let state = v.observe_all("lvs9", &["lvt2"]).unwrap();
+        assert!(
+            state.owned.is_empty() && state.foreign.is_empty(),
+            "{state:?}"
+        );
+        v.add_vip("lvt0", ip("10.9.0.100")).unwrap();
+        v.add_vip("lvt0", ip("2001:db8::100")).unwrap();
+        iproute(&["addr", "add", "10.9.0.1/24", "dev", "lvt0"]);
+        v.add_vip("lo", ip("10.9.0.101")).unwrap();
+        v.add_vip("lvt2", ip("10.9.0.102")).unwrap();
+        v.add_vip("lvt1", ip("10.9.0.103")).unwrap();
+
+        let state = v.observe_all("lvt1", &["lvt2"]).unwrap();
+        assert_eq!(state.interface, "lvt1");
+        assert_eq!(state.owned, set(&["10.9.0.103"]));
+        assert_eq!(
+            state.elsewhere,
+            [("lvt0".to_owned(), set(&["10.9.0.100", "2001:db8::100"]))].into()
+        );
+        // Without the real-server interface named, its addresses count as left behind.
+        let state = v.observe_all("lvt1", &[]).unwrap();
+        assert_eq!(
+            state.elsewhere.keys().collect::<Vec<_>>(),
+            ["lvt0", "lvt2"],
+            "{state:?}"
+        );
+
+        assert!(v.delete_vip("lvt0", ip("10.9.0.100")).unwrap());
+        assert!(v.delete_vip("lvt0", ip("2001:db8::100")).unwrap());
+        let state = v.observe_all("lvt1", &["lvt2"]).unwrap();
+        assert!(state.elsewhere.is_empty(), "{state:?}");
+        assert!(iproute(&["addr", "show", "dev", "lvt0"]).contains("10.9.0.1/24"));
+    });
+}
+
 #[test]
 fn missing_interface() {
     in_netns("missing", || {

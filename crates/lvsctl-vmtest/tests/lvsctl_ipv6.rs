@@ -12,7 +12,10 @@
 //! nothing to do, an export that plans no change, an in-place edit (scheduler, weights,
 //! netmask, the MARK rule's ports) and two removals that change exactly what they must, and
 //! that an ip6tables mangle rule and IPv6 addresses lvsctl did not add stay untouched
-//! throughout. The DR real server rs2 gets the IPv6 VIP from `lvsctl realserver`.
+//! throughout. The DR real server rs2 gets the IPv6 VIP from `lvsctl realserver`. Last, the
+//! whole manifest again with `vip_interface: lvs1`: the VIPs of both families move from lvs0
+//! to lvs1, while the addresses put on lvs0 by hand and those `lvsctl realserver` added on
+//! the director itself (on `lo`, and on the move manifest's `realserver.interface`) stay.
 #![allow(clippy::unwrap_used)]
 
 mod lvsctl_support;
@@ -124,6 +127,10 @@ cat >/tmp/rm1.yaml <<'EOF'
 @RM1@EOF
 cat >/tmp/rm2.yaml <<'EOF'
 @RM2@EOF
+cat >/tmp/move.yaml <<'EOF'
+@MOVE@EOF
+cat >/tmp/rslo.yaml <<'EOF'
+@RSLO@EOF
 
 # The DR VIP on rs2 comes from lvsctl realserver (rs1 keeps the topology's).
 ip -n rs2 -6 addr del $VIP6_DR/128 dev lo
@@ -178,6 +185,21 @@ cmd rm2 /opt/lvsctl apply -f /tmp/rm2.yaml
 snap6 rm2
 cmd rm2.plan /opt/lvsctl plan --detailed-exitcode -f /tmp/rm2.yaml
 @TRAFFIC4_AFTER@
+
+# vip_interface lvs0 -> lvs1. The node is a real server too: lvsctl realserver stamps its
+# VIPs on lo and on rsx0 (move.yaml's realserver.interface) the way lvsctl stamps the
+# director's; those are not the director's to move.
+cmd back /opt/lvsctl apply -f /tmp/dual.yaml
+ip addr add 192.168.6.200/32 dev lvs0
+ip link add rsx0 type dummy
+cmd move.rs-lo /opt/lvsctl realserver -f /tmp/rslo.yaml
+cmd move.rs-rsx0 /opt/lvsctl realserver -f /tmp/move.yaml
+cmd move /opt/lvsctl apply -f /tmp/move.yaml
+vm_section move.lvs0 ip -o addr show dev lvs0 scope global
+vm_section move.lvs1 ip -o addr show dev lvs1 scope global
+vm_section move.lo ip -o addr show dev lo scope global
+vm_section move.rsx0 ip -o addr show dev rsx0 scope global
+cmd move.plan /opt/lvsctl plan --detailed-exitcode -f /tmp/move.yaml
 exit 0
 "#;
 
@@ -335,6 +357,8 @@ fn dual_stack_apply_traffic_edit_and_removal() {
         .replace("@EDIT@", &edit)
         .replace("@RM1@", &rm1)
         .replace("@RM2@", &rm2)
+        .replace("@MOVE@", &moved())
+        .replace("@RSLO@", RS_LO)
         .replace(
             "@TRAFFIC4@",
             &Experiment::Pnmpp.traffic_script("fwmark4", 1),
@@ -352,6 +376,20 @@ fn dual_stack_apply_traffic_edit_and_removal() {
     check_foreign_and_export(&run);
     check_edit(&run, &all);
     check_removals(&run, &all);
+    check_move(&run);
+}
+
+/// The director's own `lvsctl realserver` manifest: VIPs on `lo`, no ARP sysctls.
+const RS_LO: &str = "realserver:\n  vips: [192.168.6.251, \"2001:db8:6::251\"]\n  arp: false\n";
+
+/// [`DUAL`] with its VIPs on lvs1, and a real-server side on rsx0 (no ARP sysctls).
+fn moved() -> String {
+    let m = replace_once(DUAL, "vip_interface: lvs0", "vip_interface: lvs1");
+    replace_once(
+        &m,
+        "realserver:\n  vips: [\"2001:db8:6::102\"]\n",
+        "realserver:\n  vips: [192.168.6.252, \"2001:db8:6::252\"]\n  interface: rsx0\n  arp: false\n",
+    )
 }
 
 fn check_realserver(run: &Run) {
@@ -554,4 +592,47 @@ fn check_removals(run: &Run, all: &[Probe]) {
     );
     run.expect_no_changes("rm2.plan");
     Experiment::Pnmpp.check_traffic(all, "fwmark4-after", 1, false);
+}
+
+fn check_move(run: &Run) {
+    run.expect_status("back", 0);
+    run.expect_status("move.rs-lo", 0);
+    run.expect_status("move.rs-rsx0", 0);
+    expect_plan(
+        run,
+        "move",
+        &[
+            "Symbols: + add, - destroy",
+            "+ vip 192.168.6.101/32 on lvs1",
+            "+ vip 2001:db8:6::101/128 on lvs1",
+            "+ vip 2001:db8:6::102/128 on lvs1",
+            "- vip 192.168.6.101/32 on lvs0 # not on vip_interface lvs1",
+            "- vip 2001:db8:6::101/128 on lvs0 # not on vip_interface lvs1",
+            "- vip 2001:db8:6::102/128 on lvs0 # not on vip_interface lvs1",
+            "Plan: 3 to add, 0 to change, 3 to destroy.",
+        ],
+    );
+    let lvs1 = run.section("move.lvs1");
+    assert_eq!(ip_addrs(&lvs1, "inet"), ["192.168.6.101/32"], "{lvs1}");
+    assert_eq!(
+        ip_addrs(&lvs1, "inet6"),
+        ["2001:db8:6::101/128", "2001:db8:6::102/128"],
+        "{lvs1}"
+    );
+    // Only what was put there by hand is left on lvs0.
+    let lvs0 = run.section("move.lvs0");
+    assert_eq!(ip_addrs(&lvs0, "inet"), ["192.168.6.200/32"], "{lvs0}");
+    assert_eq!(
+        ip_addrs(&lvs0, "inet6"),
+        ["2001:db8:6::200/128", "2001:db8:99::1/64"],
+        "{lvs0}"
+    );
+    // The real-server side's VIPs on this node stay where lvsctl realserver put them.
+    let lo = run.section("move.lo");
+    assert_eq!(ip_addrs(&lo, "inet"), ["192.168.6.251/32"], "{lo}");
+    assert_eq!(ip_addrs(&lo, "inet6"), ["2001:db8:6::251/128"], "{lo}");
+    let rsx0 = run.section("move.rsx0");
+    assert_eq!(ip_addrs(&rsx0, "inet"), ["192.168.6.252/32"], "{rsx0}");
+    assert_eq!(ip_addrs(&rsx0, "inet6"), ["2001:db8:6::252/128"], "{rsx0}");
+    run.expect_no_changes("move.plan");
 }

@@ -9,39 +9,56 @@ use lvsctl_model::Observed;
 use lvsctl_plan::fake::FakeKernel;
 use lvsctl_plan::{Backend, BackendError, Errno, Op};
 
-/// Opens the backend for this process.
-/// `vip_interface` is the manifest's `director.vip_interface` (VIPs are observed there).
-pub fn open(vip_interface: Option<&str>) -> Result<Box<dyn Backend + Send>> {
-    open_with(vip_interface, false, DestCounters::All)
+/// Where the manifest has lvsctl keep addresses: `director.vip_interface` (the director's
+/// VIPs, observed there) and, with a `realserver:` section, `realserver.interface` (the
+/// real-server side's VIPs, never taken for the director's).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VipScope<'a> {
+    pub vip_interface: Option<&'a str>,
+    pub realserver_interface: Option<&'a str>,
+}
+
+impl<'a> VipScope<'a> {
+    pub fn of(manifest: &'a lvsctl_model::manifest::Manifest) -> Self {
+        VipScope {
+            vip_interface: manifest.director.vip_interface.as_deref(),
+            realserver_interface: manifest.realserver.as_ref().map(|r| r.interface.as_str()),
+        }
+    }
+}
+
+/// Opens the backend for this process, observing VIPs as `vips` says.
+pub fn open(vips: VipScope<'_>) -> Result<Box<dyn Backend + Send>> {
+    open_with(vips, false, DestCounters::All)
 }
 
 /// For `plan` and `apply`, which plan from the state alone: no counters are read or kept.
-pub fn open_for_planning(vip_interface: Option<&str>) -> Result<Box<dyn Backend + Send>> {
-    open_with(vip_interface, false, DestCounters::None)
+pub fn open_for_planning(vips: VipScope<'_>) -> Result<Box<dyn Backend + Send>> {
+    open_with(vips, false, DestCounters::None)
 }
 
 /// For the daemon without metrics, which reads connection counts (to drain) and no traffic
 /// counters: lets the fast IPVS read cover real servers with large traffic counters too.
-pub fn open_for_draining(vip_interface: Option<&str>) -> Result<Box<dyn Backend + Send>> {
-    open_with(vip_interface, false, DestCounters::Busy)
+pub fn open_for_draining(vips: VipScope<'_>) -> Result<Box<dyn Backend + Send>> {
+    open_with(vips, false, DestCounters::Busy)
 }
 
 /// For commands without a manifest (`export`, `status`): VIPs are looked for on the interface
 /// holding lvsctl's addresses.
 pub fn open_without_manifest() -> Result<Box<dyn Backend + Send>> {
-    open_with(None, true, DestCounters::All)
+    open_with(VipScope::default(), true, DestCounters::All)
 }
 
 /// The fake kernel when `LVSCTL_FAKE_KERNEL` names its file, the real one otherwise.
 fn open_with(
-    vip_interface: Option<&str>,
+    vips: VipScope<'_>,
     discover: bool,
     counters: DestCounters,
 ) -> Result<Box<dyn Backend + Send>> {
     if let Some(path) = std::env::var_os("LVSCTL_FAKE_KERNEL") {
         return Ok(Box::new(FileFake::open(PathBuf::from(path))?));
     }
-    crate::kernel::open(vip_interface, discover, counters)
+    crate::kernel::open(vips, discover, counters)
 }
 
 /// A [`FakeKernel`] whose state lives in a snapshot file between runs, so the CLI can be tested

@@ -12,6 +12,7 @@ use lvsctl_model::{Observed, State};
 use lvsctl_plan::{Backend, Op, Plan, RenderOpts};
 use tracing::{debug, info, warn};
 
+use crate::backend::VipScope;
 use crate::cli::{
     DaemonHealthArgs, ExportFormat, ImportFrom, ManifestArgs, OutDirArgs, PlanFormat,
 };
@@ -367,7 +368,7 @@ fn director_timeouts(manifest: &Manifest, dry_run: bool, to_stdout: bool) -> Res
 fn load_and_observe(args: &ManifestArgs) -> Result<(Manifest, Box<dyn Backend + Send>, Observed)> {
     std::thread::scope(|scope| {
         let observer = scope.spawn(|| -> Result<(Box<dyn Backend + Send>, Observed)> {
-            let mut backend = crate::backend::open_for_planning(None)?;
+            let mut backend = crate::backend::open_for_planning(VipScope::default())?;
             let observed = observe(backend.as_mut())?;
             Ok((backend, observed))
         });
@@ -379,8 +380,9 @@ fn load_and_observe(args: &ManifestArgs) -> Result<(Manifest, Box<dyn Backend + 
         });
         let manifest = manifest?;
         let (mut backend, mut observed) = observed?;
+        let vips = VipScope::of(&manifest);
         observed.state.vips = backend
-            .observe_vips(manifest.director.vip_interface.as_deref())
+            .observe_vips_sparing(vips.vip_interface, vips.realserver_interface)
             .map_err(|e| anyhow::anyhow!("observe the director's VIPs: {e}"))?;
         Ok((manifest, backend, observed))
     })
@@ -412,8 +414,7 @@ pub fn apply(args: &ManifestArgs, opts: &ApplyOpts, color: bool) -> Result<u8> {
             opts.lock_timeout,
             "wait for it to finish, or raise --lock-timeout",
         )?;
-        let mut backend =
-            crate::backend::open_for_planning(manifest.director.vip_interface.as_deref())?;
+        let mut backend = crate::backend::open_for_planning(VipScope::of(&manifest))?;
         let observed = observe(backend.as_mut())?;
         (manifest, backend, observed, Some(lock))
     };

@@ -5,16 +5,17 @@ use anyhow::{Context, Result};
 use lvsctl_kernel::{Config, DestCounters, KernelBackend};
 use lvsctl_plan::Backend;
 
-/// `vip_interface` is the manifest's; without a manifest (`export`, `status`) pass `discover`
+/// `vips` comes from the manifest; without a manifest (`export`, `status`) pass `discover`
 /// to find the interface that holds lvsctl's addresses. `counters`: what the caller reads of
 /// the counters (less lets the fast read cover busy real servers too, and saves memory).
 pub fn open(
-    vip_interface: Option<&str>,
+    vips: crate::backend::VipScope<'_>,
     discover: bool,
     counters: DestCounters,
 ) -> Result<Box<dyn Backend + Send>> {
     let backend = KernelBackend::open(Config {
-        vip_interface: vip_interface.map(str::to_owned),
+        vip_interface: vips.vip_interface.map(str::to_owned),
+        realserver_interface: vips.realserver_interface.map(str::to_owned),
         xtables_wait: None,
         discover_vip_interface: discover,
         counters,

@@ -508,6 +508,7 @@ impl Manifest {
                     })
                     .collect(),
                 foreign: BTreeSet::new(),
+                elsewhere: BTreeMap::new(),
             });
         State {
             services,

@@ -72,6 +72,7 @@ pub fn vips(addrs: &[&str]) -> Option<VipState> {
         interface: "lvs0".to_owned(),
         owned: addrs.iter().map(|a| ip(a)).collect(),
         foreign: BTreeSet::new(),
+        elsewhere: Default::default(),
     })
 }
 

@@ -70,20 +70,23 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
 
-    // The VIP interface comes from the manifest as it is at start-up (None if unreadable now).
-    let vip_interface = crate::files::read_sources(
+    // The VIP interfaces come from the manifest as it is at start-up (none if unreadable now).
+    let manifest = crate::files::read_sources(
         &args.manifests.files,
         args.manifests.allow_insecure_manifest,
     )
     .ok()
-    .and_then(|s| lvsctl_model::manifest::load(&s).ok())
-    .and_then(|m| m.director.vip_interface);
+    .and_then(|s| lvsctl_model::manifest::load(&s).ok());
+    let vips = manifest
+        .as_ref()
+        .map(crate::backend::VipScope::of)
+        .unwrap_or_default();
     // Traffic counters are read only for the metrics endpoint; without it the passes need only
     // connection counts (draining), which the fast IPVS read always has exactly.
     let backend = if args.metrics.is_some() {
-        crate::backend::open(vip_interface.as_deref())?
+        crate::backend::open(vips)?
     } else {
-        crate::backend::open_for_draining(vip_interface.as_deref())?
+        crate::backend::open_for_draining(vips)?
     };
     let fake = std::env::var_os("LVSCTL_FAKE_KERNEL").is_some();
     let mut config = Config::new(args.manifests.files.clone());

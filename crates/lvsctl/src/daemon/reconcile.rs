@@ -184,9 +184,10 @@ pub struct Daemon {
     lock_wait_since: Option<Instant>,
     /// The loop has ended: the last status file says so.
     stopped: bool,
-    /// The VIP interface the backend reads VIPs on, once told (`director.vip_interface` of the
-    /// manifest in force; it may change, or come only after an invalid start-up manifest).
-    vip_interface: Option<Option<String>>,
+    /// The VIP interface the backend reads VIPs on and the real-server side's interface it
+    /// leaves alone, once told (`director.vip_interface` and `realserver.interface` of the
+    /// manifest in force; they may change, or come only after an invalid start-up manifest).
+    vip_interface: Option<(Option<String>, Option<String>)>,
     /// What the status file last written between passes showed of health ([`health_digest`]).
     status_digest: Option<HealthDigest>,
 
@@ -428,12 +429,16 @@ impl Daemon {
             },
         };
 
-        let want = manifest.director.vip_interface.clone();
+        let want = (
+            manifest.director.vip_interface.clone(),
+            manifest.realserver.as_ref().map(|r| r.interface.clone()),
+        );
         if self.vip_interface.as_ref() != Some(&want) {
             let backend = Arc::clone(&self.backend);
-            let interface = want.clone();
+            let (interface, realserver) = want.clone();
             let told = tokio::task::spawn_blocking(move || {
-                lock_backend(&backend).observe_vips(interface.as_deref())
+                lock_backend(&backend)
+                    .observe_vips_sparing(interface.as_deref(), realserver.as_deref())
             })
             .await;
             match told {

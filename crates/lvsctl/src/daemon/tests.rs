@@ -66,6 +66,8 @@ struct Kernel {
     gate: Arc<Mutex<Option<Gate>>>,
     /// Every VIP interface the daemon told the backend about, in order.
     vip_told: Arc<Mutex<Vec<Option<String>>>>,
+    /// The real-server interface told with each of them.
+    realserver_told: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 struct Gate {
@@ -107,6 +109,17 @@ impl Backend for Kernel {
             .unwrap()
             .push(interface.map(str::to_owned));
         Ok(self.inner.lock().unwrap().observe()?.state.vips)
+    }
+    fn observe_vips_sparing(
+        &mut self,
+        interface: Option<&str>,
+        realserver_interface: Option<&str>,
+    ) -> Result<Option<lvsctl_model::VipState>, BackendError> {
+        self.realserver_told
+            .lock()
+            .unwrap()
+            .push(realserver_interface.map(str::to_owned));
+        self.observe_vips(interface)
     }
     fn execute(&mut self, op: &Op) -> Result<(), BackendError> {
         if let Some(g) = self.gate.lock().unwrap().as_ref() {
@@ -1008,6 +1021,24 @@ async fn the_vip_interface_follows_the_manifest() {
     assert_eq!(
         *kernel.vip_told.lock().unwrap(),
         [None, Some("lvs7".to_owned())]
+    );
+    // The node becomes a real server too: the backend learns which interface holds that
+    // side's VIPs (never the director's to move).
+    write(
+        &dir,
+        &format!(
+            "director:\n  vip_interface: lvs7\n{TWO_SERVICES}realserver:\n  vips: [10.0.0.9]\n  interface: rs0\n"
+        ),
+    );
+    d.events.send(()).unwrap();
+    sleep(Duration::from_secs(70)).await;
+    assert_eq!(
+        *kernel.vip_told.lock().unwrap(),
+        [None, Some("lvs7".to_owned()), Some("lvs7".to_owned())]
+    );
+    assert_eq!(
+        *kernel.realserver_told.lock().unwrap(),
+        [None, None, Some("rs0".to_owned())]
     );
     d.stop().await;
 }
