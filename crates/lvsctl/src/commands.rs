@@ -570,6 +570,7 @@ fn write_manifest(text: &str, out: &OutDirArgs) -> Result<()> {
         .context("lvsctl would refuse to read the manifest back from there")?;
     // Manifests already there would be read with these: never mix, never overwrite.
     let mut existing: Vec<String> = Vec::new();
+    let mut unfinished: Vec<std::path::PathBuf> = Vec::new();
     for entry in std::fs::read_dir(dir)
         .with_context(|| format!("{}: cannot list the directory", dir.display()))?
     {
@@ -578,6 +579,8 @@ fn write_manifest(text: &str, out: &OutDirArgs) -> Result<()> {
         let name = entry.file_name().to_string_lossy().into_owned();
         if crate::files::is_manifest_name(&name) {
             existing.push(name);
+        } else if crate::files::is_unfinished_part(&name) {
+            unfinished.push(entry.path());
         }
     }
     existing.sort();
@@ -589,9 +592,16 @@ fn write_manifest(text: &str, out: &OutDirArgs) -> Result<()> {
             existing.join(", ")
         );
     }
+    // Parts an interrupted export staged here and never renamed: ours, and in the way (`-f DIR`
+    // refuses a directory holding them).
+    for p in unfinished {
+        std::fs::remove_file(&p)
+            .with_context(|| format!("{}: cannot remove an unfinished part", p.display()))?;
+    }
     // Each part goes to a hidden name first (never read as a manifest), then all are renamed
     // into place; a failed write or rename takes every part back, as a partial set would read
-    // as a smaller director.
+    // as a smaller director. A process killed before the last rename leaves staged parts,
+    // and `-f DIR` refuses a directory holding any (`files::is_unfinished_part`).
     let files: Vec<(std::path::PathBuf, std::path::PathBuf)> = (1..=parts.len())
         .map(|i| {
             (
@@ -610,8 +620,11 @@ fn write_manifest(text: &str, out: &OutDirArgs) -> Result<()> {
         }
     };
     for (part, (tmp, name)) in parts.iter().zip(&files) {
-        let written = crate::files::create_fresh(tmp)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, part.as_bytes()));
+        // On disk before any is renamed: after a crash, a part in place is a whole part.
+        let written = crate::files::create_fresh(tmp).and_then(|mut f| {
+            std::io::Write::write_all(&mut f, part.as_bytes())?;
+            f.sync_all()
+        });
         if let Err(e) = written {
             undo(0);
             return Err(e).with_context(|| format!("{}: cannot write", tmp.display()));

@@ -37,6 +37,14 @@ fn near_misses(dir: &Path) -> Vec<String> {
 /// order given, a directory's files sorted by name. Hidden files (`.x.yaml`, editors' swap
 /// files) and Kubernetes' `..data` indirection entries are skipped. A file named twice (`-f
 /// dir/ -f dir/a.yaml`) is read once, where it first appears: it must not conflict with itself.
+/// A part `export`/`import --out-dir` staged and had not yet renamed into place (see
+/// `commands::write_manifest`): while one is there, the set may be incomplete.
+pub fn is_unfinished_part(name: &str) -> bool {
+    name.strip_prefix(".lvsctl-")
+        .and_then(|rest| rest.strip_suffix(".yaml.tmp"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -57,6 +65,16 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 let entry =
                     entry.with_context(|| format!("{}: cannot list directory", p.display()))?;
                 let path = entry.path();
+                if is_unfinished_part(&entry.file_name().to_string_lossy()) {
+                    bail!(
+                        "{}: an `lvsctl export` or `import --out-dir` into this directory did \
+                         not finish (killed, or still running), so its manifests may be only \
+                         part of the director, and read as a smaller one they would delete \
+                         services; write the set again into an empty directory, or, if you know \
+                         the set is whole, remove the .lvsctl-*.yaml.tmp files",
+                        path.display()
+                    );
+                }
                 // Follow symlinks: a ConfigMap mount links each file through `..data`.
                 if is_manifest_name(&entry.file_name().to_string_lossy())
                     && std::fs::metadata(&path)

@@ -256,3 +256,44 @@ fn export_out_dir_never_writes_through_a_planted_symlink() {
     a.run(&["plan", "-f", dir.to_str().unwrap(), "--detailed-exitcode"])
         .success();
 }
+
+/// An export killed between its renames leaves some parts in place and the rest staged; read
+/// as a whole, the parts in place are a smaller director, and applying them would delete the
+/// rest. `-f DIR` refuses a directory holding a staged part; a new export into a directory
+/// holding only staged parts (lvsctl's own) clears them and goes through.
+#[test]
+fn a_directory_with_an_unfinished_export_is_refused_until_written_again() {
+    let a = Sandbox::new("export-out-dir-unfinished");
+    a.apply(PRODUCTION, &[]);
+    let dir = a.path("director");
+    let dir_s = dir.to_str().unwrap();
+    a.run(&["export", "--out-dir", dir_s, "--services-per-file", "2"])
+        .success();
+    // As the kill would leave it: the last part not yet renamed into place.
+    let mut parts: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    parts.sort();
+    assert!(parts.len() >= 3, "{parts:?}");
+    let last = parts.last().unwrap();
+    let staged = dir.join(format!(".{last}.tmp"));
+    std::fs::rename(dir.join(last), &staged).unwrap();
+    for cmd in ["validate", "plan"] {
+        a.run(&[cmd, "-f", dir_s])
+            .code(1)
+            .stderr_has(&format!("{}: an `lvsctl export`", staged.display()))
+            .stderr_has("did not finish");
+    }
+    // Written again into an emptied directory that still holds staged parts (one beyond the
+    // new set's count too): they are cleared, and the set reads back whole.
+    for p in &parts[..parts.len() - 1] {
+        std::fs::remove_file(dir.join(p)).unwrap();
+    }
+    std::fs::write(dir.join(".lvsctl-0099.yaml.tmp"), "services: []\n").unwrap();
+    a.run(&["export", "--out-dir", dir_s, "--services-per-file", "2"])
+        .success();
+    assert!(!staged.exists() && !dir.join(".lvsctl-0099.yaml.tmp").exists());
+    a.run(&["plan", "-f", dir_s, "--detailed-exitcode"])
+        .success();
+}
