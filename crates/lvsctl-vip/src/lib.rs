@@ -1,6 +1,7 @@
 //! lvsctl's addresses: VIPs on the director's VIP interface (created as a dummy link if
 //! missing) and, on DR real servers, VIPs on `lo` plus the ARP sysctls. It owns only addresses
-//! it stamped with its address protocol ([`ADDR_PROTO`]); it must never remove or take over an
+//! it stamped with its address protocol ([`ADDR_PROTO`] on the director,
+//! [`REALSERVER_ADDR_PROTO`] on the real-server side); it must never remove or take over an
 //! address someone else added, and never touch a namespace other than the calling thread's.
 //!
 //! Synchronous: a small blocking NETLINK_ROUTE socket over `netlink-sys` and
@@ -15,7 +16,9 @@ mod vips;
 pub use error::VipError;
 pub use realserver::{RealServerChange, RealServerSpec};
 pub use sysctl::ConfKey;
-pub use vips::{ADDR_PROTO, AddOutcome, IfAddr, Link, Vips, check_ifname};
+pub use vips::{
+    ADDR_PROTO, AddOutcome, IfAddr, Link, REALSERVER_ADDR_PROTO, Side, Vips, check_ifname,
+};
 
 #[doc(no_inline)]
 pub use lvsctl_model::VipState;

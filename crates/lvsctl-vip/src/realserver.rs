@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::VipError;
 use crate::sysctl::ConfKey;
-use crate::vips::Vips;
+use crate::vips::{Side, Vips};
 
 /// What a DR real server should look like.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,7 +141,7 @@ impl Vips {
             }
         }
         let state = self
-            .observe(iface)?
+            .observe_as(Side::RealServer, iface)?
             .ok_or_else(|| VipError::NoInterface(iface.clone()))?;
         for addr in &spec.vips {
             // An operator's own copy of the VIP (e.g. the seed's `lo:0`) already does the job.
@@ -182,11 +182,12 @@ impl Vips {
                     // accident: the real-server side only uses interfaces that exist.
                     return Err(VipError::NoInterface(interface.clone()));
                 }
-                self.add_vip(interface, *addr).map(drop)
+                self.add_vip_as(Side::RealServer, interface, *addr)
+                    .map(drop)
             }
-            RealServerChange::DeleteVip { interface, addr } => {
-                self.delete_vip(interface, *addr).map(drop)
-            }
+            RealServerChange::DeleteVip { interface, addr } => self
+                .delete_vip_as(Side::RealServer, interface, *addr)
+                .map(drop),
         }
     }
 

@@ -16,10 +16,33 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use crate::VipError;
 use crate::netlink::{NlError, RtSocket};
 
-/// The address protocol lvsctl stamps on every address it adds (`ip addr ... proto 76` in
-/// iproute2 releases newer than 6.1; 76 is 'L'). The kernel defines only 0-3 (unspec, kernel_lo,
-/// kernel_ra, kernel_ll), so no kernel-made address carries it.
+/// The address protocol lvsctl stamps on every director VIP it adds (`ip addr ... proto 76`
+/// in iproute2 releases newer than 6.1; 76 is 'L'). The kernel defines only 0-3 (unspec,
+/// kernel_lo, kernel_ra, kernel_ll), so no kernel-made address carries it.
 pub const ADDR_PROTO: u8 = 76;
+
+/// The address protocol of the VIPs `lvsctl realserver` adds (77, 'M'): another stamp than
+/// the director's, so a node that is both never takes one side's addresses for the other's
+/// (the director removes its own addresses from every interface but its `vip_interface`).
+pub const REALSERVER_ADDR_PROTO: u8 = 77;
+
+/// Which of lvsctl's two jobs an address belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// `director.vip_interface`: [`ADDR_PROTO`].
+    Director,
+    /// `lvsctl realserver`: [`REALSERVER_ADDR_PROTO`].
+    RealServer,
+}
+
+impl Side {
+    pub fn proto(self) -> u8 {
+        match self {
+            Side::Director => ADDR_PROTO,
+            Side::RealServer => REALSERVER_ADDR_PROTO,
+        }
+    }
+}
 
 const ENODEV: i32 = 19;
 const EOPNOTSUPP: i32 = 95;
@@ -47,9 +70,14 @@ pub struct IfAddr {
 }
 
 impl IfAddr {
-    /// Added by lvsctl.
+    /// Added by lvsctl as a director VIP.
     pub fn owned(&self) -> bool {
-        self.proto == ADDR_PROTO
+        self.owned_by(Side::Director)
+    }
+
+    /// Added by lvsctl for `side`.
+    pub fn owned_by(&self, side: Side) -> bool {
+        self.proto == side.proto()
     }
 }
 
@@ -207,13 +235,22 @@ impl Vips {
     /// The VIP state of `interface`: addresses lvsctl added (`owned`) and all others
     /// (`foreign`). `None` when the interface does not exist.
     pub fn observe(&mut self, interface: &str) -> Result<Option<VipState>, VipError> {
+        self.observe_as(Side::Director, interface)
+    }
+
+    /// [`Vips::observe`] with `side`'s addresses as the owned ones.
+    pub fn observe_as(
+        &mut self,
+        side: Side,
+        interface: &str,
+    ) -> Result<Option<VipState>, VipError> {
         let Some(addrs) = self.addresses(interface)? else {
             return Ok(None);
         };
         let mut owned = BTreeSet::new();
         let mut foreign = BTreeSet::new();
         for a in addrs {
-            if a.owned() {
+            if a.owned_by(side) {
                 owned.insert(a.addr);
             } else {
                 foreign.insert(a.addr);
@@ -260,10 +297,10 @@ impl Vips {
     }
 
     /// Like [`Vips::observe`] (an interface that does not exist holds nothing), and also lists
-    /// in [`VipState::elsewhere`] the addresses lvsctl added on every other interface, except
-    /// loopback ones and those named in `spare`: `lvsctl realserver` stamps its VIPs the same
-    /// way, on `lo` or the manifest's `realserver.interface`, and a node can be both director
-    /// and real server. One dump of the interfaces and one of all their addresses.
+    /// in [`VipState::elsewhere`] the director VIPs lvsctl added on every other interface,
+    /// except loopback ones and those named in `spare` (the manifest's `realserver.interface`;
+    /// `lvsctl realserver` stamps its own VIPs differently, but an older lvsctl stamped them
+    /// as the director's). One dump of the interfaces and one of all their addresses.
     pub fn observe_all(&mut self, interface: &str, spare: &[&str]) -> Result<VipState, VipError> {
         check_ifname(interface)?;
         let links = self.links()?;
@@ -302,6 +339,16 @@ impl Vips {
     /// address lvsctl already added; refuses ([`VipError::NotOwned`]) when the address is there
     /// but not lvsctl's.
     pub fn add_vip(&mut self, interface: &str, addr: IpAddr) -> Result<AddOutcome, VipError> {
+        self.add_vip_as(Side::Director, interface, addr)
+    }
+
+    /// [`Vips::add_vip`], stamped as `side`'s.
+    pub fn add_vip_as(
+        &mut self,
+        side: Side,
+        interface: &str,
+        addr: IpAddr,
+    ) -> Result<AddOutcome, VipError> {
         let mut outcome = AddOutcome::default();
         let link = match self.link(interface)? {
             Some(l) => l,
@@ -319,7 +366,7 @@ impl Vips {
             .into_iter()
             .find(|a| a.addr == addr)
         {
-            return if found.owned() {
+            return if found.owned_by(side) {
                 Ok(outcome)
             } else {
                 Err(VipError::NotOwned {
@@ -333,7 +380,7 @@ impl Vips {
         let mut msg = address_message(&link, addr);
         msg.attributes
             .push(AddressAttribute::Protocol(AddressProtocol::from(
-                ADDR_PROTO,
+                side.proto(),
             )));
         if addr.is_ipv6() {
             // A VIP must answer at once: skip duplicate address detection (tentative state).
@@ -352,7 +399,7 @@ impl Vips {
             .into_iter()
             .find(|a| a.addr == addr);
         match stored {
-            Some(a) if a.owned() => {
+            Some(a) if a.owned_by(side) => {
                 outcome.added = true;
                 Ok(outcome)
             }
@@ -379,6 +426,16 @@ impl Vips {
     /// something (false: the address or the interface is not there). Refuses
     /// ([`VipError::NotOwned`]) for an address lvsctl did not add.
     pub fn delete_vip(&mut self, interface: &str, addr: IpAddr) -> Result<bool, VipError> {
+        self.delete_vip_as(Side::Director, interface, addr)
+    }
+
+    /// [`Vips::delete_vip`] of an address `side` added.
+    pub fn delete_vip_as(
+        &mut self,
+        side: Side,
+        interface: &str,
+        addr: IpAddr,
+    ) -> Result<bool, VipError> {
         let Some(link) = self.link(interface)? else {
             return Ok(false);
         };
@@ -389,7 +446,7 @@ impl Vips {
         else {
             return Ok(false);
         };
-        if !found.owned() {
+        if !found.owned_by(side) {
             return Err(VipError::NotOwned {
                 interface: interface.to_owned(),
                 addr,

@@ -13,7 +13,8 @@ use std::net::IpAddr;
 use std::process::Command;
 
 use lvsctl_vip::{
-    ADDR_PROTO, AddOutcome, ConfKey, RealServerChange, RealServerSpec, VipError, Vips,
+    ADDR_PROTO, AddOutcome, ConfKey, REALSERVER_ADDR_PROTO, RealServerChange, RealServerSpec, Side,
+    VipError, Vips,
 };
 use support::in_netns;
 
@@ -202,6 +203,13 @@ fn addresses_lvsctl_left_on_other_interfaces() {
         v.add_vip("lo", ip("10.9.0.101")).unwrap();
         v.add_vip("lvt2", ip("10.9.0.102")).unwrap();
         v.add_vip("lvt1", ip("10.9.0.103")).unwrap();
+        // `lvsctl realserver`'s VIP on a non-loopback interface the director's manifest does
+        // not name: stamped as the real-server side's, never the director's to remove.
+        v.realserver_execute(&RealServerChange::AddVip {
+            interface: "lvt3".into(),
+            addr: ip("10.9.0.104"),
+        })
+        .unwrap();
 
         let state = v.observe_all("lvt1", &["lvt2"]).unwrap();
         assert_eq!(state.interface, "lvt1");
@@ -210,7 +218,8 @@ fn addresses_lvsctl_left_on_other_interfaces() {
             state.elsewhere,
             [("lvt0".to_owned(), set(&["10.9.0.100", "2001:db8::100"]))].into()
         );
-        // Without the real-server interface named, its addresses count as left behind.
+        // Without the real-server interface named, director-stamped addresses there count as
+        // left behind; the real-server side's own never do.
         let state = v.observe_all("lvt1", &[]).unwrap();
         assert_eq!(
             state.elsewhere.keys().collect::<Vec<_>>(),
@@ -319,12 +328,21 @@ fn realserver_plan_apply_is_idempotent() {
                 addr: ip("192.168.6.101")
             }]
         );
-        let state = v.observe("lo").unwrap().unwrap();
+        let state = v.observe_as(Side::RealServer, "lo").unwrap().unwrap();
         assert_eq!(state.owned, set(&["2001:db8::101"]));
         assert!(state.foreign.contains(&ip("192.168.6.102")));
+        // Stamped as the real-server side's: never a director VIP, whatever the interface.
+        let as_director = v.observe("lo").unwrap().unwrap();
+        assert!(as_director.owned.is_empty(), "{as_director:?}");
+        let rs_vip = v.addresses("lo").unwrap().unwrap();
+        let rs_vip = rs_vip
+            .iter()
+            .find(|a| a.addr == ip("2001:db8::101"))
+            .unwrap();
+        assert_eq!(rs_vip.proto, REALSERVER_ADDR_PROTO);
         let spec3 = RealServerSpec::new([]);
         v.realserver_apply(&spec3).unwrap();
-        let state = v.observe("lo").unwrap().unwrap();
+        let state = v.observe_as(Side::RealServer, "lo").unwrap().unwrap();
         assert!(state.owned.is_empty());
         assert!(state.foreign.contains(&ip("192.168.6.102")));
     });
