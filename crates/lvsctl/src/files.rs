@@ -1,7 +1,7 @@
 //! Finding and reading manifest files: directories expand to their `*.yaml`/`*.yml` files in
 //! name order, and a manifest anyone else can write is refused unless the operator says so.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -294,9 +294,11 @@ pub fn create_fresh(path: &Path) -> std::io::Result<std::fs::File> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
+    // 0644 whatever the umask: a status file or manifest others may write is refused on read.
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o644)
         .open(path)
 }
 

@@ -57,7 +57,9 @@ impl DirectorLock {
             {
                 Ok(f) => f,
                 Err(e) if e.raw_os_error() == Some(libc::ELOOP) => bail!(
-                    "{}: the director lock is a symbolic link; lvsctl does not lock or write                      through one (it could overwrite the file it points to): remove the link,                      or set LVSCTL_LOCK_FILE to a plain file in a folder only root can write",
+                    "{}: the director lock is a symbolic link; lvsctl does not lock or write \
+                     through one (it could overwrite the file it points to): remove the link, \
+                     or set LVSCTL_LOCK_FILE to a plain file in a folder only root can write",
                     path.display()
                 ),
                 Err(e) => {

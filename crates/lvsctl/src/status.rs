@@ -90,9 +90,9 @@ fn why_not_running(v: &Value, pid: u64) -> Option<&'static str> {
 
 /// Refuses a status file that another user could have written: its verdicts take real servers
 /// out of an `apply`. The daemon writes it whole and renames it into place, so only a file
-/// every user may write (or a group other than its owner's, when root reads it), or one in a
-/// folder every user may write without the sticky bit (anyone could rename theirs over it),
-/// could hold someone else's words.
+/// another user owns or every user may write, or one in a folder another user owns or every
+/// user may write without the sticky bit (they could rename theirs over it), could hold
+/// someone else's words.
 fn check_writers(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     let meta =
@@ -100,14 +100,20 @@ fn check_writers(path: &Path) -> Result<(), String> {
     let mode = meta.mode() & 0o7777;
     let euid = crate::files::current_euid();
     let fix = "so anyone could claim real servers down";
-    if mode & 0o002 != 0 || (mode & 0o020 != 0 && euid == 0 && meta.uid() != 0) {
-        let who = if mode & 0o002 != 0 {
-            "every user"
-        } else {
-            "its group"
-        };
+    // Root's daemon writes it, or the caller's own (tests, a daemon run by hand).
+    let trusted = |uid: u32| uid == 0 || uid == euid;
+    if !trusted(meta.uid()) {
         return Err(format!(
-            "{}: {who} can write it (mode {mode:o}), {fix}; the daemon writes it 0644 (`chmod go-w`)",
+            "{}: owned by uid {}, neither root nor you, {fix}; the daemon writes it as root",
+            path.display(),
+            meta.uid()
+        ));
+    }
+    // A group's write bit on root's (or the caller's) own file is that owner's choice.
+    if mode & 0o002 != 0 {
+        return Err(format!(
+            "{}: every user can write it (mode {mode:o}), {fix}; the daemon writes it 0644 \
+             (`chmod o-w`)",
             path.display()
         ));
     }
@@ -115,10 +121,20 @@ fn check_writers(path: &Path) -> Result<(), String> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let dir_mode = std::fs::metadata(dir)
-        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
-        .mode()
-        & 0o7777;
+    let dir_meta =
+        std::fs::metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let dir_mode = dir_meta.mode() & 0o7777;
+    // Whoever owns the folder can rename their own file over the daemon's.
+    if !trusted(dir_meta.uid()) {
+        return Err(format!(
+            "{}: its folder {} is owned by uid {}, neither root nor you, who could put their \
+             own file in its place, {fix}; give the daemon a folder of its own (`run \
+             --status-file`)",
+            path.display(),
+            dir.display(),
+            dir_meta.uid()
+        ));
+    }
     if dir_mode & 0o002 != 0 && dir_mode & 0o1000 == 0 {
         return Err(format!(
             "{}: every user can write its folder {} (mode {dir_mode:o}) and rename their own \
@@ -529,6 +545,48 @@ mod tests {
         std::fs::write(&f, "{trunc").unwrap();
         let err = read_daemon_status(&f).unwrap_err();
         assert!(err.contains("is not a daemon status file"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Whoever owns the status file, or its folder, could have written the verdicts in it
+    /// (or renamed their own file over it): only root's or the caller's count. As root, a
+    /// folder another user owns and its group may write is refused unless sticky.
+    #[test]
+    fn a_status_file_or_folder_another_user_owns_is_not_trusted() {
+        use std::os::unix::fs::{PermissionsExt, chown};
+        if crate::files::current_euid() != 0 {
+            eprintln!("skipped: needs root (chown)");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("lvsctl-status-own-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let folder = dir.join("st");
+        std::fs::create_dir_all(&folder).unwrap();
+        let f = folder.join("status.json");
+        std::fs::write(&f, "{}").unwrap();
+        let mode = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        };
+        mode(&f, 0o644);
+        mode(&folder, 0o755);
+        assert_eq!(check_writers(&f), Ok(()));
+
+        chown(&f, Some(65534), None).unwrap();
+        let err = check_writers(&f).unwrap_err();
+        assert!(
+            err.contains("owned by uid 65534, neither root nor you"),
+            "{err}"
+        );
+        chown(&f, Some(0), None).unwrap();
+
+        chown(&folder, Some(65534), None).unwrap();
+        let err = check_writers(&f).unwrap_err();
+        assert!(err.contains("is owned by uid 65534"), "{err}");
+
+        // Root's folder that a group may write: root decides who is in that group.
+        chown(&folder, Some(0), Some(65534)).unwrap();
+        mode(&folder, 0o775);
+        assert_eq!(check_writers(&f), Ok(()));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

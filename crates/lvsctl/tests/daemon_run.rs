@@ -322,3 +322,38 @@ fn run_notifies_systemd_and_keeps_the_socket_from_its_checks() {
     assert!(wait_exit(&mut guard.0).success());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Under umask 000 the daemon still writes its status file 0644 in a folder it makes 0755:
+/// `apply` refuses verdicts others could have written, and the daemon renames a fresh file
+/// into place every pass, so a `chmod` would not last.
+#[test]
+fn the_status_file_and_its_folder_are_never_writable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempdir("umask");
+    let kernel = dir.join("kernel.json");
+    let status = dir.join("st").join("status.json");
+    write_manifest(&dir, &manifest(free_port(), free_port(), 1));
+    let child = Command::new("/bin/sh")
+        .args(["-c", "umask 000 && exec \"$@\"", "sh"])
+        .arg(env!("CARGO_BIN_EXE_lvsctl"))
+        .args(["run", "-f"])
+        .arg(dir.join("lvsctl.yaml"))
+        .arg("--status-file")
+        .arg(&status)
+        .env("LVSCTL_FAKE_KERNEL", &kernel)
+        .env("LVSCTL_LOCK_FILE", dir.join("lock"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(child);
+    wait_for("the status file", || status.exists());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&status), 0o644);
+    assert_eq!(mode(&dir.join("st")), 0o755);
+    signal(&guard.0, "-TERM");
+    assert!(wait_exit(&mut guard.0).success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
