@@ -237,8 +237,17 @@ mod tests {
             fs::remove_dir_all(&dir).unwrap();
             return;
         }
+        // Only the folder another user's: they could have put the file there.
+        assert_eq!(load(&dir, Family::Inet, &stamp(5)), None);
+        // Both.
         chown(path(&dir, Family::Inet), Some(other), None).unwrap();
         assert_eq!(load(&dir, Family::Inet, &stamp(5)), None);
+        // Only the file.
+        chown(&dir, Some(me), None).unwrap();
+        assert_eq!(load(&dir, Family::Inet, &stamp(5)), None);
+        // Both ours again: trusted.
+        chown(path(&dir, Family::Inet), Some(me), None).unwrap();
+        assert!(load(&dir, Family::Inet, &stamp(5)).is_some());
         fs::remove_dir_all(&dir).unwrap();
     }
 
