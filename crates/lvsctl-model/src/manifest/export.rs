@@ -42,8 +42,6 @@ pub fn manifest_from_state(state: &State) -> String {
     let names = service_names(state, &rules_of);
 
     if let Some(v) = &state.vips {
-        let _ = writeln!(out, "director:");
-        let _ = writeln!(out, "  vip_interface: {}", v.interface);
         let derived: BTreeSet<IpAddr> = state
             .services
             .keys()
@@ -55,6 +53,26 @@ pub fn manifest_from_state(state: &State) -> String {
                     .unwrap_or_default(),
             })
             .collect();
+        // A manifest's vip_interface holds every service VIP: with one of them elsewhere (put
+        // on another interface by hand), applying the export would add it there too. Leave VIPs
+        // unmanaged instead, so the export reproduces the director as it is.
+        let elsewhere: Vec<String> = derived
+            .iter()
+            .filter(|a| !v.owned.contains(a) && !v.foreign.contains(a))
+            .map(ToString::to_string)
+            .collect();
+        if elsewhere.is_empty() {
+            let _ = writeln!(out, "director:");
+            let _ = writeln!(out, "  vip_interface: {}", v.interface);
+        } else {
+            skipped.push(format!(
+                "director.vip_interface {}: the VIPs {} of services are not on it, and a \
+                 manifest's vip_interface holds every service VIP; VIPs are left unmanaged \
+                 (add vip_interface back to have lvsctl put them all there)",
+                v.interface,
+                elsewhere.join(", ")
+            ));
+        }
         for extra in v.owned.difference(&derived) {
             skipped.push(format!(
                 "VIP {extra} on {} belongs to no service; a manifest keeps only service VIPs",
@@ -412,5 +430,31 @@ services:
         // An empty table is one part.
         let empty = manifest_from_state(&State::default());
         assert_eq!(split_manifest(&empty, 1), vec![empty]);
+    }
+
+    /// A service VIP that is not on the VIP interface (an operator put it elsewhere): written
+    /// with vip_interface, the export would add it there when applied. It is left out, said in
+    /// a comment, and the export reads back with VIPs unmanaged.
+    #[test]
+    fn vip_interface_is_left_out_when_a_service_vip_is_elsewhere() {
+        let mut state = crate::manifest::parse("m.yaml", SEVEN.as_bytes())
+            .unwrap()
+            .desired_state();
+        let vips = state.vips.as_mut().unwrap();
+        assert!(vips.owned.remove(&"10.0.0.4".parse::<IpAddr>().unwrap()));
+        let text = manifest_from_state(&state);
+        assert!(!text.contains("vip_interface: lvs0\n"), "{text}");
+        assert!(
+            text.contains(
+                "# skipped: director.vip_interface lvs0: the VIPs 10.0.0.4 of services are not on it"
+            ),
+            "{text}"
+        );
+        let back = crate::manifest::parse("m.yaml", text.as_bytes()).unwrap();
+        assert_eq!(back.director.vip_interface, None);
+        // On the interface as an operator's own address: lvsctl uses it as it is.
+        let vips = state.vips.as_mut().unwrap();
+        vips.foreign.insert("10.0.0.4".parse().unwrap());
+        assert!(manifest_from_state(&state).contains("director:\n  vip_interface: lvs0\n"));
     }
 }
