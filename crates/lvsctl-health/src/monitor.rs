@@ -3,7 +3,7 @@
 //! sent to the daemon as a [`Transition`].
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -143,11 +143,33 @@ impl Monitor {
     /// task and state; a changed check restarts with its current up/down and confirmation kept
     /// and its pass/fail counts reset (so a failed server stays out until `rise` checks of the
     /// new configuration pass, a healthy one until `fall` fail); a new target starts in
-    /// `initial`; targets not wanted any more are stopped and forgotten. Must run inside a tokio
+    /// `initial` (down and confirmed so when an identical check already confirmed its server
+    /// down); targets not wanted any more are stopped and forgotten. Must run inside a tokio
     /// runtime.
     pub fn reconcile(&mut self, wanted: impl IntoIterator<Item = (Target, CheckConfig, Status)>) {
         let wanted: HashMap<Target, (CheckConfig, Status)> =
             wanted.into_iter().map(|(t, c, s)| (t, (c, s))).collect();
+        // Where an identical running check (same endpoint and settings: a service replaced
+        // under a new key, before its old targets go below) has confirmed its server down: a
+        // new target starting down there starts confirmed, so `rise` passes bring it back, not
+        // the first one.
+        let confirmed_down: HashSet<(SocketAddr, CheckConfig)> = if wanted
+            .keys()
+            .any(|t| !self.running.contains_key(t))
+        {
+            let shared = lock(&self.shared);
+            self.running
+                .iter()
+                .filter(|(t, _)| {
+                    shared
+                        .get(t)
+                        .is_some_and(|e| e.state.status == Status::Down && e.state.confirmed)
+                })
+                .filter_map(|(t, r)| Some((r.config.probe.endpoint(&t.server)?, r.config.clone())))
+                .collect()
+        } else {
+            HashSet::new()
+        };
         let gone: Vec<Target> = self
             .running
             .keys()
@@ -185,12 +207,17 @@ impl Monitor {
                         s.kind = config.probe.kind();
                     }
                     None => {
+                        let confirmed = initial == Status::Down
+                            && config
+                                .probe
+                                .endpoint(&target.server)
+                                .is_some_and(|e| confirmed_down.contains(&(e, config.clone())));
                         shared.insert(
                             target,
                             Entry {
                                 state: HealthState {
                                     status: initial,
-                                    confirmed: false,
+                                    confirmed,
                                     consecutive_ok: 0,
                                     consecutive_fail: 0,
                                     last_error: None,
@@ -799,6 +826,43 @@ mod tests {
         monitor.reconcile(std::iter::empty());
         assert_eq!(monitor.status(&target(1)), None);
         assert!(monitor.is_empty());
+    }
+
+    /// A service replaced under a new key starts its servers from the same check's verdict
+    /// (the daemon passes it as `initial`); one confirmed down there stays confirmed, so it
+    /// needs `rise` passes to come back, as it would have on the old key, not one.
+    #[tokio::test(start_paused = true)]
+    async fn a_server_confirmed_down_stays_confirmed_under_a_new_service() {
+        let ok = Arc::new(AtomicBool::new(false));
+        let (monitor, mut rx) = Monitor::new(Arc::new(Switch(Arc::clone(&ok))));
+        let mut monitor = monitor.with_spread(Duration::ZERO);
+        let c = config(3, 1);
+        monitor.reconcile([(target(1), c.clone(), Status::Up)]);
+        assert_eq!(rx.recv().await.unwrap().to, Status::Down);
+        assert!(monitor.snapshot()[&target(1)].confirmed);
+        // The old target goes in the same reconcile that brings the new one.
+        let moved = Target {
+            service: "fwmark/11".parse().unwrap(),
+            ..target(1)
+        };
+        let never_checked = Target {
+            service: "fwmark/11".parse().unwrap(),
+            ..target(2)
+        };
+        monitor.reconcile([
+            (moved, c.clone(), Status::Down),
+            (never_checked, c.clone(), Status::Down),
+        ]);
+        let snap = monitor.snapshot();
+        assert!(snap[&moved].confirmed, "{:?}", snap[&moved]);
+        assert!(!snap[&never_checked].confirmed);
+        ok.store(true, Ordering::SeqCst);
+        // The unconfirmed one is back on its first pass, the confirmed one after `rise`.
+        let first = rx.recv().await.unwrap();
+        assert_eq!((first.target, first.to), (never_checked, Status::Up));
+        let second = rx.recv().await.unwrap();
+        assert_eq!((second.target, second.to), (moved, Status::Up));
+        assert_eq!(monitor.snapshot()[&moved].consecutive_ok, 3);
     }
 
     #[test]

@@ -821,7 +821,15 @@ services:
         web.dests.keys().map(|k| k.to_string()).collect::<Vec<_>>(),
         ["10.0.1.1:80"]
     );
+    // Confirmed down before the move, it needs `rise` (2) passes to come back, as it would
+    // have on the old key: not the first one.
     health.set_down("10.0.1.3:80", false);
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        weight(&kernel.state(), "tcp/10.0.0.3:80", "10.0.1.3:80"),
+        None,
+        "back after one pass"
+    );
     sleep(Duration::from_secs(10)).await;
     assert_eq!(
         weight(&kernel.state(), "tcp/10.0.0.3:80", "10.0.1.3:80"),
